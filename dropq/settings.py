@@ -1,0 +1,131 @@
+"""Settings read from the environment, once, at the edges (worker start, Lambda cold start, CLI).
+
+Every environment variable dropq reads is named here. The defaults are those of the local
+cloud that `dropq up` runs; a deployed stack sets the variables for its own resources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from dropq.errors import ConfigError
+from infra.topology import TOPOLOGY, Topology
+
+if TYPE_CHECKING:
+    import boto3
+
+ENDPOINT_URL = "DROPQ_ENDPOINT_URL"
+REGION = "AWS_REGION"
+DEFAULT_REGION = "AWS_DEFAULT_REGION"
+ACCOUNT_ID = "DROPQ_ACCOUNT_ID"
+BUCKET = "DROPQ_BUCKET"
+STATE_DIR = "DROPQ_STATE_DIR"
+MAX_RETRIES = "DROPQ_MAX_RETRIES"
+MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
+
+LOCAL_PORT = 4566
+LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
+# moto's fixed account; any credentials are accepted by the local cloud.
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where dropq's resources are and how it behaves; built by `load_settings`."""
+
+    topology: Topology = TOPOLOGY
+    endpoint_url: str | None = LOCAL_ENDPOINT
+    region: str = "us-east-1"
+    account_id: str = LOCAL_ACCOUNT_ID
+    bucket: str = TOPOLOGY.bucket
+    state_dir: str = ".dropq"
+    max_retries: int = 5
+    max_input_bytes: int = TOPOLOGY.max_input_bytes
+
+    @property
+    def is_local(self) -> bool:
+        """Whether dropq talks to a local cloud rather than AWS."""
+        return self.endpoint_url is not None
+
+    def queue_url(self, name: str) -> str:
+        """The SQS URL of a queue named in the topology."""
+        base = self.endpoint_url or f"https://sqs.{self.region}.amazonaws.com"
+        return f"{base}/{self.account_id}/{name}"
+
+    def session(self) -> boto3.Session:
+        """A boto3 session for this region (with the local cloud's dummy credentials when local)."""
+        import boto3
+
+        credentials: dict[str, Any] = {}
+        if self.is_local:
+            credentials = {
+                "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            }
+        return boto3.Session(region_name=self.region, **credentials)
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for `service` at this endpoint."""
+        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in another process."""
+        env = {
+            ENDPOINT_URL: self.endpoint_url or "",
+            REGION: self.region,
+            DEFAULT_REGION: self.region,
+            ACCOUNT_ID: self.account_id,
+            BUCKET: self.bucket,
+            STATE_DIR: self.state_dir,
+            MAX_RETRIES: str(self.max_retries),
+            MAX_INPUT_BYTES: str(self.max_input_bytes),
+        }
+        if self.is_local:
+            env.update(LOCAL_CREDENTIALS)
+        return env
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below its minimum {minimum}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None, topology: Topology = TOPOLOGY) -> Settings:
+    """Build the settings from the environment, failing with the variable's name when one is malformed."""
+    environ = os.environ if environ is None else environ
+    endpoint = environ.get(ENDPOINT_URL, LOCAL_ENDPOINT)
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{ENDPOINT_URL}={endpoint!r} is not an http(s) URL; leave it empty to use AWS")
+    account = environ.get(ACCOUNT_ID, LOCAL_ACCOUNT_ID)
+    if not (account.isdigit() and len(account) == 12):
+        raise ConfigError(f"{ACCOUNT_ID}={account!r} is not a 12-digit AWS account id")
+    return Settings(
+        topology=topology,
+        endpoint_url=endpoint.rstrip("/") or None,
+        region=environ.get(REGION) or environ.get(DEFAULT_REGION) or "us-east-1",
+        account_id=account,
+        bucket=environ.get(BUCKET) or topology.bucket,
+        state_dir=environ.get(STATE_DIR) or ".dropq",
+        max_retries=_int(environ, MAX_RETRIES, 5, 0),
+        max_input_bytes=_int(environ, MAX_INPUT_BYTES, topology.max_input_bytes, 1),
+    )
+
+
+def local_settings(port: int = LOCAL_PORT, state_dir: str = ".dropq", **changes: Any) -> Settings:
+    """The settings of a local cloud on `port`."""
+    return replace(Settings(), endpoint_url=f"http://127.0.0.1:{port}", state_dir=state_dir, **changes)

@@ -1,0 +1,82 @@
+"""The local cloud as one object: what `dropq up` runs and what the end-to-end tests stand on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from dropq.settings import Settings
+from infra.local.processes import start_process, stop_process
+from infra.local.provision import provision
+from infra.local.server import MotoServer
+from infra.local.workers import WorkerSet
+
+PRODUCER_HANDLER = "lambdas.producer.handler.handler"
+
+
+class LocalCloud:
+    """A moto server with the topology provisioned, the producer behind S3 notifications, and workers."""
+
+    def __init__(self, settings: Settings, workers: int | None = None) -> None:
+        if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"the local cloud binds to 127.0.0.1; endpoint {settings.endpoint_url!r} is not local")
+        self.settings = settings
+        self.state_dir = Path(settings.state_dir)
+        self.server = MotoServer(int(settings.endpoint_url.rsplit(":", 1)[1]), self.state_dir / "moto.log")
+        self.env = {**os.environ, **settings.environment()}
+        self.pools = [WorkerSet(pool, self.env, self.state_dir) for pool in settings.topology.pools]
+        self.workers = workers
+        self.producer: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalCloud:
+        """Start the server, provision, start the producer runtime and the workers."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.server.start()
+        try:
+            events_url = provision(self.settings)
+            self.start_producer(events_url)
+            for workers in self.pools:
+                workers.scale_to(self.workers if self.workers is not None else max(1, workers.pool.min_workers))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_producer(self, events_url: str) -> None:
+        """Run the producer handler behind the bucket's notifications, in a local Lambda runtime."""
+        topology = self.settings.topology
+        command = [
+            sys.executable,
+            "-m",
+            "infra.local.lambda_runtime",
+            PRODUCER_HANDLER,
+            events_url,
+            self.settings.queue_url(topology.producer_failure_queue),
+            "--retries",
+            str(topology.producer_retries),
+        ]
+        self.producer = start_process(command, self.state_dir / "lambda.log", self.env)
+
+    def stop(self) -> None:
+        """Stop everything this cloud started: workers first, then the producer, then the server."""
+        for workers in self.pools:
+            workers.stop()
+        if self.producer is not None:
+            stop_process(self.producer, timeout=10)
+            self.producer = None
+        self.server.stop()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+    def exports(self) -> dict[str, str]:
+        """The environment a shell needs to use this cloud with the aws CLI and dropq's CLI."""
+        env = self.settings.environment()
+        env["AWS_ENDPOINT_URL"] = self.settings.endpoint_url or ""
+        return env

@@ -1,0 +1,108 @@
+"""Create the topology's resources in the local cloud, the way the CDK stack declares them in AWS."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from dropq.settings import Settings
+from infra.topology import QueueSpec, TableSpec, Topology
+
+# In AWS, S3 invokes the producer Lambda directly. Locally, S3 notifies this queue and the local
+# Lambda runtime delivers each notification to the same handler, with Lambda's async-invoke contract.
+LOCAL_EVENTS_QUEUE = "dropq-local-s3-events"
+
+
+def queue_attributes(spec: QueueSpec, dlq_arn: str) -> dict[str, str]:
+    """SQS attributes of a work queue (shared with the stack's tests so the two cannot drift)."""
+    return {
+        "VisibilityTimeout": str(spec.visibility_timeout),
+        "MessageRetentionPeriod": str(spec.retention_seconds),
+        "ReceiveMessageWaitTimeSeconds": "20",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}),
+    }
+
+
+def _create_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def provision_queues(sqs: Any, topology: Topology) -> dict[str, str]:
+    """Create each work queue with its dead-letter queue, and the producer's failure queue; return name -> ARN."""
+    arns: dict[str, str] = {}
+    for spec in topology.queues:
+        _, dlq_arn = _create_queue(sqs, spec.dlq_name, {"MessageRetentionPeriod": str(spec.dlq_retention_seconds)})
+        _, arns[spec.name] = _create_queue(sqs, spec.name, queue_attributes(spec, dlq_arn))
+        arns[spec.dlq_name] = dlq_arn
+    _, arns[topology.producer_failure_queue] = _create_queue(
+        sqs, topology.producer_failure_queue, {"MessageRetentionPeriod": str(14 * 24 * 60 * 60)}
+    )
+    return arns
+
+
+def table_definition(spec: TableSpec) -> dict[str, Any]:
+    """CreateTable arguments for a topology table: on demand, string keys, its secondary indexes."""
+    key_names = [spec.partition_key] + ([spec.sort_key] if spec.sort_key else [])
+    for _, hash_key, range_key in spec.indexes:
+        key_names += [hash_key, range_key]
+    definition: dict[str, Any] = {
+        "TableName": spec.name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in dict.fromkeys(key_names)],
+        "KeySchema": [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+        + ([{"AttributeName": spec.sort_key, "KeyType": "RANGE"}] if spec.sort_key else []),
+    }
+    if spec.indexes:
+        definition["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": name,
+                "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for name, hash_key, range_key in spec.indexes
+        ]
+    return definition
+
+
+def provision_tables(dynamodb: Any, topology: Topology) -> None:
+    """Create the ledger and results tables with TTL on."""
+    for spec in (topology.ledger_table, topology.results_table):
+        try:
+            dynamodb.create_table(**table_definition(spec))
+        except dynamodb.exceptions.ResourceInUseException:
+            continue
+        dynamodb.update_time_to_live(TableName=spec.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute})
+
+
+def provision_bucket(s3: Any, sqs: Any, settings: Settings) -> str:
+    """Create the bucket and point its inbox notifications at the local events queue; return that queue's URL."""
+    topology = settings.topology
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=settings.bucket)
+    events_url, events_arn = _create_queue(sqs, LOCAL_EVENTS_QUEUE, {"VisibilityTimeout": "30"})
+    s3.put_bucket_notification_configuration(
+        Bucket=settings.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": "dropq-inbox",
+                    "QueueArn": events_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": topology.inbox_prefix}]}},
+                }
+            ]
+        },
+    )
+    return events_url
+
+
+def provision(settings: Settings, session: Any = None) -> str:
+    """Create everything the topology names; return the local events queue URL. Safe to run twice."""
+    session = session or settings.session()
+    sqs = session.client("sqs", endpoint_url=settings.endpoint_url)
+    provision_queues(sqs, settings.topology)
+    provision_tables(session.client("dynamodb", endpoint_url=settings.endpoint_url), settings.topology)
+    return provision_bucket(session.client("s3", endpoint_url=settings.endpoint_url), sqs, settings)

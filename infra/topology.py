@@ -1,0 +1,212 @@
+"""The one source of truth for dropq's shape: bucket, prefixes, queues, tables, routes and pools.
+
+The local cloud, the Celery settings, the producer and the CDK stack all read `TOPOLOGY`;
+nothing here may import anything beyond the standard library, because the producer's
+Lambda bundle carries this module.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+# SQS quotas: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html
+SQS_MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
+SQS_MIN_RETENTION = 60
+SQS_MAX_RETENTION = 14 * 24 * 60 * 60
+SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+# Redrive policy bounds: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
+SQS_MAX_RECEIVE_COUNT = (1, 1000)
+# Bucket naming rules: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+S3_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# DynamoDB table names: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
+DYNAMODB_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+class TopologyError(ValueError):
+    """A topology field breaks one of its bounds."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise TopologyError(message)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue that workers consume, with its dead-letter queue."""
+
+    name: str
+    task_time_limit: int = 300
+    visibility_timeout: int = 360
+    max_receive_count: int = 5
+    retention_seconds: int = 4 * 24 * 60 * 60
+    dlq_retention_seconds: int = 14 * 24 * 60 * 60
+
+    def __post_init__(self) -> None:
+        _check(bool(SQS_QUEUE_NAME.match(self.name)), f"queue name {self.name!r} must match {SQS_QUEUE_NAME.pattern}")
+        _check(
+            0 < self.task_time_limit < self.visibility_timeout <= SQS_MAX_VISIBILITY_TIMEOUT,
+            f"queue {self.name}: need 0 < task_time_limit ({self.task_time_limit}s) < visibility_timeout "
+            f"({self.visibility_timeout}s) <= {SQS_MAX_VISIBILITY_TIMEOUT}s, or a running task is delivered twice",
+        )
+        low, high = SQS_MAX_RECEIVE_COUNT
+        _check(
+            low <= self.max_receive_count <= high,
+            f"queue {self.name}: max_receive_count {self.max_receive_count} is outside SQS's range {low}..{high}",
+        )
+        for label, seconds in (("retention_seconds", self.retention_seconds), ("dlq_retention_seconds", self.dlq_retention_seconds)):
+            _check(
+                SQS_MIN_RETENTION <= seconds <= SQS_MAX_RETENTION,
+                f"queue {self.name}: {label} {seconds} is outside SQS's range {SQS_MIN_RETENTION}..{SQS_MAX_RETENTION}",
+            )
+        _check(
+            self.dlq_retention_seconds > self.retention_seconds,
+            f"queue {self.name}: dlq_retention_seconds ({self.dlq_retention_seconds}) must exceed retention_seconds "
+            f"({self.retention_seconds}), or a message can expire in the DLQ before anyone sees it",
+        )
+
+    @property
+    def dlq_name(self) -> str:
+        """The name of this queue's dead-letter queue."""
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Send keys matching `pattern` (a case-insensitive glob, relative to the inbox) to a pipeline on a queue."""
+
+    pattern: str
+    pipeline: str
+    queue: str
+
+    def matches(self, relative_key: str) -> bool:
+        """Whether a key below the inbox prefix matches this route."""
+        return fnmatch.fnmatchcase(relative_key.lower(), self.pattern.lower())
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table: keys, TTL attribute and secondary indexes (name -> (hash, range))."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str = "ttl"
+    indexes: tuple[tuple[str, str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(bool(DYNAMODB_TABLE_NAME.match(self.name)), f"table name {self.name!r} must match {DYNAMODB_TABLE_NAME.pattern}")
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """A group of Celery workers consuming some queues, scaled between min and max workers."""
+
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int = 2
+    min_workers: int = 0
+    max_workers: int = 4
+    backlog_per_worker: int = 20
+
+    def __post_init__(self) -> None:
+        _check(bool(self.queues), f"pool {self.name}: consumes no queue")
+        _check(self.concurrency >= 1, f"pool {self.name}: concurrency {self.concurrency} must be at least 1")
+        _check(
+            0 <= self.min_workers <= self.max_workers and self.max_workers >= 1,
+            f"pool {self.name}: need 0 <= min_workers ({self.min_workers}) <= max_workers ({self.max_workers}), max >= 1",
+        )
+        _check(self.backlog_per_worker >= 1, f"pool {self.name}: backlog_per_worker must be at least 1")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything dropq is made of, checked on construction."""
+
+    bucket: str
+    queues: tuple[QueueSpec, ...]
+    routes: tuple[Route, ...]
+    pools: tuple[WorkerPool, ...]
+    ledger_table: TableSpec
+    results_table: TableSpec
+    inbox_prefix: str = "incoming/"
+    output_prefix: str = "processed/"
+    result_ttl_seconds: int = 7 * 24 * 60 * 60
+    ledger_ttl_seconds: int = 90 * 24 * 60 * 60
+    # Where the producer sends events it could not handle after its retries (its on-failure destination).
+    producer_failure_queue: str = "dropq-producer-failures"
+    producer_retries: int = 2
+    max_input_bytes: int = 512 * 1024 * 1024
+    queue_names: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check(bool(S3_BUCKET_NAME.match(self.bucket)), f"bucket name {self.bucket!r} must match {S3_BUCKET_NAME.pattern}")
+        for label, prefix in (("inbox_prefix", self.inbox_prefix), ("output_prefix", self.output_prefix)):
+            _check(prefix.endswith("/") and len(prefix) > 1, f"{label} {prefix!r} must be a non-empty folder ending in '/'")
+        _check(
+            not self.output_prefix.startswith(self.inbox_prefix) and not self.inbox_prefix.startswith(self.output_prefix),
+            f"inbox_prefix {self.inbox_prefix!r} and output_prefix {self.output_prefix!r} overlap: outputs would re-trigger the producer",
+        )
+        names = [q.name for q in self.queues]
+        _check(len(set(names)) == len(names), f"queue names repeat: {names}")
+        object.__setattr__(self, "queue_names", frozenset(names))
+        _check(bool(self.routes), "no routes: every file needs a pipeline")
+        for route in self.routes:
+            _check(route.queue in self.queue_names, f"route {route.pattern!r} names unknown queue {route.queue!r}")
+        _check(self.routes[-1].pattern == "*", "the last route must be the catch-all '*', so that every file is routed")
+        consumed = {q for pool in self.pools for q in pool.queues}
+        for pool in self.pools:
+            unknown = set(pool.queues) - self.queue_names
+            _check(not unknown, f"pool {pool.name} consumes unknown queues {sorted(unknown)}")
+        _check(consumed == set(self.queue_names), f"queues no pool consumes: {sorted(self.queue_names - consumed)}")
+        _check(self.max_input_bytes > 0, f"max_input_bytes {self.max_input_bytes} must be positive")
+        _check(0 <= self.producer_retries <= 2, f"producer_retries {self.producer_retries} is outside Lambda's range 0..2")
+
+    def queue(self, name: str) -> QueueSpec:
+        """The queue called `name`."""
+        for spec in self.queues:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no queue {name!r} in the topology; known: {sorted(self.queue_names)}")
+
+    def is_inbox_key(self, key: str) -> bool:
+        """Whether an object key is an input the producer should handle."""
+        return key.startswith(self.inbox_prefix) and key != self.inbox_prefix and not key.endswith("/")
+
+    def route(self, key: str) -> Route:
+        """The first route whose pattern matches an inbox key."""
+        relative = key[len(self.inbox_prefix) :] if key.startswith(self.inbox_prefix) else key
+        return next(route for route in self.routes if route.matches(relative))
+
+    def output_folder(self, pipeline: str, key: str) -> str:
+        """The folder that holds one input's outputs: processed/<pipeline>/<input key>/."""
+        return f"{self.output_prefix}{pipeline}/{key}/"
+
+
+DEFAULT_QUEUE = "dropq-default"
+
+TOPOLOGY = Topology(
+    bucket="dropq-local",
+    queues=(QueueSpec(name=DEFAULT_QUEUE),),
+    routes=(
+        Route("*.jpg", "images", DEFAULT_QUEUE),
+        Route("*.jpeg", "images", DEFAULT_QUEUE),
+        Route("*.png", "images", DEFAULT_QUEUE),
+        Route("*.webp", "images", DEFAULT_QUEUE),
+        Route("*.csv", "tables", DEFAULT_QUEUE),
+        Route("*.jsonl", "tables", DEFAULT_QUEUE),
+        Route("*.ndjson", "tables", DEFAULT_QUEUE),
+        Route("*", "metadata", DEFAULT_QUEUE),
+    ),
+    pools=(WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=1, max_workers=4),),
+    ledger_table=TableSpec(
+        name="dropq-ledger",
+        partition_key="pk",
+        sort_key="sk",
+        ttl_attribute="expires_at",
+        indexes=(("recent", "day", "updated_at"),),
+    ),
+    results_table=TableSpec(name="dropq-results", partition_key="id", ttl_attribute="ttl"),
+)

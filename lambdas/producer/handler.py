@@ -1,0 +1,36 @@
+"""Lambda entry point: parse the S3 event, route each object, enqueue its Celery task, record it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dropq.ledger import ledger_for
+from dropq.settings import Settings, load_settings
+from lambdas.producer.enqueue import enqueue_objects
+from lambdas.producer.events import parse_s3_event
+
+logger = logging.getLogger("dropq.producer")
+logger.setLevel(logging.INFO)
+
+_settings: Settings | None = None
+_clients: dict[str, Any] = {}
+
+
+def _cold_start() -> tuple[Settings, Any, Any]:
+    """Settings and clients, built once per Lambda container."""
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+        _clients["sqs"] = _settings.client("sqs")
+        _clients["ledger"] = ledger_for(_settings)
+    return _settings, _clients["sqs"], _clients["ledger"]
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Handle one S3 event notification (S3 invokes this asynchronously; an exception makes Lambda retry)."""
+    settings, sqs, ledger = _cold_start()
+    parsed = parse_s3_event(event, settings.topology)
+    enqueued = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger)
+    logger.info("event handled: %d enqueued, %d ignored", len(enqueued), parsed.ignored)
+    return {"enqueued": len(enqueued), "ignored": parsed.ignored}

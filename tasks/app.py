@@ -1,0 +1,12 @@
+"""The Celery application that workers run (`celery -A tasks worker`)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from dropq.settings import load_settings
+from tasks.config import celery_config
+
+settings = load_settings()
+app = Celery("dropq")
+app.config_from_object(celery_config(settings))

@@ -1,0 +1,61 @@
+"""Celery's configuration, derived from dropq's settings and topology (one place, no other source)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from dropq.settings import LOCAL_CREDENTIALS, Settings
+
+# Long polling: one ReceiveMessage waits up to 20 s (SQS's maximum) instead of polling an empty queue.
+SQS_WAIT_TIME_SECONDS = 20
+
+
+def broker_url(settings: Settings) -> str:
+    """kombu's SQS URL: the local endpoint with its dummy credentials, or plain `sqs://` for AWS."""
+    if not settings.endpoint_url:
+        return "sqs://"
+    parts = urlsplit(settings.endpoint_url)
+    user, secret = LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+    return f"sqs://{user}:{secret}@{parts.hostname}:{parts.port or 80}"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings for this deployment."""
+    topology = settings.topology
+    secure = not settings.endpoint_url or settings.endpoint_url.startswith("https")
+    time_limit = min(q.task_time_limit for q in topology.queues)
+    config: dict[str, Any] = {
+        "broker_url": broker_url(settings),
+        "broker_transport_options": {
+            "region": settings.region,
+            "is_secure": secure,
+            # Queues are provisioned by the topology: never ListQueues/CreateQueue at run time.
+            "predefined_queues": {q.name: {"url": settings.queue_url(q.name)} for q in topology.queues},
+            "wait_time_seconds": SQS_WAIT_TIME_SECONDS,
+            "polling_interval": 1,
+        },
+        "broker_connection_retry_on_startup": True,
+        "result_backend": f"dynamodb://@{settings.region}/{topology.results_table.name}?ttl_seconds={topology.result_ttl_seconds}",
+        "result_expires": topology.result_ttl_seconds,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_default_queue": topology.queues[0].name,
+        "task_create_missing_queues": False,
+        "task_acks_late": True,
+        # A worker child killed mid-task (OOM, SIGKILL) puts the message back instead of acking it.
+        "task_reject_on_worker_lost": True,
+        "task_time_limit": time_limit,
+        "task_soft_time_limit": max(1, int(time_limit * 0.9)),
+        "worker_prefetch_multiplier": 1,
+        # SQS has no broadcast: remote control, events, gossip and mingle cannot work on it.
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "worker_hijack_root_logger": True,
+    }
+    if settings.endpoint_url:
+        config["dynamodb_endpoint_url"] = settings.endpoint_url
+    return config

@@ -1,0 +1,68 @@
+"""Images (JPEG, PNG, WebP): auto-oriented thumbnails and a JSON manifest."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dropq.errors import InputError
+from tasks.pipelines import pipeline
+from tasks.pipelines.base import Job
+
+THUMBNAIL_SIZES = (128, 512)
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"}
+# Pillow refuses images above this many pixels: a guard against decompression bombs.
+MAX_PIXELS = 64_000_000
+EXIF_ORIENTATION = 0x0112
+
+
+def _open(job: Job) -> Image.Image:
+    """Open and fully decode the input, turning every decoder complaint into an InputError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        try:
+            image = Image.open(job.source)
+            if image.format not in ACCEPTED_FORMATS:
+                raise InputError(f"{image.format} images are not supported; expected JPEG, PNG or WebP")
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputError(f"image refused as a possible decompression bomb: {exc}") from exc
+        except UnidentifiedImageError as exc:
+            raise InputError("not an image Pillow can read (the bytes are not JPEG, PNG or WebP)") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InputError(f"corrupt or truncated image: {exc}") from exc
+    return image
+
+
+@pipeline("images")
+def thumbnails(job: Job) -> None:
+    """Write thumb-<size>.{jpg,png} for each size, oriented by EXIF, and manifest.json."""
+    original = _open(job)
+    image_format = original.format
+    orientation = original.getexif().get(EXIF_ORIENTATION, 1)
+    image = ImageOps.exif_transpose(original)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    outputs = []
+    for size in THUMBNAIL_SIZES:
+        thumb = image.copy()
+        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+        if has_alpha:
+            name, thumb, kind = f"thumb-{size}.png", thumb.convert("RGBA"), "PNG"
+        else:
+            name, thumb, kind = f"thumb-{size}.jpg", thumb.convert("RGB"), "JPEG"
+        path = job.out_dir / name
+        thumb.save(path, kind, **({"quality": 85, "optimize": True} if kind == "JPEG" else {"optimize": True}))
+        outputs.append({"key": job.output_key(name), "width": thumb.width, "height": thumb.height, "bytes": path.stat().st_size})
+    manifest = {
+        "source": job.source_summary(),
+        "format": image_format,
+        "width": image.width,
+        "height": image.height,
+        "mode": image.mode,
+        "exif_orientation": orientation,
+        "thumbnails": outputs,
+    }
+    (job.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))

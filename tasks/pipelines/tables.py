@@ -1,0 +1,84 @@
+"""Tables (CSV, JSON Lines): a Parquet file and a JSON column profile."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from dropq.errors import InputError
+from tasks.pipelines import pipeline
+from tasks.pipelines.base import Job
+
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+SNIFF_BYTES = 64 * 1024
+
+
+def _check_text(job: Job, kind: str) -> None:
+    """Refuse binary files early, with a reason, before the parser produces a confusing one."""
+    with job.source.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if b"\x00" in head:
+        raise InputError(f"not a {kind} file: it contains binary data (NUL bytes), not text")
+
+
+def read_table(job: Job) -> tuple[pa.Table, str]:
+    """Parse the input as CSV or JSON Lines (by its extension)."""
+    json_lines = job.ref.key.lower().endswith(JSON_LINES_SUFFIXES)
+    kind = "JSON Lines" if json_lines else "CSV"
+    _check_text(job, kind)
+    try:
+        table = pajson.read_json(job.source) if json_lines else pacsv.read_csv(job.source)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        detail = str(exc).strip().splitlines()[0]
+        raise InputError(f"not a valid {kind} file: {detail}") from exc
+    if table.num_columns == 0:
+        raise InputError(f"not a valid {kind} file: no columns found")
+    return table, kind
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def profile_column(name: str, column: pa.ChunkedArray) -> dict[str, Any]:
+    """Type, null count and (for orderable types) min and max of one column."""
+    entry: dict[str, Any] = {"name": name, "type": str(column.type), "null_count": column.null_count, "min": None, "max": None}
+    orderable = not (pa.types.is_nested(column.type) or pa.types.is_null(column.type) or pa.types.is_dictionary(column.type))
+    if orderable and len(column) > column.null_count:
+        extremes = pc.min_max(column)
+        entry["min"] = _jsonable(extremes["min"].as_py())
+        entry["max"] = _jsonable(extremes["max"].as_py())
+    return entry
+
+
+@pipeline("tables")
+def convert(job: Job) -> None:
+    """Write data.parquet and profile.json."""
+    table, kind = read_table(job)
+    pq.write_table(table, job.out_dir / "data.parquet", compression="zstd")
+    profile = {
+        "source": job.source_summary(),
+        "format": kind,
+        "row_count": table.num_rows,
+        "column_count": table.num_columns,
+        "columns": [profile_column(name, column) for name, column in zip(table.column_names, table.columns, strict=False)],
+        "outputs": [job.output_key("data.parquet")],
+    }
+    (job.out_dir / "profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))

@@ -1,0 +1,97 @@
+"""S3 reads and writes for workers, with AWS errors sorted into permanent and transient ones."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from dropq.errors import InputError, TransientError
+from dropq.objects import ObjectRef
+
+CHUNK = 1024 * 1024
+# Error codes AWS documents as retryable: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "InternalFailure",
+    }
+)
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an AWS error is worth retrying (throttling, 5xx, timeouts, dropped connections)."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in TRANSIENT_CODES or status >= 500
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, BotoCoreError))
+
+
+@contextmanager
+def aws_errors(action: str) -> Iterator[None]:
+    """Turn transient AWS errors into TransientError, naming what was being done."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        if is_transient(exc):
+            raise TransientError(f"{action}: {exc}") from exc
+        raise
+
+
+def download(s3: Any, ref: ObjectRef, dest: Path) -> str:
+    """Stream the exact object version the event announced to `dest`; return its sha256."""
+    digest = hashlib.sha256()
+    try:
+        with aws_errors(f"downloading {ref.uri}"):
+            response = s3.get_object(Bucket=ref.bucket, Key=ref.key, IfMatch=f'"{ref.etag}"')
+            with dest.open("wb") as out:
+                for chunk in response["Body"].iter_chunks(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise InputError(f"{ref.uri} was deleted before it could be processed") from exc
+        if code in ("PreconditionFailed", "412"):
+            raise InputError(
+                f"{ref.uri} was overwritten after this upload (its ETag is no longer {ref.etag}); the newer upload is processed on its own"
+            ) from exc
+        raise
+    return digest.hexdigest()
+
+
+def upload_folder(s3: Any, bucket: str, folder: Path, prefix: str) -> list[str]:
+    """Upload every file below `folder` to `prefix` + its relative path; return the keys, sorted."""
+    keys = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = prefix + path.relative_to(folder).as_posix()
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        with aws_errors(f"uploading s3://{bucket}/{key}"):
+            s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        keys.append(key)
+    return keys
+
+
+def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
+    """Remove outputs of a failed attempt (best effort: the ledger already says it failed)."""
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True})
