@@ -32,7 +32,7 @@ def _beat(hostname: str, info: dict[str, Any]) -> None:
 def start_heartbeat(sender: Any = None, **_: Any) -> None:
     """Start beating once the worker consumes."""
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
-    info = {"pid": os.getpid(), "queues": queues, "concurrency": sender.concurrency if sender else 0}
+    info = {"pid": os.getpid(), "queues": queues, "concurrency": sender.controller.concurrency if sender else 0}
     threading.Thread(target=_beat, args=(sender.hostname, info), name="dropq-heartbeat", daemon=True).start()
 
 
