@@ -20,6 +20,8 @@ from tasks.pipelines.base import Job
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 SNIFF_BYTES = 64 * 1024
+# An empty CSV field is a missing value, in string columns too.
+CSV_CONVERSION = pacsv.ConvertOptions(strings_can_be_null=True)
 
 
 def _check_text(job: Job, kind: str) -> None:
@@ -36,12 +38,16 @@ def read_table(job: Job) -> tuple[pa.Table, str]:
     kind = "JSON Lines" if json_lines else "CSV"
     _check_text(job, kind)
     try:
-        table = pajson.read_json(job.source) if json_lines else pacsv.read_csv(job.source)
+        table = pajson.read_json(job.source) if json_lines else pacsv.read_csv(job.source, convert_options=CSV_CONVERSION)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         detail = str(exc).strip().splitlines()[0]
         raise InputError(f"not a valid {kind} file: {detail}") from exc
     if table.num_columns == 0:
         raise InputError(f"not a valid {kind} file: no columns found")
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        # pyarrow infers a binary column where a field is not valid UTF-8 rather than failing.
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            raise InputError(f"not a valid {kind} file: column {name!r} holds bytes that are not UTF-8 text")
     return table, kind
 
 

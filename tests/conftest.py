@@ -1,0 +1,93 @@
+"""Shared fixtures: recorded events, a bare moto server with the topology provisioned, and the local cloud."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dropq.ledger import Ledger, ledger_for
+from dropq.settings import Settings, local_settings
+from infra.local.cloud import LocalCloud
+from infra.local.provision import provision
+from infra.local.server import MotoServer, free_port
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A recorded S3 event from tests/events/."""
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def moto_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A moto server (no workers, no producer runtime) with the topology provisioned."""
+    state = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    server = MotoServer(port, state / "moto.log")
+    server.start()
+    settings = local_settings(port=port, state_dir=str(state))
+    try:
+        provision(settings)
+        yield settings
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    """The whole local cloud, as `dropq up` runs it: moto, the producer behind S3 notifications, workers."""
+    state = tmp_path_factory.mktemp("cloud")
+    with LocalCloud(local_settings(port=free_port(), state_dir=str(state)), workers=1) as running:
+        yield running
+
+
+def drain(settings: Settings, queue: str) -> list[dict[str, Any]]:
+    """Receive and delete every visible message of a queue; return them."""
+    sqs = settings.client("sqs")
+    url = settings.queue_url(queue)
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+        messages += batch
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+    return messages
+
+
+def purge_queues(settings: Settings) -> None:
+    """Empty every queue of the topology (isolates tests that count messages; PurgeQueue allows one call a minute)."""
+    names = [q.name for q in settings.topology.queues] + [q.dlq_name for q in settings.topology.queues]
+    for name in [*names, settings.topology.producer_failure_queue]:
+        drain(settings, name)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_outcome(ledger: Ledger, bucket: str, key: str, timeout: float = 60) -> dict[str, Any]:
+    """The ledger entry of a key once it has succeeded or failed."""
+
+    def settled() -> dict[str, Any] | None:
+        entry = ledger.get(bucket, key)
+        return entry if entry and entry["state"] in ("succeeded", "failed") else None
+
+    return wait_for(settled, timeout, f"{key} to succeed or fail")
+
+
+@pytest.fixture(scope="session")
+def cloud_ledger(cloud: LocalCloud) -> Ledger:
+    """The local cloud's ledger."""
+    return ledger_for(cloud.settings)

@@ -1,0 +1,156 @@
+"""The built-in pipelines on real files made here, without S3."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from dropq.errors import InputError
+from dropq.objects import ObjectRef
+from tasks.pipelines import PIPELINES, Job
+
+
+def make_job(tmp_path: Path, key: str, data: bytes) -> Job:
+    source = tmp_path / "input"
+    source.write_bytes(data)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    ref = ObjectRef(bucket="b", key=key, etag="e", size=len(data))
+    return Job(ref=ref, source=source, sha256=hashlib.sha256(data).hexdigest(), out_dir=out_dir, output_folder=f"processed/x/{key}/")
+
+
+def jpeg(width: int, height: int, orientation: int | None = None) -> bytes:
+    image = Image.new("RGB", (width, height), (10, 120, 200))
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def test_thumbnails_are_auto_oriented_in_two_sizes_with_a_manifest(tmp_path: Path) -> None:
+    # Given a landscape JPEG whose EXIF says "rotate 90° to display" (orientation 6)
+    data = jpeg(1600, 800, orientation=6)
+    job = make_job(tmp_path, "incoming/cam.jpg", data)
+
+    PIPELINES["images"](job)
+
+    manifest = json.loads((job.out_dir / "manifest.json").read_text())
+    assert (manifest["width"], manifest["height"], manifest["format"], manifest["exif_orientation"]) == (800, 1600, "JPEG", 6)
+    assert manifest["source"]["sha256"] == hashlib.sha256(data).hexdigest()
+    sizes = {}
+    for thumb in manifest["thumbnails"]:
+        name = thumb["key"].rsplit("/", 1)[1]
+        with Image.open(job.out_dir / name) as image:
+            sizes[name] = image.size
+        assert thumb["key"].startswith("processed/x/incoming/cam.jpg/")
+        assert (thumb["width"], thumb["height"]) == sizes[name]
+    assert sizes == {"thumb-128.jpg": (64, 128), "thumb-512.jpg": (256, 512)}
+
+
+def test_transparent_png_keeps_its_alpha_and_webp_is_accepted(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (300, 200), (0, 0, 0, 0)).save(buffer, "PNG")
+    (tmp_path / "png").mkdir()
+    png_job = make_job(tmp_path / "png", "incoming/a.png", buffer.getvalue())
+    PIPELINES["images"](png_job)
+    with Image.open(png_job.out_dir / "thumb-128.png") as thumb:
+        assert thumb.mode == "RGBA" and thumb.size == (128, 85)
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 50), "green").save(buffer, "WEBP")
+    (tmp_path / "webp").mkdir()
+    webp_job = make_job(tmp_path / "webp", "incoming/a.webp", buffer.getvalue())
+    PIPELINES["images"](webp_job)
+    assert json.loads((webp_job.out_dir / "manifest.json").read_text())["format"] == "WEBP"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (jpeg(640, 480)[:2000], "corrupt or truncated image: image file is truncated"),
+        (b"this is not an image at all", "not an image Pillow can read"),
+    ],
+)
+def test_broken_images_fail_with_a_reason_and_no_outputs(tmp_path: Path, data: bytes, reason: str) -> None:
+    job = make_job(tmp_path, "incoming/broken.jpg", data)
+    with pytest.raises(InputError, match=reason):
+        PIPELINES["images"](job)
+    assert list(job.out_dir.iterdir()) == []
+
+
+def test_other_image_formats_are_refused(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (10, 10)).save(buffer, "GIF")
+    with pytest.raises(InputError, match="GIF images are not supported; expected JPEG, PNG or WebP"):
+        PIPELINES["images"](make_job(tmp_path, "incoming/anim.png", buffer.getvalue()))
+
+
+def test_decompression_bombs_are_refused(tmp_path: Path) -> None:
+    # 9000 x 9000 one-bit pixels compress to a few kilobytes but would decode to 81 megapixels
+    buffer = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buffer, "PNG")
+    assert len(buffer.getvalue()) < 100_000
+    with pytest.raises(InputError, match="decompression bomb"):
+        PIPELINES["images"](make_job(tmp_path, "incoming/bomb.png", buffer.getvalue()))
+
+
+def test_csv_becomes_parquet_and_a_column_profile(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "incoming/sales.csv", b"id,city,amount\n1,Oslo,2.5\n2,,10\n3,Lima,\n")
+
+    PIPELINES["tables"](job)
+
+    table = pq.read_table(job.out_dir / "data.parquet")
+    assert table.num_rows == 3 and table.column_names == ["id", "city", "amount"]
+    assert table.column("city").to_pylist() == ["Oslo", None, "Lima"]
+    profile = json.loads((job.out_dir / "profile.json").read_text())
+    assert profile["row_count"] == 3
+    columns = {c["name"]: c for c in profile["columns"]}
+    assert columns["id"] == {"name": "id", "type": "int64", "null_count": 0, "min": 1, "max": 3}
+    assert (columns["amount"]["type"], columns["amount"]["null_count"], columns["amount"]["max"]) == ("double", 1, 10.0)
+    assert (columns["city"]["min"], columns["city"]["max"], columns["city"]["null_count"]) == ("Lima", "Oslo", 1)
+
+
+def test_json_lines_become_parquet(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "incoming/events.jsonl", b'{"user": "a", "n": 1}\n{"user": "b", "n": null}\n')
+    PIPELINES["tables"](job)
+    assert pq.read_table(job.out_dir / "data.parquet").to_pylist() == [{"user": "a", "n": 1}, {"user": "b", "n": None}]
+    assert json.loads((job.out_dir / "profile.json").read_text())["format"] == "JSON Lines"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"a,b,c\n1,2,3\n4,5\n", "not a valid CSV file: CSV parse error: Expected 3 columns, got 2"),
+        (b"name\n\xff\xfe\xfa\n", "not a valid CSV file: column 'name' holds bytes that are not UTF-8 text"),
+        (b"PK\x03\x04\x00\x00binary zip", r"not a CSV file: it contains binary data \(NUL bytes\)"),
+    ],
+)
+def test_a_csv_that_is_not_csv_fails_with_a_reason(tmp_path: Path, data: bytes, reason: str) -> None:
+    job = make_job(tmp_path, "incoming/bad.csv", data)
+    with pytest.raises(InputError, match=reason):
+        PIPELINES["tables"](job)
+    assert list(job.out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "data", "content_type"),
+    [
+        ("incoming/doc", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "application/pdf"),
+        ("incoming/notes.txt", "plain words, ünïcode".encode(), "text/plain"),
+        ("incoming/blob", bytes(range(256)) * 4, "application/octet-stream"),
+    ],
+)
+def test_metadata_detects_content_type_and_hashes(tmp_path: Path, key: str, data: bytes, content_type: str) -> None:
+    job = make_job(tmp_path, key, data)
+    PIPELINES["metadata"](job)
+    record = json.loads((job.out_dir / "metadata.json").read_text())
+    assert record["content_type"] == content_type
+    assert record["source"] == {"bucket": "b", "key": key, "etag": "e", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}

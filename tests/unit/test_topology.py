@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from infra.topology import TOPOLOGY, QueueSpec, Route, TopologyError, WorkerPool
+
+
+def test_routes_by_extension_case_insensitively_with_a_catch_all() -> None:
+    assert TOPOLOGY.route("incoming/a/B.JPG").pipeline == "images"
+    assert TOPOLOGY.route("incoming/photo.webp").pipeline == "images"
+    assert TOPOLOGY.route("incoming/table.csv").pipeline == "tables"
+    assert TOPOLOGY.route("incoming/rows.ndjson").pipeline == "tables"
+    assert TOPOLOGY.route("incoming/readme").pipeline == "metadata"
+    assert TOPOLOGY.route("incoming/archive.tar.gz").queue == "dropq-default"
+
+
+def test_inbox_keys_exclude_folders_outputs_and_the_prefix_itself() -> None:
+    assert TOPOLOGY.is_inbox_key("incoming/a.jpg")
+    assert not TOPOLOGY.is_inbox_key("incoming/")
+    assert not TOPOLOGY.is_inbox_key("incoming/folder/")
+    assert not TOPOLOGY.is_inbox_key("processed/images/incoming/a.jpg/thumb-128.jpg")
+
+
+def test_output_folder_is_below_the_output_prefix() -> None:
+    assert TOPOLOGY.output_folder("images", "incoming/a b.jpg") == "processed/images/incoming/a b.jpg/"
+
+
+def test_visibility_timeout_must_exceed_the_task_time_limit() -> None:
+    with pytest.raises(TopologyError, match=r"task_time_limit \(600s\) < visibility_timeout \(300s\)"):
+        QueueSpec(name="q", task_time_limit=600, visibility_timeout=300)
+
+
+def test_max_receive_count_must_be_in_sqs_range() -> None:
+    with pytest.raises(TopologyError, match="max_receive_count 0 is outside SQS's range 1..1000"):
+        QueueSpec(name="q", max_receive_count=0)
+
+
+def test_dead_letter_retention_must_outlast_the_queue() -> None:
+    with pytest.raises(TopologyError, match="dlq_retention_seconds"):
+        QueueSpec(name="q", retention_seconds=3600, dlq_retention_seconds=600)
+
+
+def test_queue_names_follow_sqs_rules() -> None:
+    with pytest.raises(TopologyError, match="queue name 'has space'"):
+        QueueSpec(name="has space")
+
+
+def test_overlapping_prefixes_are_refused() -> None:
+    with pytest.raises(TopologyError, match="overlap"):
+        dataclasses.replace(TOPOLOGY, output_prefix="incoming/processed/")
+
+
+def test_routes_must_name_known_queues_and_end_with_a_catch_all() -> None:
+    with pytest.raises(TopologyError, match="unknown queue 'nope'"):
+        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "nope"), Route("*", "metadata", "dropq-default")))
+    with pytest.raises(TopologyError, match="catch-all"):
+        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "dropq-default"),))
+
+
+def test_every_queue_needs_a_pool() -> None:
+    with pytest.raises(TopologyError, match="queues no pool consumes"):
+        dataclasses.replace(TOPOLOGY, queues=(*TOPOLOGY.queues, QueueSpec(name="orphan")))
+    with pytest.raises(TopologyError, match="min_workers"):
+        WorkerPool(name="p", queues=("q",), min_workers=3, max_workers=2)
