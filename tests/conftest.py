@@ -82,7 +82,8 @@ def wait_for_outcome(ledger: Ledger, bucket: str, key: str, timeout: float = 60)
 
     def settled() -> dict[str, Any] | None:
         entry = ledger.get(bucket, key)
-        return entry if entry and entry["state"] in ("succeeded", "failed") else None
+        # moto applies an UpdateItem one attribute at a time, so a read may see an entry half-written.
+        return entry if entry and entry.get("state") in ("succeeded", "failed") else None
 
     return wait_for(settled, timeout, f"{key} to succeed or fail")
 

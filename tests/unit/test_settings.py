@@ -14,7 +14,9 @@ def test_defaults_are_the_local_cloud() -> None:
 
 
 def test_an_empty_endpoint_means_aws() -> None:
-    settings = load_settings({"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1", "DROPQ_ACCOUNT_ID": "111122223333", "DROPQ_BUCKET": "acme-drop"})
+    settings = load_settings(
+        {"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1", "DROPQ_ACCOUNT_ID": "111122223333", "DROPQ_BUCKET": "acme-drop"}
+    )
     assert not settings.is_local
     assert settings.queue_url("dropq-default") == "https://sqs.eu-west-1.amazonaws.com/111122223333/dropq-default"
     assert settings.bucket == "acme-drop"
