@@ -82,7 +82,7 @@ def wait_for_outcome(ledger: Ledger, bucket: str, key: str, timeout: float = 60)
 
     def settled() -> dict[str, Any] | None:
         entry = ledger.get(bucket, key)
-        # moto applies an UpdateItem one attribute at a time, so a read may see an entry half-written.
+        # moto's UpdateItem is not atomic against a concurrent read: an entry may be seen half-written.
         return entry if entry and entry.get("state") in ("succeeded", "failed") else None
 
     return wait_for(settled, timeout, f"{key} to succeed or fail")

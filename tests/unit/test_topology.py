@@ -33,7 +33,7 @@ def test_visibility_timeout_must_exceed_the_task_time_limit() -> None:
 
 
 def test_max_receive_count_must_be_in_sqs_range() -> None:
-    with pytest.raises(TopologyError, match="max_receive_count 0 is outside SQS's range 1..1000"):
+    with pytest.raises(TopologyError, match=r"max_receive_count 0 is outside SQS's range 1\.\.1000"):
         QueueSpec(name="q", max_receive_count=0)
 
 
