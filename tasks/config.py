@@ -11,13 +11,25 @@ from dropq.settings import LOCAL_CREDENTIALS, Settings
 SQS_WAIT_TIME_SECONDS = 20
 
 
+def _local_credentials(settings: Settings) -> str:
+    """`key:secret@` for the local cloud's dummy credentials; empty for AWS (the default credential chain)."""
+    if not settings.is_local:
+        return ""
+    return f"{LOCAL_CREDENTIALS['AWS_ACCESS_KEY_ID']}:{LOCAL_CREDENTIALS['AWS_SECRET_ACCESS_KEY']}@"
+
+
 def broker_url(settings: Settings) -> str:
     """kombu's SQS URL: the local endpoint with its dummy credentials, or plain `sqs://` for AWS."""
     if not settings.endpoint_url:
         return "sqs://"
     parts = urlsplit(settings.endpoint_url)
-    user, secret = LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
-    return f"sqs://{user}:{secret}@{parts.hostname}:{parts.port or 80}"
+    return f"sqs://{_local_credentials(settings)}{parts.hostname}:{parts.port or 80}"
+
+
+def result_backend_url(settings: Settings) -> str:
+    """Celery's DynamoDB backend URL, with the topology's results table and TTL."""
+    topology = settings.topology
+    return f"dynamodb://{_local_credentials(settings)}{settings.region}/{topology.results_table.name}?ttl_seconds={topology.result_ttl_seconds}"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -36,7 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 1,
         },
         "broker_connection_retry_on_startup": True,
-        "result_backend": f"dynamodb://@{settings.region}/{topology.results_table.name}?ttl_seconds={topology.result_ttl_seconds}",
+        "result_backend": result_backend_url(settings),
         "result_expires": topology.result_ttl_seconds,
         "task_serializer": "json",
         "result_serializer": "json",

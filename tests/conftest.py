@@ -41,9 +41,9 @@ def moto_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """The whole local cloud, as `dropq up` runs it: moto, the producer behind S3 notifications, workers."""
+    """The whole local cloud, as `dropq up` runs it (moto, the producer behind S3 notifications, workers), recording requests."""
     state = tmp_path_factory.mktemp("cloud")
-    with LocalCloud(local_settings(port=free_port(), state_dir=str(state)), workers=1) as running:
+    with LocalCloud(local_settings(port=free_port(), state_dir=str(state)), workers=1, record=True) as running:
         yield running
 
 

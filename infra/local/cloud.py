@@ -20,12 +20,13 @@ PRODUCER_HANDLER = "lambdas.producer.handler.handler"
 class LocalCloud:
     """A moto server with the topology provisioned, the producer behind S3 notifications, and workers."""
 
-    def __init__(self, settings: Settings, workers: int | None = None) -> None:
+    def __init__(self, settings: Settings, workers: int | None = None, record: bool = False) -> None:
         if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
             raise ValueError(f"the local cloud binds to 127.0.0.1; endpoint {settings.endpoint_url!r} is not local")
         self.settings = settings
         self.state_dir = Path(settings.state_dir)
-        self.server = MotoServer(int(settings.endpoint_url.rsplit(":", 1)[1]), self.state_dir / "moto.log")
+        self.recording = self.state_dir / "requests.jsonl" if record else None
+        self.server = MotoServer(int(settings.endpoint_url.rsplit(":", 1)[1]), self.state_dir / "moto.log", record_to=self.recording)
         self.env = {**os.environ, **settings.environment()}
         self.pools = [WorkerSet(pool, self.env, self.state_dir) for pool in settings.topology.pools]
         self.workers = workers
@@ -37,6 +38,8 @@ class LocalCloud:
         self.server.start()
         try:
             events_url = provision(self.settings)
+            if self.recording is not None:
+                self.server.reset_recording()  # record what dropq does at run time, not its provisioning
             self.start_producer(events_url)
             for workers in self.pools:
                 workers.scale_to(self.workers if self.workers is not None else max(1, workers.pool.min_workers))

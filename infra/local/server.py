@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from infra.local.processes import start_process, stop_process
@@ -29,11 +32,16 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """`python -m moto.server` on 127.0.0.1:`port`, logging to `log_path`."""
+    """`python -m moto.server` on 127.0.0.1:`port`, logging to `log_path`.
 
-    def __init__(self, port: int, log_path: Path) -> None:
+    With `record_to`, moto's recorder appends every request it serves to that file, one JSON
+    object a line: the way tests count requests at the server (see `recorded_actions`).
+    """
+
+    def __init__(self, port: int, log_path: Path, record_to: Path | None = None) -> None:
         self.port = port
         self.log_path = log_path
+        self.record_to = record_to
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,7 +54,10 @@ class MotoServer:
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} on 127.0.0.1 is taken; stop what uses it or pass --port")
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.process = start_process(command, self.log_path, env=None)
+        env = None
+        if self.record_to is not None:
+            env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.record_to.resolve())}
+        self.process = start_process(command, self.log_path, env=env)
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -58,8 +69,30 @@ class MotoServer:
                 time.sleep(0.1)
         raise RuntimeError(f"moto server did not answer on {self.endpoint_url} within {STARTUP_SECONDS}s; see {self.log_path}")
 
+    def reset_recording(self) -> None:
+        """Forget the requests recorded so far."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/recorder/reset-recording", method="POST")).close()
+
     def stop(self) -> None:
         """Stop the server."""
         if self.process is not None:
             stop_process(self.process, timeout=10)
             self.process = None
+
+
+def recorded_actions(recording: Path) -> Counter[tuple[str, str]]:
+    """Count the (service, action) pairs of a moto recording: "sqs", "ReceiveMessage" and so on."""
+    counts: Counter[tuple[str, str]] = Counter()
+    if not recording.exists():
+        return counts
+    for line in recording.read_text().splitlines():
+        request = json.loads(line)
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        target = headers.get("x-amz-target", "")
+        if target:  # JSON protocol: "AmazonSQS.ReceiveMessage", "DynamoDB_20120810.Query"
+            prefix, _, action = target.partition(".")
+            service = {"AmazonSQS": "sqs"}.get(prefix, "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower())
+            counts[(service, action)] += 1
+        elif "/moto-api/" not in request["url"]:
+            counts[("s3", request["method"])] += 1
+    return counts

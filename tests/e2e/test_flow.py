@@ -14,10 +14,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from celery import Celery
 from PIL import Image
 
 from dropq.ledger import Ledger
 from infra.local.cloud import LocalCloud
+from infra.local.server import recorded_actions
+from tasks.config import celery_config
 from tests.conftest import wait_for_outcome
 
 pytestmark = pytest.mark.e2e
@@ -165,3 +168,34 @@ def test_put_and_status_from_the_cli(cloud: LocalCloud, cloud_ledger: Ledger, tm
 
     text = run_cli(cloud, dropq, "status").stdout
     assert "dropq-default" in text and key in text and "WORKERS (1)" in text
+
+
+def test_at_run_time_queues_are_predefined_never_listed_or_created(cloud: LocalCloud, cloud_ledger: Ledger, tmp_path: Path) -> None:
+    key = f"incoming/requests-{uuid.uuid4().hex[:8]}.csv"
+    upload(cloud, "boto3", key, CSV, tmp_path)
+    assert wait_for_outcome(cloud_ledger, cloud.settings.bucket, key)["state"] == "succeeded"
+    assert cloud.recording is not None
+    actions = recorded_actions(cloud.recording)
+    # Given the flow ran (messages were sent, received and deleted), nobody looked queues up or made them
+    assert actions[("sqs", "SendMessageBatch")] >= 1
+    assert actions[("sqs", "ReceiveMessage")] >= 1
+    assert actions[("sqs", "DeleteMessage")] + actions[("sqs", "DeleteMessageBatch")] >= 1
+    assert {a for (service, a) in actions if service == "sqs"} & {"CreateQueue", "ListQueues", "GetQueueUrl"} == set()
+
+
+def test_task_results_are_kept_in_dynamodb_with_a_ttl(cloud: LocalCloud, cloud_ledger: Ledger, tmp_path: Path) -> None:
+    key = f"incoming/result-{uuid.uuid4().hex[:8]}.txt"
+    upload(cloud, "boto3", key, b"result backend check\n", tmp_path)
+    entry = wait_for_outcome(cloud_ledger, cloud.settings.bucket, key)
+
+    # A Celery client reads the task's result through the DynamoDB backend
+    client = Celery("client")
+    client.config_from_object(celery_config(cloud.settings))
+    result = client.AsyncResult(entry["task_id"])
+    assert result.get(timeout=30)["outputs"] == entry["outputs"]
+    assert result.status == "SUCCESS"
+
+    # and the stored item expires by DynamoDB's TTL after the topology's result TTL
+    items = cloud.settings.client("dynamodb").scan(TableName=cloud.settings.topology.results_table.name)["Items"]
+    (item,) = [i for i in items if entry["task_id"] in i["id"]["S"]]
+    assert int(item["ttl"]["N"]) - int(float(item["timestamp"]["N"])) == cloud.settings.topology.result_ttl_seconds
