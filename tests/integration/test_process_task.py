@@ -1,0 +1,70 @@
+"""The `dropq.process` task in Celery's eager mode against moto: retries with backoff, and giving up."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from dropq.ledger import ledger_for
+from dropq.settings import Settings
+from tasks import process as process_module
+from tasks.process import process
+
+
+class FlakyS3:
+    """A real S3 client whose first `failures` GetObject calls fail as if the network dropped."""
+
+    def __init__(self, client: Any, failures: int) -> None:
+        self.client = client
+        self.failures = failures
+        self.calls = 0
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        return self.client.get_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def _drop(settings: Settings, failures: int, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], FlakyS3]:
+    s3 = settings.client("s3")
+    key = f"incoming/flaky-{uuid.uuid4().hex[:8]}.txt"
+    etag = s3.put_object(Bucket=settings.bucket, Key=key, Body=b"some text\n")["ETag"].strip('"')
+    flaky = FlakyS3(s3, failures)
+    monkeypatch.setattr(process_module, "clients", lambda: (flaky, ledger_for(settings)))
+    # Point the app's result backend at this moto server too (Celery builds it once per thread).
+    monkeypatch.setitem(process.app.conf, "dynamodb_endpoint_url", settings.endpoint_url)
+    monkeypatch.delattr(process.app._local, "backend", raising=False)
+    kwargs = {"bucket": settings.bucket, "key": key, "etag": etag, "size": 10, "pipeline": "metadata"}
+    return kwargs, flaky
+
+
+def test_a_transient_error_is_retried_and_the_file_succeeds(moto_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs, flaky = _drop(moto_settings, failures=2, monkeypatch=monkeypatch)
+
+    result = process.apply(kwargs=kwargs)
+
+    assert result.get()["state"] == "succeeded"
+    entry = ledger_for(moto_settings).get(moto_settings.bucket, kwargs["key"])
+    assert entry is not None and (entry["state"], entry["attempt"]) == ("succeeded", 3)
+    assert flaky.calls == 3
+
+
+def test_retries_end_with_a_failure_and_its_reason(moto_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs, flaky = _drop(moto_settings, failures=100, monkeypatch=monkeypatch)
+
+    result = process.apply(kwargs=kwargs)
+
+    assert result.failed()
+    entry = ledger_for(moto_settings).get(moto_settings.bucket, kwargs["key"])
+    assert entry is not None and entry["state"] == "failed"
+    attempts = process.max_retries + 1
+    assert entry["reason"].startswith(f"gave up after {attempts} attempts: downloading s3://")
+    assert "Could not connect to the endpoint URL" in entry["reason"]
+    assert flaky.calls == attempts
