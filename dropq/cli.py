@@ -6,6 +6,8 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -19,6 +21,19 @@ def _settings() -> Settings:
         return load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _reaching(settings: Settings) -> Iterator[None]:
+    """Turn "nothing listens there" into a sentence that says what to do."""
+    from botocore.exceptions import EndpointConnectionError
+
+    try:
+        yield
+    except EndpointConnectionError as exc:
+        where = settings.endpoint_url or f"AWS in {settings.region}"
+        hint = " Is `dropq up` running, and DROPQ_ENDPOINT_URL set to its endpoint?" if settings.is_local else ""
+        raise click.ClickException(f"cannot reach {where}.{hint}") from exc
 
 
 @click.group()
@@ -65,7 +80,8 @@ def status(as_json: bool, limit: int) -> None:
     from dropq.status import collect_status, render_status
 
     settings = _settings()
-    data = collect_status(settings, settings.client("sqs"), ledger_for(settings), recent=limit)
+    with _reaching(settings):
+        data = collect_status(settings, settings.client("sqs"), ledger_for(settings), recent=limit)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render_status(data))
 
 
@@ -80,7 +96,8 @@ def put(files: tuple[Path, ...], prefix: str) -> None:
         prefix += "/"
     for path in files:
         key = f"{settings.topology.inbox_prefix}{prefix}{path.name}"
-        s3.upload_file(str(path), settings.bucket, key)
+        with _reaching(settings):
+            s3.upload_file(str(path), settings.bucket, key)
         click.echo(f"s3://{settings.bucket}/{key}")
 
 

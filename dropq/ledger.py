@@ -24,8 +24,6 @@ WORKER_STALE_SECONDS = 90
 # DynamoDB's item size limit is 400 KB; a reason longer than this is cut, never the write refused.
 MAX_REASON_CHARS = 2000
 
-_TYPES = {str: "S", int: "N", float: "N", bool: "BOOL"}
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
