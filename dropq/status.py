@@ -36,11 +36,10 @@ def collect_status(settings: Settings, sqs: Any, ledger: Ledger, recent: int = 2
         "output_prefix": topology.output_prefix,
         "queues": queues,
         "producer_failures": producer_failures["visible"],
-        "workers": [
-            {k: w.get(k) for k in ("sk", "pid", "queues", "concurrency", "last_seen")} | {"hostname": w["sk"]} for w in ledger.workers()
-        ],
+        "workers": [{"hostname": w["sk"]} | {k: w.get(k) for k in ("pid", "queues", "concurrency", "last_seen")} for w in ledger.workers()],
         "files": [
-            {k: f.get(k) for k in ("key", "state", "pipeline", "updated_at", "duration_ms", "outputs", "reason", "sk")}
+            {"key": f["key"], "etag": f["sk"]}
+            | {k: f.get(k) for k in ("state", "pipeline", "updated_at", "duration_ms", "outputs", "reason")}
             for f in ledger.recent(recent)
         ],
     }
