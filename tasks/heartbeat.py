@@ -10,7 +10,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from dropq.ledger import ledger_for
-from tasks.app import app, settings
+from tasks.app import settings
 
 logger = logging.getLogger("dropq.worker")
 HEARTBEAT_SECONDS = 15
@@ -44,6 +44,3 @@ def stop_heartbeat(sender: Any = None, **_: Any) -> None:
         ledger_for(settings).forget_worker(sender.hostname)
     except Exception as exc:
         logger.warning("could not remove worker %s from the ledger: %s", getattr(sender, "hostname", "?"), exc)
-
-
-__all__ = ["app", "start_heartbeat", "stop_heartbeat"]
