@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dropq.settings import Settings
@@ -11,17 +13,21 @@ from infra.local.lambda_runtime import LocalLambda
 from tests.conftest import load_event, wait_for
 
 
-def _runtime(settings: Settings, name: str, handler: Any) -> tuple[LocalLambda, str, str]:
+@contextmanager
+def delivering_one_event(settings: Settings, name: str, handler: Any) -> Iterator[tuple[str, str]]:
+    """Run a LocalLambda around `handler` with one S3 event queued; yield (events URL, failures URL), then stop it."""
     sqs = settings.client("sqs")
     events = sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"]
     failures = sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
-    return LocalLambda(handler, sqs, events, failures, retries=2), events, failures
-
-
-def _run(runtime: LocalLambda) -> threading.Thread:
+    sqs.send_message(QueueUrl=events, MessageBody=json.dumps(load_event("s3_put.json")))
+    runtime = LocalLambda(handler, sqs, events, failures, retries=2)
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
-    return thread
+    try:
+        yield events, failures
+    finally:
+        runtime.stop()
+        thread.join(10)
 
 
 def test_a_failing_event_is_retried_twice_then_sent_to_the_failure_destination(moto_settings: Settings) -> None:
@@ -31,15 +37,9 @@ def test_a_failing_event_is_retried_twice_then_sent_to_the_failure_destination(m
         calls.append(event)
         raise RuntimeError("queue is unreachable")
 
-    runtime, events, failures = _runtime(moto_settings, "always-fails", broken)
     sqs = moto_settings.client("sqs")
-    sqs.send_message(QueueUrl=events, MessageBody=json.dumps(load_event("s3_put.json")))
-    thread = _run(runtime)
-    try:
+    with delivering_one_event(moto_settings, "always-fails", broken) as (events, failures):
         received = wait_for(lambda: sqs.receive_message(QueueUrl=failures, WaitTimeSeconds=1).get("Messages"), 30, "the failure record")
-    finally:
-        runtime.stop()
-        thread.join(10)
     record = json.loads(received[0]["Body"])
     assert len(calls) == 3
     assert record["requestContext"]["condition"] == "RetriesExhausted"
@@ -57,15 +57,9 @@ def test_a_flaky_handler_succeeds_on_retry_and_the_event_is_consumed(moto_settin
         if len(calls) == 1:
             raise TimeoutError("first call times out")
 
-    runtime, events, failures = _runtime(moto_settings, "flaky", flaky)
     sqs = moto_settings.client("sqs")
-    sqs.send_message(QueueUrl=events, MessageBody=json.dumps(load_event("s3_put.json")))
-    thread = _run(runtime)
-    try:
+    with delivering_one_event(moto_settings, "flaky", flaky) as (events, failures):
         wait_for(lambda: len(calls) == 2, 20, "the retry")
-    finally:
-        runtime.stop()
-        thread.join(10)
     attributes = sqs.get_queue_attributes(QueueUrl=events, AttributeNames=["All"])["Attributes"]
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
     assert "Messages" not in sqs.receive_message(QueueUrl=failures, WaitTimeSeconds=0)
