@@ -43,7 +43,9 @@ def main() -> None:
 
 @main.command()
 @click.option("--port", default=LOCAL_PORT, show_default=True, help="Port of the local AWS endpoint (moto) on 127.0.0.1.")
-@click.option("--workers", type=int, default=None, help="Worker processes per pool (default: the pool's minimum, at least 1).")
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=None, help="Pin each pool to this many workers (default: autoscale on queue backlog)."
+)
 @click.option("--state-dir", default=".dropq", show_default=True, type=click.Path(file_okay=False), help="Where logs live.")
 def up(port: int, workers: int | None, state_dir: str) -> None:
     """Start dropq locally on an embedded moto cloud, in the foreground until Ctrl-C."""

@@ -77,8 +77,9 @@ def file_pk(bucket: str, key: str) -> str:
 class Ledger:
     """Reads and writes file states; every transition is one conditional DynamoDB write."""
 
-    def __init__(self, table: TableSpec, client: Any, ttl_seconds: int) -> None:
+    def __init__(self, table: TableSpec, client: Any, ttl_seconds: int, table_name: str | None = None) -> None:
         self.table = table
+        self.table_name = table_name or table.name
         self.client = client
         self.ttl_seconds = ttl_seconds
 
@@ -98,7 +99,7 @@ class Ledger:
         placeholders = {f":v{i}": _encode(value) for i, value in enumerate(values.values())}
         sets = ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
         request: dict[str, Any] = {
-            "TableName": self.table.name,
+            "TableName": self.table_name,
             "Key": {"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
             "UpdateExpression": f"SET {sets}",
             "ExpressionAttributeNames": {**names, "#state": "state"},
@@ -123,11 +124,12 @@ class Ledger:
             extra={":queued": QUEUED},
         )
 
-    def mark_running(self, ref: ObjectRef, pipeline: str, task_id: str, attempt: int) -> bool:
+    def mark_running(self, ref: ObjectRef, pipeline: str, task_id: str, attempt: int, worker: str | None = None) -> bool:
         """Record that a worker started on a file; False if it already succeeded (a duplicate delivery)."""
+        started = {"started_at": _iso(_now()), "attempt": attempt, "worker": worker, "reason": None}
         return self._update(
             ref,
-            {"state": RUNNING, "pipeline": pipeline, "task_id": task_id, "started_at": _iso(_now()), "attempt": attempt, "reason": None},
+            {"state": RUNNING, "pipeline": pipeline, "task_id": task_id, **started},
             condition="attribute_not_exists(#state) OR #state <> :succeeded",
             extra={":succeeded": SUCCEEDED},
         )
@@ -158,7 +160,7 @@ class Ledger:
     def get(self, bucket: str, key: str, etag: str | None = None) -> dict[str, Any] | None:
         """The newest entry for a key (or the entry for one ETag), or None."""
         request: dict[str, Any] = {
-            "TableName": self.table.name,
+            "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": file_pk(bucket, key)}},
             "ConsistentRead": True,
@@ -177,7 +179,7 @@ class Ledger:
         for offset in range(days):
             day = (today - timedelta(days=offset)).isoformat()
             for page in self._pages(
-                TableName=self.table.name,
+                TableName=self.table_name,
                 IndexName=index,
                 KeyConditionExpression="#h = :day",
                 ExpressionAttributeNames={"#h": hash_key},
@@ -201,16 +203,16 @@ class Ledger:
         """Record that a worker is alive (its entry expires by itself)."""
         now = int(time.time())
         item = {"pk": WORKER_PK, "sk": hostname, "last_seen": now, self.table.ttl_attribute: now + WORKER_STALE_SECONDS * 10, **info}
-        self.client.put_item(TableName=self.table.name, Item={k: _encode(v) for k, v in item.items()})
+        self.client.put_item(TableName=self.table_name, Item={k: _encode(v) for k, v in item.items()})
 
     def forget_worker(self, hostname: str) -> None:
         """Remove a worker that shut down cleanly."""
-        self.client.delete_item(TableName=self.table.name, Key={"pk": {"S": WORKER_PK}, "sk": {"S": hostname}})
+        self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": WORKER_PK}, "sk": {"S": hostname}})
 
     def workers(self) -> list[dict[str, Any]]:
         """Workers whose heartbeat is recent."""
         response = self.client.query(
-            TableName=self.table.name,
+            TableName=self.table_name,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": WORKER_PK}},
             ConsistentRead=True,
@@ -222,4 +224,5 @@ class Ledger:
 def ledger_for(settings: Any, client: Any = None) -> Ledger:
     """The ledger of a deployment described by `settings` (a `dropq.settings.Settings`)."""
     topology = settings.topology
-    return Ledger(topology.ledger_table, client or settings.client("dynamodb"), topology.ledger_ttl_seconds)
+    table_name = settings.physical_name(topology.ledger_table.name)
+    return Ledger(topology.ledger_table, client or settings.client("dynamodb"), topology.ledger_ttl_seconds, table_name)

@@ -7,6 +7,7 @@ cloud that `dropq up` runs; a deployed stack sets the variables for its own reso
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -26,12 +27,17 @@ BUCKET = "DROPQ_BUCKET"
 STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
+PREFIX = "DROPQ_PREFIX"
 
 LOCAL_PORT = 4566
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
 # moto's fixed account; any credentials are accepted by the local cloud.
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Queues and tables are named <prefix><topology name>: "dropq-default" locally, "<stack>-default" in a stack.
+DEFAULT_PREFIX = "dropq-"
+# Leaves room for the longest topology name within SQS's 80 characters (checked by the topology).
+PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
 
 
 @dataclass(frozen=True)
@@ -46,16 +52,21 @@ class Settings:
     state_dir: str = ".dropq"
     max_retries: int = 5
     max_input_bytes: int = TOPOLOGY.max_input_bytes
+    prefix: str = DEFAULT_PREFIX
 
     @property
     def is_local(self) -> bool:
         """Whether dropq talks to a local cloud rather than AWS."""
         return self.endpoint_url is not None
 
+    def physical_name(self, name: str) -> str:
+        """The name in AWS (or moto) of a queue or table that the topology calls `name`."""
+        return f"{self.prefix}{name}"
+
     def queue_url(self, name: str) -> str:
         """The SQS URL of a queue named in the topology."""
         base = self.endpoint_url or f"https://sqs.{self.region}.amazonaws.com"
-        return f"{base}/{self.account_id}/{name}"
+        return f"{base}/{self.account_id}/{self.physical_name(name)}"
 
     def session(self) -> boto3.Session:
         """A boto3 session for this region (with the local cloud's dummy credentials when local)."""
@@ -84,6 +95,7 @@ class Settings:
             STATE_DIR: self.state_dir,
             MAX_RETRIES: str(self.max_retries),
             MAX_INPUT_BYTES: str(self.max_input_bytes),
+            PREFIX: self.prefix,
         }
         if self.is_local:
             env.update(LOCAL_CREDENTIALS)
@@ -114,6 +126,9 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
     account = environ.get(ACCOUNT_ID, LOCAL_ACCOUNT_ID)
     if not (account.isdigit() and len(account) == 12):
         raise ConfigError(f"{ACCOUNT_ID}={account!r} is not a 12-digit AWS account id")
+    prefix = environ.get(PREFIX, DEFAULT_PREFIX)
+    if not PREFIX_PATTERN.match(prefix):
+        raise ConfigError(f"{PREFIX}={prefix!r} must match {PREFIX_PATTERN.pattern}")
     return Settings(
         topology=topology,
         endpoint_url=endpoint.rstrip("/") or None,
@@ -123,6 +138,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         state_dir=environ.get(STATE_DIR) or ".dropq",
         max_retries=_int(environ, MAX_RETRIES, 5, 0),
         max_input_bytes=_int(environ, MAX_INPUT_BYTES, topology.max_input_bytes, 1),
+        prefix=prefix,
     )
 
 

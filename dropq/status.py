@@ -26,7 +26,15 @@ def collect_status(settings: Settings, sqs: Any, ledger: Ledger, recent: int = 2
     for spec in topology.queues:
         counts = _counts(sqs, settings.queue_url(spec.name))
         dead = _counts(sqs, settings.queue_url(spec.dlq_name))
-        queues.append({"name": spec.name, **counts, "dead_lettered": dead["visible"] + dead["in_flight"], "dlq": spec.dlq_name})
+        dead_lettered = dead["visible"] + dead["in_flight"]
+        queues.append(
+            {
+                "name": settings.physical_name(spec.name),
+                **counts,
+                "dead_lettered": dead_lettered,
+                "dlq": settings.physical_name(spec.dlq_name),
+            }
+        )
     producer_failures = _counts(sqs, settings.queue_url(topology.producer_failure_queue))
     return {
         "endpoint_url": settings.endpoint_url,

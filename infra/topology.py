@@ -20,6 +20,21 @@ SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 SQS_MAX_RECEIVE_COUNT = (1, 1000)
 # Bucket naming rules: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 S3_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Fargate task sizes (CPU units -> the memory sizes in MiB allowed with them) and stop timeout:
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
+FARGATE_MEMORY_MIB = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+FARGATE_MAX_STOP_TIMEOUT = 120
+# Seconds a stopping worker keeps for requeueing unfinished messages and exiting before SIGKILL.
+SHUTDOWN_MARGIN = 15
+POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
 # DynamoDB table names: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
 DYNAMODB_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
@@ -102,16 +117,27 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class WorkerPool:
-    """A group of Celery workers consuming some queues, scaled between min and max workers."""
+    """A group of Celery workers consuming some queues, scaled between min and max workers on their backlog.
+
+    Locally each worker is a `celery worker` process; in AWS it is a Fargate task with `cpu` units and `memory_mib`.
+    """
 
     name: str
     queues: tuple[str, ...]
     concurrency: int = 2
     min_workers: int = 0
     max_workers: int = 4
+    # Messages (waiting + in flight) one worker should have; the autoscaler keeps the pool near it.
     backlog_per_worker: int = 20
+    cpu: int = 1024
+    memory_mib: int = 2048
+    # Fargate Spot: about 70% cheaper, may be interrupted (SIGTERM, then the stop timeout); work is redelivered.
+    spot: bool = False
+    # Seconds between SIGTERM and SIGKILL; running tasks get this long to finish.
+    stop_timeout: int = FARGATE_MAX_STOP_TIMEOUT
 
     def __post_init__(self) -> None:
+        _check(bool(POOL_NAME.match(self.name)), f"pool name {self.name!r} must match {POOL_NAME.pattern}")
         _check(bool(self.queues), f"pool {self.name}: consumes no queue")
         _check(self.concurrency >= 1, f"pool {self.name}: concurrency {self.concurrency} must be at least 1")
         _check(
@@ -119,6 +145,22 @@ class WorkerPool:
             f"pool {self.name}: need 0 <= min_workers ({self.min_workers}) <= max_workers ({self.max_workers}), max >= 1",
         )
         _check(self.backlog_per_worker >= 1, f"pool {self.name}: backlog_per_worker must be at least 1")
+        allowed = FARGATE_MEMORY_MIB.get(self.cpu)
+        _check(allowed is not None, f"pool {self.name}: cpu {self.cpu} is not a Fargate size; choose one of {sorted(FARGATE_MEMORY_MIB)}")
+        _check(
+            self.memory_mib in (allowed or ()),
+            f"pool {self.name}: memory_mib {self.memory_mib} does not fit cpu {self.cpu} on Fargate "
+            f"(allowed: {(allowed or (0,))[0]}..{(allowed or (0,))[-1]} MiB, see FARGATE_MEMORY_MIB)",
+        )
+        _check(
+            SHUTDOWN_MARGIN < self.stop_timeout <= FARGATE_MAX_STOP_TIMEOUT,
+            f"pool {self.name}: stop_timeout {self.stop_timeout}s must be in {SHUTDOWN_MARGIN + 1}..{FARGATE_MAX_STOP_TIMEOUT}s",
+        )
+
+    @property
+    def soft_shutdown_timeout(self) -> int:
+        """Seconds a worker gives running tasks after SIGTERM before it requeues them and exits, inside the stop timeout."""
+        return self.stop_timeout - SHUTDOWN_MARGIN
 
 
 @dataclass(frozen=True)
@@ -136,7 +178,7 @@ class Topology:
     result_ttl_seconds: int = 7 * 24 * 60 * 60
     ledger_ttl_seconds: int = 90 * 24 * 60 * 60
     # Where the producer sends events it could not handle after its retries (its on-failure destination).
-    producer_failure_queue: str = "dropq-producer-failures"
+    producer_failure_queue: str = "producer-failures"
     producer_retries: int = 2
     max_input_bytes: int = 512 * 1024 * 1024
     queue_names: frozenset[str] = field(init=False, repr=False)
@@ -185,7 +227,7 @@ class Topology:
         return f"{self.output_prefix}{pipeline}/{key}/"
 
 
-DEFAULT_QUEUE = "dropq-default"
+DEFAULT_QUEUE = "default"
 
 TOPOLOGY = Topology(
     bucket="dropq-local",
@@ -200,13 +242,13 @@ TOPOLOGY = Topology(
         Route("*.ndjson", "tables", DEFAULT_QUEUE),
         Route("*", "metadata", DEFAULT_QUEUE),
     ),
-    pools=(WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=1, max_workers=4),),
+    pools=(WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4),),
     ledger_table=TableSpec(
-        name="dropq-ledger",
+        name="ledger",
         partition_key="pk",
         sort_key="sk",
         ttl_attribute="expires_at",
         indexes=(("recent", "day", "updated_at"),),
     ),
-    results_table=TableSpec(name="dropq-results", partition_key="id", ttl_attribute="ttl"),
+    results_table=TableSpec(name="results", partition_key="id", ttl_attribute="ttl"),
 )

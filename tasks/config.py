@@ -29,7 +29,7 @@ def broker_url(settings: Settings) -> str:
 def result_backend_url(settings: Settings) -> str:
     """Celery's DynamoDB backend URL, with the topology's results table and TTL."""
     topology = settings.topology
-    return f"dynamodb://{_local_credentials(settings)}{settings.region}/{topology.results_table.name}?ttl_seconds={topology.result_ttl_seconds}"
+    return f"dynamodb://{_local_credentials(settings)}{settings.region}/{settings.physical_name(topology.results_table.name)}?ttl_seconds={topology.result_ttl_seconds}"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -62,6 +62,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": time_limit,
         "task_soft_time_limit": max(1, int(time_limit * 0.9)),
         "worker_prefetch_multiplier": 1,
+        # With REMAP_SIGTERM=SIGQUIT (infra/worker.py), a stopping worker gives running tasks this long,
+        # then requeues what is unfinished, all inside the stop timeout that precedes SIGKILL.
+        "worker_soft_shutdown_timeout": min(pool.soft_shutdown_timeout for pool in topology.pools),
         # SQS has no broadcast: remote control, events, gossip and mingle cannot work on it.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,

@@ -80,7 +80,7 @@ def process(self: Any, bucket: str, key: str, etag: str, size: int, pipeline: st
     ref = ObjectRef(bucket=bucket, key=key, etag=etag, size=size, version_id=version_id)
     s3, ledger = clients()
     task_id = self.request.id
-    if not ledger.mark_running(ref, pipeline, task_id, attempt=self.request.retries + 1):
+    if not ledger.mark_running(ref, pipeline, task_id, attempt=self.request.retries + 1, worker=self.request.hostname):
         logger.info("task %s: %s (etag %s) already succeeded; duplicate delivery skipped", task_id, ref.uri, etag)
         return {"state": "skipped", "key": key}
     started = time.monotonic()

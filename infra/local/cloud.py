@@ -5,22 +5,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dropq.settings import Settings
+from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
 from infra.local.provision import provision
 from infra.local.server import MotoServer
 from infra.local.workers import WorkerSet
+from infra.scaling import scaling_policy
 
 PRODUCER_HANDLER = "lambdas.producer.handler.handler"
+# Seconds between the local autoscaler's readings of the queues (CloudWatch's are a minute apart).
+AUTOSCALE_INTERVAL = 2.0
 
 
 class LocalCloud:
     """A moto server with the topology provisioned, the producer behind S3 notifications, and workers."""
 
-    def __init__(self, settings: Settings, workers: int | None = None, record: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int | None = None,
+        record: bool = False,
+        autoscale_interval: float = AUTOSCALE_INTERVAL,
+        cooldowns: Mapping[str, float] | None = None,
+    ) -> None:
+        """`workers` pins each pool to that many workers; None autoscales them with the stack's policy
+        (`cooldowns` overrides its cooldowns, in seconds, by field name of `ScalingPolicy`)."""
         if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
             raise ValueError(f"the local cloud binds to 127.0.0.1; endpoint {settings.endpoint_url!r} is not local")
         self.settings = settings
@@ -30,6 +45,9 @@ class LocalCloud:
         self.env = {**os.environ, **settings.environment()}
         self.pools = [WorkerSet(pool, self.env, self.state_dir) for pool in settings.topology.pools]
         self.workers = workers
+        self.autoscale_interval = autoscale_interval
+        self.cooldowns = dict(cooldowns or {})
+        self.autoscalers: list[Autoscaler] = []
         self.producer: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalCloud:
@@ -41,8 +59,11 @@ class LocalCloud:
             if self.recording is not None:
                 self.server.reset_recording()  # record what dropq does at run time, not its provisioning
             self.start_producer(events_url)
-            for workers in self.pools:
-                workers.scale_to(self.workers if self.workers is not None else max(1, workers.pool.min_workers))
+            if self.workers is not None:
+                for workers in self.pools:
+                    workers.scale_to(self.workers)
+            else:
+                self.start_autoscalers()
         except BaseException:
             self.stop()
             raise
@@ -63,8 +84,21 @@ class LocalCloud:
         ]
         self.producer = start_process(command, self.state_dir / "lambda.log", self.env)
 
+    def start_autoscalers(self) -> None:
+        """Scale each pool on its queues' backlog, as the stack's scaling policies do in AWS."""
+        sqs = self.settings.client("sqs")
+        for workers in self.pools:
+            policy = replace(scaling_policy(workers.pool), **self.cooldowns)
+            urls = [self.settings.queue_url(name) for name in workers.pool.queues]
+            autoscaler = Autoscaler(workers, sqs, urls, policy, interval=self.autoscale_interval)
+            workers.scale_to(policy.min_workers)
+            self.autoscalers.append(autoscaler.start())
+
     def stop(self) -> None:
         """Stop everything this cloud started: workers first, then the producer, then the server."""
+        for autoscaler in self.autoscalers:
+            autoscaler.stop()
+        self.autoscalers.clear()
         for workers in self.pools:
             workers.stop()
         if self.producer is not None:

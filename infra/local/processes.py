@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,12 +28,21 @@ def start_process(command: Sequence[str], log_path: Path, env: Mapping[str, str]
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float, sig: int = signal.SIGTERM) -> int:
     """Send `sig`, wait up to `timeout` seconds, then SIGKILL the whole group; return the exit code."""
-    if process.poll() is None:
-        try:
-            process.send_signal(sig)
-            return process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+    stop_processes([process], timeout, sig)
     return process.wait()
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float, sig: int = signal.SIGTERM) -> None:
+    """Send `sig` to each process once, give them `timeout` seconds together, then SIGKILL the groups still alive."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

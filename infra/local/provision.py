@@ -7,11 +7,16 @@ import json
 from typing import Any
 
 from dropq.settings import Settings
-from infra.topology import QueueSpec, TableSpec, Topology
+from infra.topology import SQS_MAX_RETENTION, QueueSpec, TableSpec
 
 # In AWS, S3 invokes the producer Lambda directly. Locally, S3 notifies this queue and the local
 # Lambda runtime delivers each notification to the same handler, with Lambda's async-invoke contract.
 LOCAL_EVENTS_QUEUE = "dropq-local-s3-events"
+
+
+def dlq_attributes(spec: QueueSpec) -> dict[str, str]:
+    """SQS attributes of a work queue's dead-letter queue."""
+    return {"MessageRetentionPeriod": str(spec.dlq_retention_seconds)}
 
 
 def queue_attributes(spec: QueueSpec, dlq_arn: str) -> dict[str, str]:
@@ -30,26 +35,26 @@ def _create_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str,
     return url, arn
 
 
-def provision_queues(sqs: Any, topology: Topology) -> dict[str, str]:
-    """Create each work queue with its dead-letter queue, and the producer's failure queue; return name -> ARN."""
+def provision_queues(sqs: Any, settings: Settings) -> dict[str, str]:
+    """Create each work queue with its dead-letter queue, and the producer's failure queue; return topology name -> ARN."""
+    topology, name = settings.topology, settings.physical_name
     arns: dict[str, str] = {}
     for spec in topology.queues:
-        _, dlq_arn = _create_queue(sqs, spec.dlq_name, {"MessageRetentionPeriod": str(spec.dlq_retention_seconds)})
-        _, arns[spec.name] = _create_queue(sqs, spec.name, queue_attributes(spec, dlq_arn))
+        _, dlq_arn = _create_queue(sqs, name(spec.dlq_name), dlq_attributes(spec))
+        _, arns[spec.name] = _create_queue(sqs, name(spec.name), queue_attributes(spec, dlq_arn))
         arns[spec.dlq_name] = dlq_arn
-    _, arns[topology.producer_failure_queue] = _create_queue(
-        sqs, topology.producer_failure_queue, {"MessageRetentionPeriod": str(14 * 24 * 60 * 60)}
-    )
+    failures = topology.producer_failure_queue
+    _, arns[failures] = _create_queue(sqs, name(failures), {"MessageRetentionPeriod": str(SQS_MAX_RETENTION)})
     return arns
 
 
-def table_definition(spec: TableSpec) -> dict[str, Any]:
+def table_definition(spec: TableSpec, table_name: str) -> dict[str, Any]:
     """CreateTable arguments for a topology table: on demand, string keys, its secondary indexes."""
     key_names = [spec.partition_key] + ([spec.sort_key] if spec.sort_key else [])
     for _, hash_key, range_key in spec.indexes:
         key_names += [hash_key, range_key]
     definition: dict[str, Any] = {
-        "TableName": spec.name,
+        "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in dict.fromkeys(key_names)],
         "KeySchema": [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
@@ -67,14 +72,15 @@ def table_definition(spec: TableSpec) -> dict[str, Any]:
     return definition
 
 
-def provision_tables(dynamodb: Any, topology: Topology) -> None:
+def provision_tables(dynamodb: Any, settings: Settings) -> None:
     """Create the ledger and results tables with TTL on."""
-    for spec in (topology.ledger_table, topology.results_table):
+    for spec in (settings.topology.ledger_table, settings.topology.results_table):
+        table_name = settings.physical_name(spec.name)
         try:
-            dynamodb.create_table(**table_definition(spec))
+            dynamodb.create_table(**table_definition(spec, table_name))
         except dynamodb.exceptions.ResourceInUseException:
             continue
-        dynamodb.update_time_to_live(TableName=spec.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute})
+        dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute})
 
 
 def provision_bucket(s3: Any, sqs: Any, settings: Settings) -> str:
@@ -103,6 +109,6 @@ def provision(settings: Settings, session: Any = None) -> str:
     """Create everything the topology names; return the local events queue URL. Safe to run twice."""
     session = session or settings.session()
     sqs = session.client("sqs", endpoint_url=settings.endpoint_url)
-    provision_queues(sqs, settings.topology)
-    provision_tables(session.client("dynamodb", endpoint_url=settings.endpoint_url), settings.topology)
+    provision_queues(sqs, settings)
+    provision_tables(session.client("dynamodb", endpoint_url=settings.endpoint_url), settings)
     return provision_bucket(session.client("s3", endpoint_url=settings.endpoint_url), sqs, settings)

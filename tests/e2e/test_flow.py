@@ -133,7 +133,7 @@ def test_bad_input_fails_with_a_reason_and_the_worker_goes_on(cloud: LocalCloud,
     ]
     assert listed(cloud, f"processed/tables/{inbox}") == listed(cloud, f"processed/metadata/{inbox}") == []
     sqs = cloud.settings.client("sqs")
-    dlq = sqs.get_queue_attributes(QueueUrl=cloud.settings.queue_url("dropq-default-dlq"), AttributeNames=["ApproximateNumberOfMessages"])
+    dlq = sqs.get_queue_attributes(QueueUrl=cloud.settings.queue_url("default-dlq"), AttributeNames=["ApproximateNumberOfMessages"])
     assert dlq["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
@@ -144,7 +144,7 @@ def test_outputs_never_trigger_the_producer(cloud: LocalCloud, cloud_ledger: Led
     # Given outputs were written, nothing in the ledger is an output, and no work is left queued
     assert all(not entry["key"].startswith("processed/") for entry in cloud_ledger.recent(limit=500))
     sqs = cloud.settings.client("sqs")
-    attributes = sqs.get_queue_attributes(QueueUrl=cloud.settings.queue_url("dropq-default"), AttributeNames=["All"])["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=cloud.settings.queue_url("default"), AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
 
 
@@ -196,6 +196,8 @@ def test_task_results_are_kept_in_dynamodb_with_a_ttl(cloud: LocalCloud, cloud_l
     assert result.status == "SUCCESS"
 
     # and the stored item expires by DynamoDB's TTL after the topology's result TTL
-    items = cloud.settings.client("dynamodb").scan(TableName=cloud.settings.topology.results_table.name)["Items"]
+    items = cloud.settings.client("dynamodb").scan(TableName=cloud.settings.physical_name(cloud.settings.topology.results_table.name))[
+        "Items"
+    ]
     (item,) = [i for i in items if entry["task_id"] in i["id"]["S"]]
     assert int(item["ttl"]["N"]) - int(float(item["timestamp"]["N"])) == cloud.settings.topology.result_ttl_seconds

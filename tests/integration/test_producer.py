@@ -32,7 +32,7 @@ def test_an_event_with_several_records_is_sent_in_one_batch(moto_settings: Setti
     enqueued = enqueue_objects(objects, moto_settings, sqs=sqs, ledger=ledger_for(moto_settings))
 
     assert calls == Counter({"SendMessageBatch": 1})
-    messages = [decode_task_message(m["Body"]) for m in drain(moto_settings, "dropq-default")]
+    messages = [decode_task_message(m["Body"]) for m in drain(moto_settings, "default")]
     assert sorted((m["body"]["kwargs"]["key"], m["body"]["kwargs"]["pipeline"]) for m in messages) == [
         ("incoming/a.csv", "tables"),
         ("incoming/b.png", "images"),
@@ -51,7 +51,7 @@ def test_more_than_ten_records_take_several_batches(moto_settings: Settings) -> 
     enqueue_objects(objects, moto_settings, sqs=sqs, ledger=ledger_for(moto_settings))
 
     assert calls == Counter({"SendMessageBatch": 3})
-    assert len(drain(moto_settings, "dropq-default")) == 23
+    assert len(drain(moto_settings, "default")) == 23
 
 
 def test_enqueued_files_are_queued_in_the_ledger_and_not_requeued_once_done(moto_settings: Settings) -> None:
@@ -64,12 +64,12 @@ def test_enqueued_files_are_queued_in_the_ledger_and_not_requeued_once_done(moto
     (item,) = enqueue_objects((ref,), moto_settings, sqs=sqs, ledger=ledger)
     entry = ledger.get(ref.bucket, ref.key)
     assert entry is not None
-    assert (entry["state"], entry["pipeline"], entry["queue"], entry["task_id"]) == ("queued", "images", "dropq-default", item.task_id)
+    assert (entry["state"], entry["pipeline"], entry["queue"], entry["task_id"]) == ("queued", "images", "default", item.task_id)
 
     ledger.mark_running(ref, "images", item.task_id, attempt=1)
     ledger.mark_succeeded(ref, ["processed/x"], 5, "0" * 64)
     assert enqueue_objects((ref,), moto_settings, sqs=sqs, ledger=ledger) == []
-    assert len(drain(moto_settings, "dropq-default")) == 1
+    assert len(drain(moto_settings, "default")) == 1
 
 
 def test_the_handler_reads_its_settings_from_the_environment(moto_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,4 +80,4 @@ def test_the_handler_reads_its_settings_from_the_environment(moto_settings: Sett
 
     assert handler_module.handler(load_event("s3_mixed.json"), None) == {"enqueued": 3, "ignored": 3}
     assert handler_module.handler(load_event("s3_test_event.json"), None) == {"enqueued": 0, "ignored": 0}
-    assert len(drain(moto_settings, "dropq-default")) == 3
+    assert len(drain(moto_settings, "default")) == 3

@@ -30,12 +30,12 @@ def test_producer_message_equals_what_kombu_sends(moto_settings: Settings) -> No
     client.config_from_object(celery_config(moto_settings))
     kwargs = {"bucket": "dropq-local", "key": "incoming/café menu.csv", "etag": "abc", "size": 10, "version_id": None, "pipeline": "tables"}
     sqs = moto_settings.client("sqs")
-    url = moto_settings.queue_url("dropq-default")
+    url = moto_settings.queue_url("default")
 
     # When Celery sends the task and the producer builds the same one
-    client.send_task(PROCESS_TASK, kwargs=kwargs, queue="dropq-default")
+    client.send_task(PROCESS_TASK, kwargs=kwargs, queue="default")
     (celery_message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
-    _, producer_body = build_task_message(PROCESS_TASK, "dropq-default", kwargs)
+    _, producer_body = build_task_message(PROCESS_TASK, "default", kwargs)
 
     # Then the two SQS bodies decode to the same envelope, and the encoded task body is byte-identical
     celery_envelope = json.loads(base64.b64decode(celery_message["Body"]))

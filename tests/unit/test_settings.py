@@ -9,7 +9,7 @@ from dropq.settings import load_settings
 def test_defaults_are_the_local_cloud() -> None:
     settings = load_settings({})
     assert settings.endpoint_url == "http://127.0.0.1:4566"
-    assert settings.queue_url("dropq-default") == "http://127.0.0.1:4566/123456789012/dropq-default"
+    assert settings.queue_url("default") == "http://127.0.0.1:4566/123456789012/dropq-default"
     assert settings.bucket == "dropq-local"
 
 
@@ -18,7 +18,7 @@ def test_an_empty_endpoint_means_aws() -> None:
         {"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1", "DROPQ_ACCOUNT_ID": "111122223333", "DROPQ_BUCKET": "acme-drop"}
     )
     assert not settings.is_local
-    assert settings.queue_url("dropq-default") == "https://sqs.eu-west-1.amazonaws.com/111122223333/dropq-default"
+    assert settings.queue_url("default") == "https://sqs.eu-west-1.amazonaws.com/111122223333/dropq-default"
     assert settings.bucket == "acme-drop"
 
 

@@ -13,7 +13,7 @@ def test_routes_by_extension_case_insensitively_with_a_catch_all() -> None:
     assert TOPOLOGY.route("incoming/table.csv").pipeline == "tables"
     assert TOPOLOGY.route("incoming/rows.ndjson").pipeline == "tables"
     assert TOPOLOGY.route("incoming/readme").pipeline == "metadata"
-    assert TOPOLOGY.route("incoming/archive.tar.gz").queue == "dropq-default"
+    assert TOPOLOGY.route("incoming/archive.tar.gz").queue == "default"
 
 
 def test_inbox_keys_exclude_folders_outputs_and_the_prefix_itself() -> None:
@@ -54,9 +54,9 @@ def test_overlapping_prefixes_are_refused() -> None:
 
 def test_routes_must_name_known_queues_and_end_with_a_catch_all() -> None:
     with pytest.raises(TopologyError, match="unknown queue 'nope'"):
-        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "nope"), Route("*", "metadata", "dropq-default")))
+        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "nope"), Route("*", "metadata", "default")))
     with pytest.raises(TopologyError, match="catch-all"):
-        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "dropq-default"),))
+        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "default"),))
 
 
 def test_every_queue_needs_a_pool() -> None:

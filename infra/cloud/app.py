@@ -1,0 +1,30 @@
+"""`cdk synth` / `cdk deploy` entry point (cdk.json runs `python -m infra.cloud.app`).
+
+Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); the account and region
+are those of your AWS profile when it has any, or left to deploy time (`cdk synth` needs no account).
+"""
+
+from __future__ import annotations
+
+import os
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.cloud.stack import DropqStack
+
+DEFAULT_STACK_NAME = "dropq"
+
+
+def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:
+    """The CDK app with its one stack, checked by cdk-nag's AWS Solutions pack at synthesis."""
+    app = app or cdk.App()
+    name = app.node.try_get_context("stack") or DEFAULT_STACK_NAME
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    stack = DropqStack(app, name, env=env, description="dropq: drop files in S3, Celery workers on SQS and Fargate process them")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app, stack
+
+
+if __name__ == "__main__":
+    build_app()[0].synth()

@@ -1,0 +1,95 @@
+"""Alarms for what needs a person (dead letters, stale messages, producer errors) and one dashboard."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.cloud.producer import Producer
+from infra.cloud.queues import Queues
+from infra.cloud.workers import WorkerService
+from infra.topology import Topology
+
+# A message older than this has waited through many visibility timeouts: workers are missing or failing.
+OLDEST_MESSAGE_ALARM_SECONDS = 30 * 60
+ALARM_PERIOD = cdk.Duration.minutes(5)
+
+
+class Monitoring(Construct):
+    """CloudWatch alarms (to an SNS topic you can subscribe to) and the dropq dashboard."""
+
+    def __init__(
+        self, scope: Construct, id: str, topology: Topology, queues: Queues, producer: Producer, pools: list[WorkerService]
+    ) -> None:
+        super().__init__(scope, id)
+        self.topic = sns.Topic(
+            self,
+            "Alarms",
+            display_name="dropq alarms",
+            enforce_ssl=True,
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+        )
+        self.alarms: list[cloudwatch.Alarm] = []
+        for queue in queues.all_dead_letters:
+            self._alarm(
+                f"DeadLetters{len(self.alarms)}",
+                queue.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
+                1,
+                f"Messages are waiting in {queue.queue_name}: see `dropq status` for their reasons",
+            )
+        for name, queue in queues.work.items():
+            self._alarm(
+                f"OldestMessage-{name}",
+                queue.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
+                OLDEST_MESSAGE_ALARM_SECONDS,
+                f"A message in {queue.queue_name} is older than {OLDEST_MESSAGE_ALARM_SECONDS // 60} minutes: are workers running?",
+            )
+        self._alarm(
+            "ProducerErrors",
+            producer.function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+            1,
+            "The producer Lambda failed on S3 events (it retries; failures after that land in the producer-failures queue)",
+        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cdk.Stack.of(self).stack_name}-dropq")
+        for pool in pools:
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(title=f"{pool.pool.name}: backlog (waiting + in flight)", left=[pool.backlog], width=8),
+                cloudwatch.GraphWidget(
+                    title=f"{pool.pool.name}: backlog per task (target {pool.pool.backlog_per_worker})",
+                    left=[pool.backlog_per_task],
+                    width=8,
+                ),
+                cloudwatch.GraphWidget(title=f"{pool.pool.name}: running tasks", left=[pool.running_tasks], width=8),
+            )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Dead letters",
+                left=[q.metric_approximate_number_of_messages_visible(statistic="Maximum") for q in queues.all_dead_letters],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Producer",
+                left=[producer.function.metric_invocations(), producer.function.metric_errors()],
+                right=[producer.function.metric_duration()],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24))
+
+    def _alarm(self, id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        self.alarms.append(alarm)

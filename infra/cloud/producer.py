@@ -1,0 +1,73 @@
+"""The producer Lambda: S3 notifications on the inbox prefix in, one Celery message per file out."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from constructs import Construct
+
+from dropq.settings import DEFAULT_REGION, REGION, Settings
+from infra.cloud.bundling import producer_code
+from infra.cloud.queues import Queues
+from infra.cloud.storage import Storage
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# Powertools for AWS Lambda (Python) v3, public layer 36 = aws-lambda-powertools 3.31.1, published for python3.14 on arm64:
+# https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer
+POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:36"
+HANDLER = "lambdas.producer.handler.handler"
+MEMORY_MIB = 256
+TIMEOUT_SECONDS = 60
+# How long Lambda keeps retrying an event (S3 may deliver late) before it goes to the failure queue.
+MAX_EVENT_AGE_HOURS = 6
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+class Producer(Construct):
+    """The producer function, its log group, its retries and on-failure destination, and the inbox notification."""
+
+    def __init__(self, scope: Construct, id: str, settings: Settings, storage: Storage, queues: Queues) -> None:
+        super().__init__(scope, id)
+        topology = settings.topology
+        self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
+        powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", POWERTOOLS_LAYER.format(partition=cdk.Aws.PARTITION, region=cdk.Aws.REGION)
+        )
+        # Lambda sets AWS_REGION itself and refuses it as a variable.
+        environment = {k: v for k, v in settings.environment().items() if k not in (REGION, DEFAULT_REGION)}
+        # Its own role, writing only to its own log group (instead of the AWS-managed basic execution policy).
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.log_group.grant_write(role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            role=role,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=producer_code(),
+            layers=[powertools],
+            memory_size=MEMORY_MIB,
+            timeout=cdk.Duration.seconds(TIMEOUT_SECONDS),
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": "dropq-producer"},
+            log_group=self.log_group,
+            retry_attempts=topology.producer_retries,
+            max_event_age=cdk.Duration.hours(MAX_EVENT_AGE_HOURS),
+            on_failure=destinations.SqsDestination(queues.producer_failures),
+            description="dropq producer: S3 inbox notifications -> Celery messages on SQS",
+        )
+        for queue in queues.work.values():
+            queue.grant_send_messages(role)
+        # The ledger's `queued` entry is one conditional UpdateItem.
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[storage.ledger.table_arn]))
+        storage.bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.function),
+            s3.NotificationKeyFilter(prefix=topology.inbox_prefix),
+        )

@@ -1,0 +1,64 @@
+"""The topology's SQS queues, each with its dead-letter queue, and the producer's failure queue."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.cloud.nag import acknowledge
+from infra.topology import SQS_MAX_RETENTION, QueueSpec, Topology
+
+# Long polling: a receive waits up to this long for a message (SQS's maximum).
+RECEIVE_WAIT_SECONDS = 20
+
+
+class Queues(Construct):
+    """Work queues and DLQs (SSE, TLS only), named `<prefix><topology name>`."""
+
+    def __init__(self, scope: Construct, id: str, topology: Topology, prefix: str) -> None:
+        super().__init__(scope, id)
+        self.work: dict[str, sqs.Queue] = {}
+        self.dead_letter: dict[str, sqs.Queue] = {}
+        for spec in topology.queues:
+            self.dead_letter[spec.name] = self._dead_letter_queue(spec, prefix)
+            self.work[spec.name] = sqs.Queue(
+                self,
+                f"Queue-{spec.name}",
+                queue_name=f"{prefix}{spec.name}",
+                visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout),
+                retention_period=cdk.Duration.seconds(spec.retention_seconds),
+                receive_message_wait_time=cdk.Duration.seconds(RECEIVE_WAIT_SECONDS),
+                dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter[spec.name], max_receive_count=spec.max_receive_count),
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+            )
+        # Where Lambda puts S3 events the producer failed on after its retries (its on-failure destination).
+        self.producer_failures = sqs.Queue(
+            self,
+            "ProducerFailures",
+            queue_name=f"{prefix}{topology.producer_failure_queue}",
+            retention_period=cdk.Duration.seconds(SQS_MAX_RETENTION),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        acknowledge(
+            self.producer_failures,
+            "AwsSolutions-SQS3",
+            "This queue is itself the last stop (Lambda's on-failure destination); an alarm watches it, `dropq status` counts it.",
+        )
+
+    def _dead_letter_queue(self, spec: QueueSpec, prefix: str) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            f"DeadLetters-{spec.name}",
+            queue_name=f"{prefix}{spec.dlq_name}",
+            retention_period=cdk.Duration.seconds(spec.dlq_retention_seconds),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+
+    @property
+    def all_dead_letters(self) -> list[sqs.Queue]:
+        """Every queue whose messages need a person: the DLQs and the producer's failures."""
+        return [*self.dead_letter.values(), self.producer_failures]

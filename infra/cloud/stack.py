@@ -1,0 +1,113 @@
+"""The dropq stack: every resource derived from the topology, named `<stack>-<topology name>`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from constructs import Construct
+
+from dropq.settings import PREFIX_PATTERN, Settings
+from infra.cloud.bundling import ROOT
+from infra.cloud.monitoring import Monitoring
+from infra.cloud.nag import acknowledge
+from infra.cloud.producer import Producer
+from infra.cloud.queues import Queues
+from infra.cloud.storage import Storage
+from infra.cloud.workers import WorkerService
+from infra.topology import TOPOLOGY, Topology
+
+MAX_AZS = 2
+
+
+def output_id(name: str) -> str:
+    """A CloudFormation output id for a topology name ("default-dlq" -> "DefaultDlq")."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+class DropqStack(cdk.Stack):
+    """Bucket, producer, queues, tables, Fargate worker pools, scaling, alarms and dashboard."""
+
+    def __init__(self, scope: Construct, id: str, topology: Topology = TOPOLOGY, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.prefix = f"{self.stack_name}-"
+        if not PREFIX_PATTERN.match(self.prefix):
+            raise ValueError(
+                f"stack name {self.stack_name!r} makes resource prefix {self.prefix!r}, which must match {PREFIX_PATTERN.pattern}"
+            )
+        self.storage = Storage(self, "Storage", topology, self.prefix)
+        self.queues = Queues(self, "Queues", topology, self.prefix)
+        self.settings = Settings(
+            topology=topology,
+            endpoint_url=None,
+            region=cdk.Aws.REGION,
+            account_id=cdk.Aws.ACCOUNT_ID,
+            bucket=self.storage.bucket.bucket_name,
+            state_dir="/tmp/dropq",
+            prefix=self.prefix,
+        )
+        self.producer = Producer(self, "Producer", self.settings, self.storage, self.queues)
+        self._acknowledge_cdk_handlers()
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Network",
+            max_azs=MAX_AZS,
+            nat_gateways=0,
+            subnet_configuration=[ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)],
+            # S3 and DynamoDB traffic stays on AWS's network, at no charge.
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+                "DynamoDB": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+            },
+            flow_logs={"Rejected": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)},
+        )
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED, enable_fargate_capacity_providers=True
+        )
+        image = ecs.ContainerImage.from_asset(str(ROOT), file="Dockerfile", platform=ecr_assets.Platform.LINUX_AMD64)
+        self.pools = [
+            WorkerService(self, f"Pool-{pool.name}", pool, self.settings, self.cluster, image, self.storage, self.queues)
+            for pool in topology.pools
+        ]
+        self.monitoring = Monitoring(self, "Monitoring", topology, self.queues, self.producer, self.pools)
+        self._outputs(topology)
+
+    def _acknowledge_cdk_handlers(self) -> None:
+        """CDK's own deploy-time function that writes the bucket's notification configuration."""
+        for child in self.node.children:
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                acknowledge(
+                    child,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                    "CDK's BucketNotificationsHandler runs only during deployments, to configure the bucket's notification; "
+                    "CDK creates its role, with the basic execution policy for its logs.",
+                )
+
+    def _outputs(self, topology: Topology) -> None:
+        """What `dropq --stack NAME` and people need: bucket, inbox, queues, tables, dashboard."""
+        bucket = self.storage.bucket.bucket_name
+        outputs = {
+            "Bucket": bucket,
+            "Inbox": f"s3://{bucket}/{topology.inbox_prefix}",
+            "Prefix": self.prefix,
+            "LedgerTable": self.storage.ledger.table_name,
+            "ResultsTable": self.storage.results.table_name,
+            "ProducerFunction": self.producer.function.function_name,
+            "ProducerFailuresQueueUrl": self.queues.producer_failures.queue_url,
+            "AlarmTopic": self.monitoring.topic.topic_arn,
+            "Dashboard": f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}#dashboards:name="
+            + self.monitoring.dashboard.dashboard_name,
+            "ClusterName": self.cluster.cluster_name,
+        }
+        for name, queue in self.queues.work.items():
+            outputs[f"Queue{output_id(name)}Url"] = queue.queue_url
+            outputs[f"Queue{output_id(name)}DlqUrl"] = self.queues.dead_letter[name].queue_url
+        for pool in self.pools:
+            outputs[f"Pool{output_id(pool.pool.name)}Service"] = pool.service.service_name
+        for key, value in outputs.items():
+            cdk.CfnOutput(self, key, value=value)

@@ -1,0 +1,69 @@
+"""The bucket files are dropped in, and the DynamoDB tables of the ledger and the task results."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.cloud.nag import acknowledge
+from infra.topology import TableSpec, Topology
+
+ACCESS_LOG_DAYS = 90
+
+
+class Storage(Construct):
+    """S3 bucket (private, TLS only, encrypted, access-logged) and the topology's tables (on demand, TTL, PITR)."""
+
+    def __init__(self, scope: Construct, id: str, topology: Topology, prefix: str) -> None:
+        super().__init__(scope, id)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(ACCESS_LOG_DAYS))],
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        acknowledge(self.access_logs, "AwsSolutions-S1", "This is the access-log bucket; logging it into itself would loop.")
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="bucket/",
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=cdk.Duration.days(30))],
+            # Your files: `cdk destroy` leaves the bucket (README: "Tear down").
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.ledger = self._table("Ledger", topology.ledger_table, prefix, cdk.RemovalPolicy.RETAIN)
+        # Results are a cache of task return values with a TTL of days; nothing to keep.
+        self.results = self._table("Results", topology.results_table, prefix, cdk.RemovalPolicy.DESTROY)
+
+    def _table(self, id: str, spec: TableSpec, prefix: str, removal: cdk.RemovalPolicy) -> dynamodb.Table:
+        def key(name: str) -> dynamodb.Attribute:
+            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+        table = dynamodb.Table(
+            self,
+            id,
+            table_name=f"{prefix}{spec.name}",
+            partition_key=key(spec.partition_key),
+            sort_key=key(spec.sort_key) if spec.sort_key else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=spec.ttl_attribute,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=removal,
+        )
+        for index, hash_key, range_key in spec.indexes:
+            table.add_global_secondary_index(
+                index_name=index, partition_key=key(hash_key), sort_key=key(range_key), projection_type=dynamodb.ProjectionType.ALL
+            )
+        return table

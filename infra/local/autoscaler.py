@@ -1,0 +1,113 @@
+"""The local cloud's autoscaler: the stack's scaling policy, applied to local worker processes.
+
+In AWS, Application Auto Scaling reads CloudWatch every minute and changes the service's desired
+count. Here a thread reads the same numbers from SQS (waiting + in-flight messages of the pool's
+queues) every `interval` seconds and starts or stops `celery worker` processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from infra.local.workers import WorkerSet
+from infra.scaling import ScalingPolicy
+
+logger = logging.getLogger("dropq.autoscaler")
+
+# Observations kept for tests and status (a day of ticks at the default interval).
+HISTORY_LENGTH = 50_000
+BACKLOG_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One reading of the autoscaler and what it did: the backlog, and the workers before and after."""
+
+    at: float
+    backlog: int
+    running: int
+    workers: int
+
+
+class Autoscaler:
+    """Keeps one pool's worker count where its scaling policy wants it."""
+
+    def __init__(
+        self,
+        workers: WorkerSet,
+        sqs: Any,
+        queue_urls: list[str],
+        policy: ScalingPolicy,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.workers = workers
+        self.sqs = sqs
+        self.queue_urls = queue_urls
+        self.policy = policy
+        self.interval = interval
+        self.clock = clock
+        self.history: deque[Observation] = deque(maxlen=HISTORY_LENGTH)
+        self._last_wake = self._last_scale_out = float("-inf")
+        self._low_since: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def backlog(self) -> int:
+        """Messages waiting or in flight over the pool's queues (what the stack's `backlog` expression sums)."""
+        total = 0
+        for url in self.queue_urls:
+            attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=BACKLOG_ATTRIBUTES)["Attributes"]
+            total += sum(int(attributes.get(name, 0)) for name in BACKLOG_ATTRIBUTES)
+        return total
+
+    def tick(self) -> Observation:
+        """Read the backlog once and scale if the policy and its cooldowns say so."""
+        backlog, running, now = self.backlog(), self.workers.running, self.clock()
+        want = self.policy.desired(backlog, running)
+        target = running
+        if want > running:
+            self._low_since = None
+            if running == 0 and now - self._last_wake >= self.policy.wake_cooldown:
+                target, self._last_wake = want, now
+            elif running > 0 and now - self._last_scale_out >= self.policy.scale_out_cooldown:
+                target, self._last_scale_out = want, now
+        elif want < running:
+            # Scale in only once the backlog has stayed low for the whole cooldown.
+            self._low_since = now if self._low_since is None else self._low_since
+            if now - self._low_since >= self.policy.scale_in_cooldown:
+                target, self._low_since = want, None
+        else:
+            self._low_since = None
+        if target != running:
+            logger.info("backlog %d: scaling pool %s from %d to %d workers", backlog, self.workers.pool.name, running, target)
+            self.workers.scale_to(target)
+        observation = Observation(at=now, backlog=backlog, running=running, workers=target)
+        self.history.append(observation)
+        return observation
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the local endpoint restarting, say: log it and try again next tick
+                logger.exception("autoscaler tick failed for pool %s", self.workers.pool.name)
+            self._stop.wait(self.interval)
+
+    def start(self) -> Autoscaler:
+        """Scale in the background until `stop`."""
+        self._thread = threading.Thread(target=self._run, name=f"autoscaler-{self.workers.pool.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop scaling (the workers keep running; the cloud stops them)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
