@@ -53,7 +53,6 @@ class WorkerService(Construct):
         queues: Queues,
     ) -> None:
         super().__init__(scope, id)
-        topology = settings.topology
         self.pool = pool
         self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
         self.task_definition = ecs.FargateTaskDefinition(
