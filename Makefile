@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The AWS CDK command line, installed into this project from package-lock.json.
+NODE_STAMP := node_modules/.installed
+CDK := node_modules/.bin/cdk
+# jsii (under aws-cdk-lib) prints a banner at every start on Node 20, past its end of life; it works.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: run test lint format install clean
+.PHONY: run test lint format install synth clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 run: $(STAMP)
 	$(BIN)/dropq up
@@ -21,12 +30,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
+test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/python -m pytest -ra
+
+# The CloudFormation template and assets, offline, no AWS account needed (into cdk.out/).
+synth: $(STAMP) $(NODE_STAMP)
+	$(CDK) synth --quiet --no-notices
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .dropq .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules cdk.out .dropq .pytest_cache .ruff_cache *.egg-info

@@ -4,8 +4,9 @@ The signal is the pool's backlog: messages waiting plus messages in flight, over
 Counting in-flight messages means a pool never scales to zero while a task runs, which is what the
 CDK pattern `QueueProcessingFargateService` gets wrong (it scales on visible messages only).
 
-- Wake: with no worker and a backlog, start one (target tracking cannot scale out from zero:
-  its new capacity is proportional to the current one).
+- Wake: with no worker wanted and a backlog, start one. Backlog per task is undefined at zero
+  tasks and target tracking sizes from the current capacity, so a step policy on the raw backlog
+  does the first step.
 - Target tracking: keep backlog per worker near `backlog_per_worker`; the new worker count is
   ceil(backlog / backlog_per_worker), clamped to the pool's min and max.
 - Scale in (to the minimum, zero allowed) only once the backlog has stayed low for the scale-in cooldown.
@@ -28,8 +29,9 @@ METRIC_PERIOD = 60
 
 # CloudWatch metric math over the ids the stack gives its metrics: `backlog` (an expression summing
 # visible and in-flight messages of the pool's queues), `running` and `desired` (the service's task counts).
-BACKLOG_PER_WORKER_EXPRESSION = "IF(running > 0, backlog / running, backlog)"
-WAKE_EXPRESSION = "IF(desired == 0 AND backlog > 0, 1, 0)"
+# A task count with no data point (Container Insights may report none for a service at zero) counts as 0.
+BACKLOG_PER_WORKER_EXPRESSION = "IF(FILL(running, 0) > 0, backlog / FILL(running, 1), backlog)"
+WAKE_EXPRESSION = "IF(FILL(desired, 0) == 0 AND backlog > 0, 1, 0)"
 
 
 def backlog_expression(metric_ids: list[str]) -> str:

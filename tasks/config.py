@@ -6,9 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dropq.settings import LOCAL_CREDENTIALS, Settings
-
-# Long polling: one ReceiveMessage waits up to 20 s (SQS's maximum) instead of polling an empty queue.
-SQS_WAIT_TIME_SECONDS = 20
+from infra.topology import SQS_MAX_WAIT_SECONDS
 
 
 def _local_credentials(settings: Settings) -> str:
@@ -44,7 +42,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "is_secure": secure,
             # Queues are provisioned by the topology: never ListQueues/CreateQueue at run time.
             "predefined_queues": {q.name: {"url": settings.queue_url(q.name)} for q in topology.queues},
-            "wait_time_seconds": SQS_WAIT_TIME_SECONDS,
+            # Long polling: one ReceiveMessage waits up to 20 s instead of polling an empty queue.
+            "wait_time_seconds": SQS_MAX_WAIT_SECONDS,
             "polling_interval": 1,
         },
         "broker_connection_retry_on_startup": True,

@@ -6,7 +6,10 @@ are those of your AWS profile when it has any, or left to deploy time (`cdk synt
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -14,6 +17,12 @@ from cdk_nag import AwsSolutionsChecks
 from infra.cloud.stack import DropqStack
 
 DEFAULT_STACK_NAME = "dropq"
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context (feature flags) of cdk.json, which the CDK CLI passes to the app; tests pass it the same way."""
+    return json.loads(CDK_JSON.read_text())["context"]
 
 
 def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.cloud.nag import acknowledge
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.workers import WorkerService
@@ -31,7 +31,12 @@ class Monitoring(Construct):
             "Alarms",
             display_name="dropq alarms",
             enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+        )
+        acknowledge(
+            self.topic,
+            "AwsSolutions-SNS2",
+            "CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and alarm messages carry "
+            "only alarm names and thresholds, no file contents.",
         )
         self.alarms: list[cloudwatch.Alarm] = []
         for queue in queues.all_dead_letters:

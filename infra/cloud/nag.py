@@ -6,9 +6,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
+# An acknowledgement says why the rule does not apply, in a sentence.
+MIN_REASON_WORDS = 5
+
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     """Accept one cdk-nag finding (`AwsSolutions-XX` or `AwsSolutions-XX[finding]`) on `construct`, for `reason`."""
+    if len(reason.split()) < MIN_REASON_WORDS:
+        raise ValueError(f"acknowledging {rule} needs a reason a reviewer can check, not {reason!r}")
     cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
 
 

@@ -7,10 +7,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.cloud.nag import acknowledge
-from infra.topology import SQS_MAX_RETENTION, QueueSpec, Topology
-
-# Long polling: a receive waits up to this long for a message (SQS's maximum).
-RECEIVE_WAIT_SECONDS = 20
+from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, Topology
 
 
 class Queues(Construct):
@@ -28,7 +25,7 @@ class Queues(Construct):
                 queue_name=f"{prefix}{spec.name}",
                 visibility_timeout=cdk.Duration.seconds(spec.visibility_timeout),
                 retention_period=cdk.Duration.seconds(spec.retention_seconds),
-                receive_message_wait_time=cdk.Duration.seconds(RECEIVE_WAIT_SECONDS),
+                receive_message_wait_time=cdk.Duration.seconds(SQS_MAX_WAIT_SECONDS),
                 dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter[spec.name], max_receive_count=spec.max_receive_count),
                 encryption=sqs.QueueEncryption.SQS_MANAGED,
                 enforce_ssl=True,

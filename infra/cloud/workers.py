@@ -89,7 +89,7 @@ class WorkerService(Construct):
             "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            desired_count=pool.min_workers,
+            # No desired count in the template: a deployment must not reset what autoscaling set.
             # Workers only call out (SQS, S3, DynamoDB); public subnets without NAT gateways cost nothing idle.
             assign_public_ip=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),

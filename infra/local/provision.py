@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from dropq.settings import Settings
-from infra.topology import SQS_MAX_RETENTION, QueueSpec, TableSpec
+from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, TableSpec
 
 # In AWS, S3 invokes the producer Lambda directly. Locally, S3 notifies this queue and the local
 # Lambda runtime delivers each notification to the same handler, with Lambda's async-invoke contract.
@@ -24,7 +24,7 @@ def queue_attributes(spec: QueueSpec, dlq_arn: str) -> dict[str, str]:
     return {
         "VisibilityTimeout": str(spec.visibility_timeout),
         "MessageRetentionPeriod": str(spec.retention_seconds),
-        "ReceiveMessageWaitTimeSeconds": "20",
+        "ReceiveMessageWaitTimeSeconds": str(SQS_MAX_WAIT_SECONDS),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}),
     }
 

@@ -1,0 +1,301 @@
+"""The synthesized stack, resource by resource, against the topology it is built from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from dropq.settings import PREFIX
+from infra.cloud.bundling import PRODUCER_MODULES
+from infra.cloud.producer import POWERTOOLS_LAYER
+from infra.scaling import BACKLOG_PER_WORKER_EXPRESSION, WAKE_EXPRESSION, backlog_expression, scaling_policy
+from infra.topology import TOPOLOGY
+from infra.worker import WORKER_ENVIRONMENT, worker_arguments
+from tests.stack.conftest import Synthesized
+
+
+def denies_insecure_transport(policy: dict[str, Any]) -> bool:
+    """Whether a resource policy denies every request not made over TLS."""
+    return any(
+        s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for s in policy["PolicyDocument"]["Statement"]
+    )
+
+
+def statements(synthesized: Synthesized, role_path_part: str) -> list[dict[str, Any]]:
+    """Every IAM statement attached to roles whose logical id contains `role_path_part`."""
+    found = []
+    for logical_id, props in synthesized.of_type("AWS::IAM::Policy").items():
+        if role_path_part in logical_id:
+            found += props["PolicyDocument"]["Statement"]
+    return found
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    raw = statement["Action"]
+    return [raw] if isinstance(raw, str) else raw
+
+
+def test_bucket_is_private_encrypted_tls_only_and_notifies_the_producer_for_the_inbox_only(synthesized: Synthesized) -> None:
+    template = synthesized.template
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "LoggingConfiguration": Match.any_value(),
+        },
+    )
+    bucket_policies = synthesized.of_type("AWS::S3::BucketPolicy").values()
+    assert len(bucket_policies) == 2 and all(denies_insecure_transport(p) for p in bucket_policies)
+    (notification,) = synthesized.of_type("Custom::S3BucketNotifications").values()
+    (config,) = notification["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": TOPOLOGY.inbox_prefix}]
+    assert config["LambdaFunctionArn"]["Fn::GetAtt"][0].startswith("ProducerFunction")
+    assert not TOPOLOGY.output_prefix.startswith(TOPOLOGY.inbox_prefix), "outputs can never re-trigger the producer"
+
+
+def test_producer_runs_a_current_python_with_retries_an_on_failure_queue_and_its_own_logs(synthesized: Synthesized) -> None:
+    (function,) = [p for k, p in synthesized.of_type("AWS::Lambda::Function").items() if k.startswith("ProducerFunction")]
+    assert function["Runtime"] == "python3.14" and function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "lambdas.producer.handler.handler"
+    assert "LoggingConfig" in function and function["LoggingConfig"]["LogGroup"]["Ref"].startswith("ProducerLogs")
+    layer = json.dumps(function["Layers"])
+    assert "AWSLambdaPowertoolsPythonV3-python314-arm64" in layer and POWERTOOLS_LAYER.rsplit(":", 1)[1] in layer
+    env = function["Environment"]["Variables"]
+    assert env["DROPQ_ENDPOINT_URL"] == "" and env[PREFIX] == "dropq-"
+    synthesized.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": TOPOLOGY.producer_retries,
+            "DestinationConfig": {
+                "OnFailure": {"Destination": {"Fn::GetAtt": [Match.string_like_regexp("QueuesProducerFailures"), "Arn"]}}
+            },
+        },
+    )
+    log_groups = synthesized.of_type("AWS::Logs::LogGroup")
+    assert all(group.get("RetentionInDays") for group in log_groups.values()), "every log group has a retention"
+
+
+def producer_asset(synthesized: Synthesized) -> Path:
+    """The producer's staged code asset, found through the cloud assembly's asset manifest."""
+    (function,) = [p for k, p in synthesized.of_type("AWS::Lambda::Function").items() if k.startswith("ProducerFunction")]
+    asset_hash = json.dumps(function["Code"]["S3Key"]).split(".zip")[0].strip('"')
+    manifest = json.loads((synthesized.outdir / f"{synthesized.stack.stack_name}.assets.json").read_text())
+    return synthesized.outdir / manifest["files"][asset_hash]["source"]["path"]
+
+
+def test_producer_asset_is_small_and_carries_no_celery(synthesized: Synthesized) -> None:
+    asset = producer_asset(synthesized)
+    files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*.py"))
+    assert files == sorted(PRODUCER_MODULES)
+    assert sum(p.stat().st_size for p in asset.rglob("*") if p.is_file()) < 100_000
+
+
+def test_producer_handler_imports_from_its_asset_alone_without_worker_dependencies(synthesized: Synthesized, tmp_path: Path) -> None:
+    """Run in a fresh interpreter: the asset first on sys.path, Celery and the pipelines' libraries made unimportable."""
+    asset = producer_asset(synthesized)
+    probe = f"""
+import sys
+sys.path.insert(0, {str(asset)!r})
+for blocked in ("celery", "kombu", "pycurl", "PIL", "pyarrow", "click", "moto", "tasks"):
+    sys.modules[blocked] = None
+import lambdas.producer.handler as handler
+ours = ("dropq", "lambdas", "infra")
+loaded = [m.__file__ for name, m in sys.modules.items() if name.split(".")[0] in ours and getattr(m, "__file__", None)]
+assert all(f.startswith({str(asset)!r}) for f in loaded), loaded
+print(handler.handler.__name__)
+"""
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "handler"
+
+
+def test_queues_have_their_topology_attributes_a_dlq_sse_and_a_tls_only_policy(synthesized: Synthesized) -> None:
+    queues = {p["QueueName"]: p for p in synthesized.of_type("AWS::SQS::Queue").values()}
+    for spec in TOPOLOGY.queues:
+        queue, dlq = queues[f"dropq-{spec.name}"], queues[f"dropq-{spec.dlq_name}"]
+        assert queue["VisibilityTimeout"] == spec.visibility_timeout > spec.task_time_limit
+        assert queue["MessageRetentionPeriod"] == spec.retention_seconds < dlq["MessageRetentionPeriod"] == spec.dlq_retention_seconds
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
+        assert queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0].startswith(f"QueuesDeadLetters{spec.name}")
+    assert all(q["SqsManagedSseEnabled"] for q in queues.values())
+    policies = synthesized.of_type("AWS::SQS::QueuePolicy").values()
+    assert len(policies) == len(queues)
+    assert all(denies_insecure_transport(p) for p in policies)
+
+
+def test_tables_are_on_demand_with_ttl_and_point_in_time_recovery(synthesized: Synthesized) -> None:
+    tables = {p["TableName"]: p for p in synthesized.of_type("AWS::DynamoDB::Table").values()}
+    for spec in (TOPOLOGY.ledger_table, TOPOLOGY.results_table):
+        table = tables[f"dropq-{spec.name}"]
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+        assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_each_pool_is_a_fargate_service_running_the_worker_command_with_its_size_and_stop_timeout(synthesized: Synthesized) -> None:
+    (task,) = synthesized.of_type("AWS::ECS::TaskDefinition").values()
+    pool = TOPOLOGY.pools[0]
+    assert (task["Cpu"], task["Memory"]) == (str(pool.cpu), str(pool.memory_mib))
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    (container,) = task["ContainerDefinitions"]
+    assert container["Command"] == ["celery", *worker_arguments(pool, f"{pool.name}@%h")]
+    assert container["StopTimeout"] == pool.stop_timeout
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert WORKER_ENVIRONMENT.items() <= env.items()
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    (cluster,) = synthesized.of_type("AWS::ECS::Cluster").values()
+    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+    (service,) = synthesized.of_type("AWS::ECS::Service").values()
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
+    assert "CapacityProviderStrategy" not in service, "on-demand Fargate unless the pool asks for Spot"
+    (group,) = synthesized.of_type("AWS::EC2::SecurityGroup").values()
+    assert "SecurityGroupIngress" not in group
+
+
+def test_autoscaling_tracks_backlog_per_task_including_in_flight_and_wakes_from_zero(synthesized: Synthesized) -> None:
+    pool = TOPOLOGY.pools[0]
+    policy = scaling_policy(pool)
+    (target,) = synthesized.of_type("AWS::ApplicationAutoScaling::ScalableTarget").values()
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (pool.min_workers, pool.max_workers) == (0, pool.max_workers)
+    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
+    policies = {p["PolicyType"]: p for p in synthesized.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()}
+
+    tracking = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == pool.backlog_per_worker
+    assert (tracking["ScaleOutCooldown"], tracking["ScaleInCooldown"]) == (policy.scale_out_cooldown, policy.scale_in_cooldown)
+    queries = {q["Id"]: q for q in tracking["CustomizedMetricSpecification"]["Metrics"]}
+    names = {q["MetricStat"]["Metric"]["MetricName"] for q in queries.values() if "MetricStat" in q}
+    # In-flight messages count: a pool never scales to zero under a running task (QueueProcessingFargateService counts visible only).
+    assert names == {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "RunningTaskCount"}
+    assert queries["backlog"]["Expression"] == backlog_expression(["visible0", "inflight0"])
+    assert queries["backlog_per_task"]["Expression"] == BACKLOG_PER_WORKER_EXPRESSION
+    assert [q["Id"] for q in queries.values() if q["ReturnData"]] == ["backlog_per_task"]
+
+    wake = policies["StepScaling"]["StepScalingPolicyConfiguration"]
+    assert wake["AdjustmentType"] == "ChangeInCapacity" and wake["StepAdjustments"] == [
+        {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
+    ]
+    alarms = synthesized.of_type("AWS::CloudWatch::Alarm").values()
+    (wake_alarm,) = [a for a in alarms if any(m.get("Expression") == WAKE_EXPRESSION for m in a.get("Metrics", []))]
+    assert wake_alarm["AlarmActions"][0]["Ref"].startswith("PooldefaultWake")
+    assert wake_alarm["Threshold"] == 1
+
+
+def test_fargate_spot_is_a_pool_setting(tmp_path: Path) -> None:
+    import dataclasses
+
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from infra.cloud.stack import DropqStack
+
+    topology = dataclasses.replace(TOPOLOGY, pools=(dataclasses.replace(TOPOLOGY.pools[0], spot=True),))
+    stack = DropqStack(cdk.App(outdir=str(tmp_path)), "spotty", topology=topology)
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::ECS::Service", {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]}
+    )
+
+
+def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:
+    worker = statements(synthesized, "TaskRole")
+    producer = statements(synthesized, "ProducerRole")
+    everything = [a for s in worker + producer for a in actions(s)]
+    assert not [a for a in everything if a == "*" or a.endswith(":*")], "no wildcard actions"
+    assert {a for s in producer for a in actions(s)} == {
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "dynamodb:UpdateItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    s3_statements = [s for s in worker if any(a.startswith("s3:") for a in actions(s))]
+    by_resource = {json.dumps(s["Resource"]): set(actions(s)) for s in s3_statements}
+    assert sorted(by_resource.values(), key=sorted) == sorted(
+        [{"s3:GetObject"}, {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}], key=sorted
+    )
+    assert any(TOPOLOGY.inbox_prefix in r for r in by_resource) and any(TOPOLOGY.output_prefix in r for r in by_resource)
+    managed = [k for k, props in synthesized.of_type("AWS::IAM::Role").items() if props.get("ManagedPolicyArns")]
+    assert [k for k in managed if not k.startswith("BucketNotificationsHandler")] == [], "only CDK's own deploy-time handler"
+
+
+def test_alarms_watch_every_dead_letter_queue_message_age_and_producer_errors(synthesized: Synthesized) -> None:
+    alarms = list(synthesized.of_type("AWS::CloudWatch::Alarm").values())
+    metric_names = [a.get("MetricName") for a in alarms]
+    dead_letter_queues = len(TOPOLOGY.queues) + 1  # each DLQ and the producer's failure queue
+    assert metric_names.count("ApproximateNumberOfMessagesVisible") == dead_letter_queues
+    assert metric_names.count("ApproximateAgeOfOldestMessage") == len(TOPOLOGY.queues)
+    assert "Errors" in metric_names
+    assert all(a["AlarmActions"] for a in alarms)
+    synthesized.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_outputs_name_the_bucket_queues_tables_and_dashboard(synthesized: Synthesized) -> None:
+    outputs = synthesized.template.to_json()["Outputs"]
+    expected = {
+        "Bucket",
+        "Inbox",
+        "Prefix",
+        "LedgerTable",
+        "ResultsTable",
+        "Dashboard",
+        "ProducerFailuresQueueUrl",
+        "QueueDefaultUrl",
+        "QueueDefaultDlqUrl",
+    }
+    assert expected <= outputs.keys()
+
+
+def test_cfn_lint_finds_no_error(synthesized: Synthesized) -> None:
+    from cfnlint.api import lint_all
+
+    template = (synthesized.outdir / f"{synthesized.stack.stack_name}.template.json").read_text()
+    matches = lint_all(template)
+    errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
+
+
+def test_cdk_nag_reports_no_unacknowledged_error(synthesized: Synthesized) -> None:
+    """The session's synthesis ran cdk-nag's AwsSolutions pack and raised on any unacknowledged error; its report agrees."""
+    report = synthesized.outdir / "validation-report.json"
+    plugins = json.loads(report.read_text())["pluginReports"] if report.exists() else []
+    assert [v for p in plugins for v in p["violations"] if v["severity"] == "error"] == []
+
+
+def test_cdk_nag_fails_synthesis_on_a_resource_breaking_its_rules(tmp_path: Path) -> None:
+    """The checks really run: an unencrypted, unlogged bucket added to the app makes `cdk synth` fail."""
+    import aws_cdk as cdk
+    import pytest
+    from aws_cdk import aws_s3 as s3
+
+    from infra.cloud.app import build_app
+
+    app, stack = build_app(cdk.App(outdir=str(tmp_path)))
+    s3.Bucket(stack, "Careless")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    rules = {v["ruleName"] for p in report["pluginReports"] for v in p["violations"]}
+    assert "AwsSolutions-S1" in rules and "AwsSolutions-S10" in rules
+
+
+def test_an_acknowledgement_without_a_reason_is_refused() -> None:
+    import aws_cdk as cdk
+    import pytest
+
+    from infra.cloud.nag import acknowledge
+
+    with pytest.raises(ValueError, match="reason"):
+        acknowledge(cdk.Stack(cdk.App(), "s"), "AwsSolutions-S1", "ok")

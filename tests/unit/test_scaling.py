@@ -1,0 +1,64 @@
+"""The scaling policy the stack deploys and the local autoscaler runs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from infra.scaling import ScalingPolicy, backlog_expression, scaling_policy
+from infra.topology import TOPOLOGY, TopologyError, WorkerPool
+
+POLICY = ScalingPolicy(min_workers=0, max_workers=4, backlog_per_worker=20)
+
+
+def test_an_idle_pool_stays_at_zero_and_wakes_to_one_worker_on_any_backlog() -> None:
+    assert POLICY.desired(backlog=0, running=0) == 0
+    assert POLICY.desired(backlog=1, running=0) == 1
+    assert POLICY.desired(backlog=10_000, running=0) == 1, "waking starts one; tracking takes it from there"
+
+
+def test_tracking_aims_at_the_backlog_per_worker_within_the_bounds() -> None:
+    assert POLICY.desired(backlog=20, running=1) == 1
+    assert POLICY.desired(backlog=21, running=1) == 2
+    assert POLICY.desired(backlog=70, running=2) == 4
+    assert POLICY.desired(backlog=10_000, running=2) == 4, "never above max_workers"
+    assert dataclasses.replace(POLICY, min_workers=2).desired(backlog=0, running=3) == 2, "never below min_workers"
+
+
+def test_in_flight_messages_keep_a_worker_where_visible_ones_alone_would_scale_to_zero() -> None:
+    """QueueProcessingFargateService scales on visible messages: 0 visible, 3 running tasks -> 0 workers. Here, 1."""
+    in_flight, visible = 3, 0
+    assert POLICY.desired(backlog=visible + in_flight, running=2) == 1
+    assert POLICY.desired(backlog=0, running=2) == 0, "and to zero once nothing is in flight"
+
+
+def test_the_tracked_metric_is_backlog_per_running_worker() -> None:
+    assert POLICY.backlog_per_running_worker(backlog=30, running=3) == 10
+    assert POLICY.backlog_per_running_worker(backlog=30, running=0) == 30
+    assert backlog_expression(["v0", "f0"]) == "FILL(v0, 0) + FILL(f0, 0)"
+
+
+def test_the_topology_pool_gives_the_policy() -> None:
+    pool = TOPOLOGY.pools[0]
+    assert scaling_policy(pool) == ScalingPolicy(pool.min_workers, pool.max_workers, pool.backlog_per_worker)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cpu": 300}, "cpu 300 is not a Fargate size"),
+        ({"cpu": 256, "memory_mib": 1536}, "memory_mib 1536 does not fit cpu 256"),
+        ({"stop_timeout": 121}, "stop_timeout 121s"),
+        ({"min_workers": 3, "max_workers": 2}, "min_workers"),
+        ({"name": "Default Pool"}, "pool name"),
+    ],
+)
+def test_pools_that_fargate_cannot_run_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(TopologyError, match=message):
+        WorkerPool(**{"name": "p", "queues": ("default",), **changes})  # type: ignore[arg-type]
+
+
+def test_soft_shutdown_ends_inside_the_stop_timeout() -> None:
+    pool = TOPOLOGY.pools[0]
+    assert 0 < pool.soft_shutdown_timeout < pool.stop_timeout
