@@ -61,7 +61,10 @@ def up(port: int, workers: int | None, state_dir: str) -> None:
     try:
         inbox = f"s3://{settings.bucket}/{settings.topology.inbox_prefix}"
         click.echo(f"dropq is up.\n  endpoint: {settings.endpoint_url}\n  bucket:   {settings.bucket}\n  inbox:    {inbox}")
-        click.echo(f"  outputs:  s3://{settings.bucket}/{settings.topology.output_prefix}\n\nIn another shell:")
+        click.echo(f"  outputs:  s3://{settings.bucket}/{settings.topology.output_prefix}")
+        pools = ", ".join(f"{p.name} {p.min_workers}..{p.max_workers}" for p in settings.topology.pools)
+        click.echo(f"  workers:  {f'{workers} per pool' if workers is not None else f'autoscaled on queue backlog ({pools})'}")
+        click.echo("\nIn another shell:")
         for name, value in cloud.exports().items():
             click.echo(f"export {name}={value}")
         click.echo(f"aws --endpoint-url {settings.endpoint_url} s3 cp photo.jpg {inbox}\ndropq status\n\nCtrl-C stops everything.", nl=True)
