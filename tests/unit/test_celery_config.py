@@ -34,3 +34,13 @@ def test_json_only_late_acks_and_no_remote_control() -> None:
     assert not config["worker_enable_remote_control"] and not config["worker_send_task_events"]
     # a running task is never redelivered by its visibility timeout expiring first
     assert config["task_soft_time_limit"] < config["task_time_limit"] < min(q.visibility_timeout for q in settings.topology.queues)
+
+
+def test_a_stopping_worker_finishes_or_requeues_its_tasks_before_the_stop_timeout_kills_it() -> None:
+    from infra.topology import TOPOLOGY
+    from infra.worker import WORKER_ENVIRONMENT
+
+    config = celery_config(load_settings({}))
+    assert 0 < config["worker_soft_shutdown_timeout"] < min(pool.stop_timeout for pool in TOPOLOGY.pools)
+    # Celery's soft shutdown starts on SIGQUIT; Fargate and the local cloud send SIGTERM.
+    assert WORKER_ENVIRONMENT["REMAP_SIGTERM"] == "SIGQUIT"
