@@ -89,8 +89,8 @@ class WorkerService(Construct):
             "Service",
             cluster=cluster,
             task_definition=self.task_definition,
-            # No desired count in the template: a deployment must not reset what autoscaling set.
-            # Workers only call out (SQS, S3, DynamoDB); public subnets without NAT gateways cost nothing idle.
+            # No desired count: with cdk.json's removeDefaultDesiredCount a deployment never resets what autoscaling set.
+            # Workers only call out (SQS, S3, DynamoDB): public subnets without NAT gateways cost nothing while idle.
             assign_public_ip=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             security_groups=[security_group],
