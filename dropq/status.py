@@ -14,7 +14,8 @@ QUEUE_COUNTS = {
 }
 
 
-def _counts(sqs: Any, url: str) -> dict[str, int]:
+def queue_counts(sqs: Any, url: str) -> dict[str, int]:
+    """Messages visible, in flight and delayed in one queue, as SQS approximates them."""
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_COUNTS.values()))["Attributes"]
     return {name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
 
@@ -24,8 +25,8 @@ def collect_status(settings: Settings, sqs: Any, ledger: Ledger, recent: int = 2
     topology = settings.topology
     queues = []
     for spec in topology.queues:
-        counts = _counts(sqs, settings.queue_url(spec.name))
-        dead = _counts(sqs, settings.queue_url(spec.dlq_name))
+        counts = queue_counts(sqs, settings.queue_url(spec.name))
+        dead = queue_counts(sqs, settings.queue_url(spec.dlq_name))
         dead_lettered = dead["visible"] + dead["in_flight"]
         queues.append(
             {
@@ -35,7 +36,7 @@ def collect_status(settings: Settings, sqs: Any, ledger: Ledger, recent: int = 2
                 "dlq": settings.physical_name(spec.dlq_name),
             }
         )
-    producer_failures = _counts(sqs, settings.queue_url(topology.producer_failure_queue))
+    producer_failures = queue_counts(sqs, settings.queue_url(topology.producer_failure_queue))
     return {
         "endpoint_url": settings.endpoint_url,
         "region": settings.region,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dropq.status import queue_counts
 from infra.local.workers import WorkerSet
 from infra.scaling import ScalingPolicy
 
@@ -22,7 +23,6 @@ logger = logging.getLogger("dropq.autoscaler")
 
 # Observations kept for tests and status (a day of ticks at the default interval).
 HISTORY_LENGTH = 50_000
-BACKLOG_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,8 @@ class Autoscaler:
 
     def backlog(self) -> int:
         """Messages waiting or in flight over the pool's queues (what the stack's `backlog` expression sums)."""
-        total = 0
-        for url in self.queue_urls:
-            attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=BACKLOG_ATTRIBUTES)["Attributes"]
-            total += sum(int(attributes.get(name, 0)) for name in BACKLOG_ATTRIBUTES)
-        return total
+        counts = [queue_counts(self.sqs, url) for url in self.queue_urls]
+        return sum(c["visible"] + c["in_flight"] for c in counts)
 
     def tick(self) -> Observation:
         """Read the backlog once and scale if the policy and its cooldowns say so."""

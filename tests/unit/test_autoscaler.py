@@ -33,7 +33,7 @@ class Queue:
 
     def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
         counts = {"ApproximateNumberOfMessages": self.visible, "ApproximateNumberOfMessagesNotVisible": self.in_flight}
-        return {"Attributes": {name: str(counts[name]) for name in AttributeNames}}
+        return {"Attributes": {name: str(counts.get(name, 0)) for name in AttributeNames}}
 
 
 def autoscaler() -> tuple[Autoscaler, Workers, Queue, list[float]]:
