@@ -24,32 +24,24 @@ class WorkerSet:
         self.pool = pool
         self.env = {**env, **WORKER_ENVIRONMENT}
         self.log_dir = log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.indexes: dict[int, int] = {}
+        # Worker number -> process; the number names the worker's hostname and log, unique among live workers.
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
     def running(self) -> int:
         """How many worker processes are alive."""
-        self.processes = [p for p in self.processes if p.poll() is None]
+        self.processes = {i: p for i, p in self.processes.items() if p.poll() is None}
         return len(self.processes)
 
     def scale_to(self, count: int) -> None:
-        """Start or stop workers (newest first) until `count` run; stopping is Fargate's SIGTERM, stop timeout, SIGKILL."""
+        """Start or stop workers (highest numbers first) until `count` run; stopping is Fargate's SIGTERM, stop timeout, SIGKILL."""
         while self.running < count:
-            index = self._free_index()
+            index = next(i for i in range(1, count + 1) if i not in self.processes)
             log = self.log_dir / f"worker-{self.pool.name}-{index}.log"
-            self.processes.append(start_process(worker_command(self.pool, index), log, self.env))
-            self.indexes[self.processes[-1].pid] = index
+            self.processes[index] = start_process(worker_command(self.pool, index), log, self.env)
         if self.running > count:
-            stopping, self.processes = self.processes[count:], self.processes[:count]
-            for process in stopping:
-                self.indexes.pop(process.pid, None)
+            stopping = [self.processes.pop(i) for i in sorted(self.processes)[count:]]
             stop_processes(stopping, timeout=self.pool.stop_timeout)
-
-    def _free_index(self) -> int:
-        """The lowest worker number not in use, so that hostnames stay unique among live workers."""
-        used = {self.indexes.get(p.pid) for p in self.processes}
-        return next(i for i in range(1, len(used) + 2) if i not in used)
 
     def stop(self) -> None:
         """Warm-shut-down every worker (SIGTERM, then SIGKILL after the stop timeout)."""
