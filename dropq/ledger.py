@@ -77,9 +77,9 @@ def file_pk(bucket: str, key: str) -> str:
 class Ledger:
     """Reads and writes file states; every transition is one conditional DynamoDB write."""
 
-    def __init__(self, table: TableSpec, client: Any, ttl_seconds: int, table_name: str | None = None) -> None:
+    def __init__(self, table: TableSpec, table_name: str, client: Any, ttl_seconds: int) -> None:
         self.table = table
-        self.table_name = table_name or table.name
+        self.table_name = table_name
         self.client = client
         self.ttl_seconds = ttl_seconds
 
@@ -225,4 +225,4 @@ def ledger_for(settings: Any, client: Any = None) -> Ledger:
     """The ledger of a deployment described by `settings` (a `dropq.settings.Settings`)."""
     topology = settings.topology
     table_name = settings.physical_name(topology.ledger_table.name)
-    return Ledger(topology.ledger_table, client or settings.client("dynamodb"), topology.ledger_ttl_seconds, table_name)
+    return Ledger(topology.ledger_table, table_name, client or settings.client("dynamodb"), topology.ledger_ttl_seconds)
