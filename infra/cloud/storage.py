@@ -11,6 +11,12 @@ from infra.cloud.nag import acknowledge
 from infra.topology import TableSpec, Topology
 
 ACCESS_LOG_DAYS = 90
+# Both buckets: no public access, S3-managed encryption, requests over TLS only.
+PRIVATE_BUCKET = {
+    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+    "encryption": s3.BucketEncryption.S3_MANAGED,
+    "enforce_ssl": True,
+}
 
 
 class Storage(Construct):
@@ -21,9 +27,7 @@ class Storage(Construct):
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
+            **PRIVATE_BUCKET,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(ACCESS_LOG_DAYS))],
             removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -32,9 +36,7 @@ class Storage(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
+            **PRIVATE_BUCKET,
             versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="bucket/",
