@@ -25,10 +25,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --create-home dropq
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 REMAP_SIGTERM=SIGQUIT
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 USER dropq
-# ECS stops a task with SIGTERM, then SIGKILL after the container's stop timeout: with REMAP_SIGTERM=SIGQUIT,
-# Celery's soft shutdown finishes or requeues running tasks inside that window (tasks/config.py).
+# ECS stops a task with SIGTERM, then SIGKILL after the container's stop timeout: Celery's warm shutdown
+# finishes running tasks, and releases the rest to other workers inside that window (tasks/shutdown.py).
 STOPSIGNAL SIGTERM
 CMD ["celery", "-A", "tasks", "worker", "--queues", "default", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]

@@ -106,5 +106,72 @@ def put(files: tuple[Path, ...], prefix: str) -> None:
         click.echo(f"s3://{settings.bucket}/{key}")
 
 
+@main.group()
+def dlq() -> None:
+    """Dead-letter queues: messages that could not be run after maxReceiveCount receives."""
+
+
+def _dead_letter_queues(settings: Settings, queue: str | None) -> list[tuple[str, str, str]]:
+    """(queue, its DLQ's URL, its URL) for one queue of the topology, or all of them."""
+    queues = settings.topology.queues
+    if queue is not None:
+        if queue not in settings.topology.queue_names:
+            raise click.BadParameter(f"no queue {queue!r}; known: {', '.join(sorted(settings.topology.queue_names))}", param_hint="--queue")
+        queues = tuple(q for q in queues if q.name == queue)
+    return [(q.name, settings.queue_url(q.dlq_name), settings.queue_url(q.name)) for q in queues]
+
+
+QUEUE_OPTION = click.option("--queue", default=None, help="The queue whose dead-letter queue to use (default: every queue).")
+
+
+@dlq.command(name="list")
+@QUEUE_OPTION
+@click.option("--limit", default=100, show_default=True, help="How many messages to show per queue.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def dlq_list(queue: str | None, limit: int, as_json: bool) -> None:
+    """Show the messages in dead-letter queues (they stay there)."""
+    from dropq import dlq as dead_letters
+
+    settings = _settings()
+    sqs = settings.client("sqs")
+    with _reaching(settings):
+        found = {name: dead_letters.peek(sqs, url, limit) for name, url, _ in _dead_letter_queues(settings, queue)}
+    if as_json:
+        click.echo(json.dumps({name: [m.to_dict() for m in letters] for name, letters in found.items()}, indent=2, ensure_ascii=False))
+        return
+    for name, letters in found.items():
+        click.echo(f"{settings.physical_name(name)}-dlq: {len(letters)} message(s)\n{dead_letters.render(letters)}")
+
+
+@dlq.command()
+@QUEUE_OPTION
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many messages per queue.")
+def redrive(queue: str | None, limit: int | None) -> None:
+    """Move dead letters back to their queue, to be processed again."""
+    from dropq import dlq as dead_letters
+
+    settings = _settings()
+    sqs = settings.client("sqs")
+    for name, dlq_url, queue_url in _dead_letter_queues(settings, queue):
+        with _reaching(settings):
+            moved = dead_letters.redrive(sqs, dlq_url, queue_url, limit)
+        click.echo(f"{settings.physical_name(name)}: {moved} message(s) moved back from its dead-letter queue")
+
+
+@dlq.command()
+@QUEUE_OPTION
+@click.confirmation_option(prompt="Delete every message in the dead-letter queue(s)? They cannot be recovered.")
+def purge(queue: str | None) -> None:
+    """Delete every message in dead-letter queues."""
+    from dropq import dlq as dead_letters
+
+    settings = _settings()
+    sqs = settings.client("sqs")
+    for name, dlq_url, _ in _dead_letter_queues(settings, queue):
+        with _reaching(settings):
+            deleted = dead_letters.purge(sqs, dlq_url)
+        click.echo(f"{settings.physical_name(name)}-dlq: {deleted} message(s) deleted")
+
+
 if __name__ == "__main__":
     main()

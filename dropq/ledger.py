@@ -4,12 +4,20 @@ One item per object version (bucket, key, ETag): pk = "file#s3://bucket/key", sk
 state (queued -> running -> succeeded | failed), timestamps, pipeline, outputs and, on failure,
 a reason a person understands. A sparse index ("recent": day, updated_at) lists recent files.
 Worker heartbeats live in the same table under pk = "worker".
+
+Exactly-once in effect: a worker `claim`s a file with a lease it renews while it works (`hold`); a
+second delivery of the file finds it succeeded (and is skipped) or leased (and waits), so one
+attempt at a time runs it and one success is recorded (`completions` counts them).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +31,18 @@ WORKER_PK = "worker"
 WORKER_STALE_SECONDS = 90
 # DynamoDB's item size limit is 400 KB; a reason longer than this is cut, never the write refused.
 MAX_REASON_CHARS = 2000
+# Attributes conditions name as `#name` (`state` is a DynamoDB reserved word).
+CONDITION_ATTRIBUTES = ("state", "lease_owner", "lease_until")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `Ledger.claim` found: the file is ours (`owner` is our lease), or why not."""
+
+    acquired: bool
+    owner: str | None
+    state: str
+    lease_remaining: float
 
 
 def _now() -> datetime:
@@ -83,8 +103,15 @@ class Ledger:
         self.client = client
         self.ttl_seconds = ttl_seconds
 
-    def _update(self, ref: ObjectRef, values: dict[str, Any], condition: str | None = None, extra: dict[str, Any] | None = None) -> bool:
-        """Set attributes on an object's entry; False when `condition` does not hold."""
+    def _update(
+        self,
+        ref: ObjectRef,
+        values: dict[str, Any],
+        condition: str | None = None,
+        extra: dict[str, Any] | None = None,
+        add: dict[str, int] | None = None,
+    ) -> bool:
+        """Set attributes (and ADD to counters) on an object's entry; False when `condition` does not hold."""
         now = _now()
         values = {
             **values,
@@ -97,18 +124,21 @@ class Ledger:
         }
         names = {f"#a{i}": name for i, name in enumerate(values)}
         placeholders = {f":v{i}": _encode(value) for i, value in enumerate(values.values())}
-        sets = ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+        expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+        if add:
+            names.update({f"#n{i}": name for i, name in enumerate(add)})
+            placeholders.update({f":n{i}": _encode(amount) for i, amount in enumerate(add.values())})
+            expression += " ADD " + ", ".join(f"#n{i} :n{i}" for i in range(len(add)))
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
-            "UpdateExpression": f"SET {sets}",
-            "ExpressionAttributeNames": {**names, "#state": "state"},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {**placeholders, **{k: _encode(v) for k, v in (extra or {}).items()}},
         }
         if condition:
             request["ConditionExpression"] = condition
-        else:
-            del request["ExpressionAttributeNames"]["#state"]
+            request["ExpressionAttributeNames"].update({f"#{name}": name for name in CONDITION_ATTRIBUTES if f"#{name}" in condition})
         try:
             self.client.update_item(**request)
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -124,19 +154,58 @@ class Ledger:
             extra={":queued": QUEUED},
         )
 
-    def mark_running(self, ref: ObjectRef, pipeline: str, task_id: str, attempt: int, worker: str | None = None) -> bool:
-        """Record that a worker started on a file; False if it already succeeded (a duplicate delivery)."""
+    def claim(self, ref: ObjectRef, pipeline: str, task_id: str, attempt: int, worker: str | None, lease_seconds: float) -> Claim:
+        """Take a file to process it, unless it already succeeded or another attempt holds a live lease on it.
+
+        The lease (`lease_owner`, `lease_until`) is what keeps two deliveries of one file from running at
+        once: its holder renews it while it works; a crashed holder's lease simply runs out.
+        """
+        owner = uuid.uuid4().hex
+        now = time.time()
         started = {"started_at": _iso(_now()), "attempt": attempt, "worker": worker, "reason": None}
+        acquired = self._update(
+            ref,
+            {
+                "state": RUNNING,
+                "pipeline": pipeline,
+                "task_id": task_id,
+                **started,
+                "lease_owner": owner,
+                "lease_until": now + lease_seconds,
+            },
+            condition=(
+                "attribute_not_exists(#state) OR "
+                "(#state <> :succeeded AND (#state <> :running OR attribute_not_exists(#lease_until) OR #lease_until < :now))"
+            ),
+            extra={":succeeded": SUCCEEDED, ":running": RUNNING, ":now": now},
+        )
+        if acquired:
+            return Claim(acquired=True, owner=owner, state=RUNNING, lease_remaining=lease_seconds)
+        entry = self.get(ref.bucket, ref.key, ref.etag) or {}
+        remaining = max(0.0, float(entry.get("lease_until") or 0) - time.time())
+        return Claim(acquired=False, owner=None, state=entry.get("state", "?"), lease_remaining=remaining)
+
+    def renew(self, ref: ObjectRef, owner: str, lease_seconds: float) -> bool:
+        """Extend a lease this attempt holds; False if it was lost (it ran out and another attempt took the file)."""
         return self._update(
             ref,
-            {"state": RUNNING, "pipeline": pipeline, "task_id": task_id, **started},
-            condition="attribute_not_exists(#state) OR #state <> :succeeded",
-            extra={":succeeded": SUCCEEDED},
+            {"lease_until": time.time() + lease_seconds},
+            condition="#state = :running AND #lease_owner = :owner",
+            extra={":running": RUNNING, ":owner": owner},
         )
 
-    def mark_succeeded(self, ref: ObjectRef, outputs: Iterable[str], duration_ms: int, sha256: str) -> None:
-        """Record a file's outputs."""
-        self._update(
+    def release(self, ref: ObjectRef, owner: str) -> bool:
+        """Give a claimed file back (its task retries later): queued again, claimable at once."""
+        return self._update(
+            ref,
+            {"state": QUEUED, "lease_until": None},
+            condition="#state = :running AND #lease_owner = :owner",
+            extra={":running": RUNNING, ":owner": owner},
+        )
+
+    def mark_succeeded(self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str) -> bool:
+        """Record a file's outputs, once: False if this attempt no longer holds the file (another one records it)."""
+        return self._update(
             ref,
             {
                 "state": SUCCEEDED,
@@ -145,17 +214,26 @@ class Ledger:
                 "duration_ms": duration_ms,
                 "sha256": sha256,
                 "reason": None,
+                "lease_until": None,
             },
+            condition="#state = :running AND #lease_owner = :owner",
+            extra={":running": RUNNING, ":owner": owner},
+            add={"completions": 1},
         )
 
-    def mark_failed(self, ref: ObjectRef, reason: str, pipeline: str | None = None) -> None:
-        """Record why a file could not be processed; never overwrites a success."""
+    def mark_failed(self, ref: ObjectRef, reason: str, pipeline: str | None = None, owner: str | None = None) -> bool:
+        """Record why a file could not be processed; never overwrites a success, nor another attempt's lease."""
         if len(reason) > MAX_REASON_CHARS:
             reason = reason[: MAX_REASON_CHARS - 1] + "…"
-        values: dict[str, Any] = {"state": FAILED, "reason": reason, "finished_at": _iso(_now())}
+        values: dict[str, Any] = {"state": FAILED, "reason": reason, "finished_at": _iso(_now()), "lease_until": None}
         if pipeline:
             values["pipeline"] = pipeline
-        self._update(ref, values, condition="attribute_not_exists(#state) OR #state <> :succeeded", extra={":succeeded": SUCCEEDED})
+        condition = "attribute_not_exists(#state) OR #state <> :succeeded"
+        extra: dict[str, Any] = {":succeeded": SUCCEEDED}
+        if owner is not None:
+            condition = "#state = :running AND #lease_owner = :owner"
+            extra = {":running": RUNNING, ":owner": owner}
+        return self._update(ref, values, condition=condition, extra=extra)
 
     def get(self, bucket: str, key: str, etag: str | None = None) -> dict[str, Any] | None:
         """The newest entry for a key (or the entry for one ETag), or None."""
@@ -219,6 +297,30 @@ class Ledger:
         )
         horizon = time.time() - WORKER_STALE_SECONDS
         return [w for w in (decode_item(i) for i in response.get("Items", [])) if w["last_seen"] >= horizon]
+
+
+@contextmanager
+def hold(ledger: Ledger, ref: ObjectRef, owner: str, lease_seconds: float) -> Iterator[threading.Event]:
+    """Renew a claimed file's lease every third of its length while the block runs; the event is set if it was lost."""
+    lost = threading.Event()
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(lease_seconds / 3):
+            try:
+                if not ledger.renew(ref, owner, lease_seconds):
+                    lost.set()
+                    return
+            except Exception:  # a missed renewal is retried; the lease outlives two of them
+                continue
+
+    thread = threading.Thread(target=renew, name="dropq-lease", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        done.set()
+        thread.join(timeout=5)
 
 
 def ledger_for(settings: Any, client: Any = None) -> Ledger:

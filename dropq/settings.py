@@ -28,6 +28,12 @@ STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 PREFIX = "DROPQ_PREFIX"
+# Set on each worker by its pool (infra/worker.py): which pool of the topology this worker belongs to.
+POOL = "DROPQ_POOL"
+# Extra Python modules a worker imports at start, comma-separated: where your own `@pipeline`s live.
+PIPELINE_MODULES = "DROPQ_PIPELINE_MODULES"
+# Injected by ECS into every task: the agent's endpoint, for scale-in protection (tasks/protection.py).
+ECS_AGENT_URI = "ECS_AGENT_URI"
 
 LOCAL_PORT = 4566
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
@@ -38,6 +44,7 @@ LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 DEFAULT_PREFIX = "dropq-"
 # Leaves room for the longest topology name within SQS's 80 characters (checked by the topology).
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
+MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,15 @@ class Settings:
     max_retries: int = 5
     max_input_bytes: int = TOPOLOGY.max_input_bytes
     prefix: str = DEFAULT_PREFIX
+    pool: str | None = None
+    pipeline_modules: tuple[str, ...] = ()
+    ecs_agent_uri: str | None = None
+
+    @property
+    def shutdown_grace(self) -> int:
+        """Seconds this worker's running tasks get after SIGTERM (its pool's, or the shortest of all pools)."""
+        pools = [self.topology.pool(self.pool)] if self.pool else self.topology.pools
+        return min(p.shutdown_grace for p in pools)
 
     @property
     def is_local(self) -> bool:
@@ -96,6 +112,7 @@ class Settings:
             MAX_RETRIES: str(self.max_retries),
             MAX_INPUT_BYTES: str(self.max_input_bytes),
             PREFIX: self.prefix,
+            PIPELINE_MODULES: ",".join(self.pipeline_modules),
         }
         if self.is_local:
             env.update(LOCAL_CREDENTIALS)
@@ -129,6 +146,13 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
     prefix = environ.get(PREFIX, DEFAULT_PREFIX)
     if not PREFIX_PATTERN.match(prefix):
         raise ConfigError(f"{PREFIX}={prefix!r} must match {PREFIX_PATTERN.pattern}")
+    pool = environ.get(POOL) or None
+    if pool is not None and pool not in {p.name for p in topology.pools}:
+        raise ConfigError(f"{POOL}={pool!r} names no pool of the topology; known: {', '.join(p.name for p in topology.pools)}")
+    modules = tuple(m.strip() for m in environ.get(PIPELINE_MODULES, "").split(",") if m.strip())
+    for module in modules:
+        if not MODULE_PATTERN.match(module):
+            raise ConfigError(f"{PIPELINE_MODULES}: {module!r} is not a Python module path like 'mypackage.pipelines'")
     return Settings(
         topology=topology,
         endpoint_url=endpoint.rstrip("/") or None,
@@ -139,6 +163,9 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         max_retries=_int(environ, MAX_RETRIES, 5, 0),
         max_input_bytes=_int(environ, MAX_INPUT_BYTES, topology.max_input_bytes, 1),
         prefix=prefix,
+        pool=pool,
+        pipeline_modules=modules,
+        ecs_agent_uri=environ.get(ECS_AGENT_URI) or None,
     )
 
 

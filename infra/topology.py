@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass, field
 
 # SQS quotas: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html
+# A message stays invisible at most 12 hours after it was received, however often its timeout is extended.
 SQS_MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60
+# Workers extend the visibility of the messages they hold every third of the timeout (tasks/keeper.py).
+MIN_VISIBILITY_TIMEOUT = 30
 SQS_MIN_RETENTION = 60
 SQS_MAX_RETENTION = 14 * 24 * 60 * 60
 # Long polling: a receive waits up to this long for a message (SQS's maximum).
@@ -52,11 +55,16 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class QueueSpec:
-    """An SQS queue that workers consume, with its dead-letter queue."""
+    """An SQS queue that workers consume, with its dead-letter queue.
+
+    The visibility timeout is short on purpose: a worker keeps the messages it holds invisible by
+    extending them while it runs (tasks/keeper.py), so a task may run up to `task_time_limit`, and a
+    crashed worker's messages come back within `visibility_timeout` seconds.
+    """
 
     name: str
     task_time_limit: int = 300
-    visibility_timeout: int = 360
+    visibility_timeout: int = 60
     max_receive_count: int = 5
     retention_seconds: int = 4 * 24 * 60 * 60
     dlq_retention_seconds: int = 14 * 24 * 60 * 60
@@ -64,9 +72,15 @@ class QueueSpec:
     def __post_init__(self) -> None:
         _check(bool(SQS_QUEUE_NAME.match(self.name)), f"queue name {self.name!r} must match {SQS_QUEUE_NAME.pattern}")
         _check(
-            0 < self.task_time_limit < self.visibility_timeout <= SQS_MAX_VISIBILITY_TIMEOUT,
-            f"queue {self.name}: need 0 < task_time_limit ({self.task_time_limit}s) < visibility_timeout "
-            f"({self.visibility_timeout}s) <= {SQS_MAX_VISIBILITY_TIMEOUT}s, or a running task is delivered twice",
+            MIN_VISIBILITY_TIMEOUT <= self.visibility_timeout <= SQS_MAX_VISIBILITY_TIMEOUT,
+            f"queue {self.name}: visibility_timeout {self.visibility_timeout}s is outside "
+            f"{MIN_VISIBILITY_TIMEOUT}..{SQS_MAX_VISIBILITY_TIMEOUT}s",
+        )
+        _check(
+            0 < self.task_time_limit < SQS_MAX_VISIBILITY_TIMEOUT - self.visibility_timeout,
+            f"queue {self.name}: task_time_limit {self.task_time_limit}s must be below "
+            f"{SQS_MAX_VISIBILITY_TIMEOUT - self.visibility_timeout}s: "
+            "SQS keeps a message invisible at most 12 hours after it was received",
         )
         low, high = SQS_MAX_RECEIVE_COUNT
         _check(
@@ -83,6 +97,11 @@ class QueueSpec:
             f"queue {self.name}: dlq_retention_seconds ({self.dlq_retention_seconds}) must exceed retention_seconds "
             f"({self.retention_seconds}), or a message can expire in the DLQ before anyone sees it",
         )
+
+    @property
+    def extend_every(self) -> int:
+        """Seconds between a worker's extensions of the visibility of the messages it holds."""
+        return self.visibility_timeout // 3
 
     @property
     def dlq_name(self) -> str:
@@ -135,7 +154,7 @@ class WorkerPool:
     memory_mib: int = 2048
     # Fargate Spot: about 70% cheaper, may be interrupted (SIGTERM, then the stop timeout); work is redelivered.
     spot: bool = False
-    # Seconds between SIGTERM and SIGKILL; running tasks get this long to finish.
+    # Seconds between SIGTERM and SIGKILL; running tasks get `shutdown_grace` of them to finish.
     stop_timeout: int = FARGATE_MAX_STOP_TIMEOUT
 
     def __post_init__(self) -> None:
@@ -160,8 +179,8 @@ class WorkerPool:
         )
 
     @property
-    def soft_shutdown_timeout(self) -> int:
-        """Seconds a worker gives running tasks after SIGTERM before it requeues them and exits, inside the stop timeout."""
+    def shutdown_grace(self) -> int:
+        """Seconds a worker gives running tasks after SIGTERM before it releases them to other workers and exits."""
         return self.stop_timeout - SHUTDOWN_MARGIN
 
 
@@ -207,6 +226,13 @@ class Topology:
         _check(consumed == set(self.queue_names), f"queues no pool consumes: {sorted(self.queue_names - consumed)}")
         _check(self.max_input_bytes > 0, f"max_input_bytes {self.max_input_bytes} must be positive")
         _check(0 <= self.producer_retries <= 2, f"producer_retries {self.producer_retries} is outside Lambda's range 0..2")
+
+    def pool(self, name: str) -> WorkerPool:
+        """The pool called `name`."""
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(f"no pool {name!r} in the topology; known: {sorted(p.name for p in self.pools)}")
 
     def queue(self, name: str) -> QueueSpec:
         """The queue called `name`."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dropq.settings import POOL
 from infra.topology import WorkerPool
 
-# SIGTERM (what Fargate and the local cloud send to stop a worker) starts Celery's soft shutdown:
-# running tasks get the pool's `soft_shutdown_timeout`, then unfinished ones are requeued, all
-# before the stop timeout's SIGKILL. Without it SIGTERM waits for tasks however long they run.
-WORKER_ENVIRONMENT = {"REMAP_SIGTERM": "SIGQUIT", "PYTHONUNBUFFERED": "1"}
+# SIGTERM (what Fargate and the local cloud send to stop a worker) starts Celery's warm shutdown:
+# no new messages, running tasks finish; after the pool's `shutdown_grace` the rest are released
+# to other workers (tasks/shutdown.py), all before the stop timeout's SIGKILL.
+WORKER_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
+
+
+def worker_environment(pool: WorkerPool) -> dict[str, str]:
+    """The environment a worker of `pool` needs on top of the deployment's settings."""
+    return {**WORKER_ENVIRONMENT, POOL: pool.name}
 
 
 def worker_arguments(pool: WorkerPool, hostname: str) -> list[str]:

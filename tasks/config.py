@@ -37,11 +37,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     time_limit = min(q.task_time_limit for q in topology.queues)
     config: dict[str, Any] = {
         "broker_url": broker_url(settings),
+        # kombu's SQS transport, releasing what it gives back and extending what it holds (tasks/sqs.py).
+        "broker_transport": "tasks.sqs:Transport",
         "broker_transport_options": {
             "region": settings.region,
             "is_secure": secure,
             # Queues are provisioned by the topology: never ListQueues/CreateQueue at run time.
-            "predefined_queues": {q.name: {"url": settings.queue_url(q.name)} for q in topology.queues},
+            "predefined_queues": {
+                q.name: {"url": settings.queue_url(q.name), "visibility_timeout": q.visibility_timeout} for q in topology.queues
+            },
             # Long polling: one ReceiveMessage waits up to 20 s instead of polling an empty queue.
             "wait_time_seconds": SQS_MAX_WAIT_SECONDS,
             "polling_interval": 1,
@@ -58,17 +62,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         # A worker child killed mid-task (OOM, SIGKILL) puts the message back instead of acking it.
         "task_reject_on_worker_lost": True,
+        # Messages that cannot be run are rejected towards the dead-letter queue, not dropped (tasks/consumer.py).
+        "worker_consumer": "tasks.consumer:Consumer",
         "task_time_limit": time_limit,
         "task_soft_time_limit": max(1, int(time_limit * 0.9)),
         "worker_prefetch_multiplier": 1,
-        # With REMAP_SIGTERM=SIGQUIT (infra/worker.py), a stopping worker gives running tasks this long,
-        # then requeues what is unfinished, all inside the stop timeout that precedes SIGKILL.
-        "worker_soft_shutdown_timeout": min(pool.soft_shutdown_timeout for pool in topology.pools),
         # SQS has no broadcast: remote control, events, gossip and mingle cannot work on it.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": True,
+        # Your own pipelines (DROPQ_PIPELINE_MODULES), registered with `@pipeline` when the worker starts.
+        "imports": list(settings.pipeline_modules),
     }
     if settings.endpoint_url:
         config["dynamodb_endpoint_url"] = settings.endpoint_url

@@ -18,7 +18,7 @@ from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
 from infra.scaling import BACKLOG_PER_WORKER_EXPRESSION, METRIC_PERIOD, WAKE_EXPRESSION, backlog_expression, scaling_policy
 from infra.topology import WorkerPool
-from infra.worker import WORKER_ENVIRONMENT, worker_arguments
+from infra.worker import worker_arguments, worker_environment
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
@@ -28,6 +28,8 @@ OUTPUT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
 # Ledger: state transitions (UpdateItem), reads by key (Query), its heartbeat (PutItem, DeleteItem).
 LEDGER_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem")
 # Results: Celery checks the table and its TTL at start, then reads and writes items (and counters, for chords).
+# Scale-in protection while busy (tasks/protection.py): the ECS agent calls these with the task role.
+PROTECTION_ACTIONS = ("ecs:GetTaskProtection", "ecs:UpdateTaskProtection")
 RESULTS_ACTIONS = (
     "dynamodb:DescribeTable",
     "dynamodb:DescribeTimeToLive",
@@ -68,7 +70,7 @@ class WorkerService(Construct):
             "worker",
             image=image,
             command=["celery", *worker_arguments(pool, f"{pool.name}@%h")],
-            environment={**settings.environment(), **WORKER_ENVIRONMENT},
+            environment={**settings.environment(), **worker_environment(pool)},
             logging=ecs.LogDrivers.aws_logs(stream_prefix=pool.name, log_group=self.log_group),
             stop_timeout=cdk.Duration.seconds(pool.stop_timeout),
             readonly_root_filesystem=False,
@@ -79,6 +81,7 @@ class WorkerService(Construct):
             "The variables are resource names and limits, no secrets: the task role grants access.",
         )
         self._grant(settings, storage, queues)
+        self._grant_protection(cluster)
 
         security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=cluster.vpc, allow_all_outbound=True, description=f"dropq {pool.name} workers: no inbound"
@@ -99,6 +102,24 @@ class WorkerService(Construct):
             min_healthy_percent=100,
         )
         self._autoscale(settings, cluster, queues)
+
+    def _grant_protection(self, cluster: ecs.Cluster) -> None:
+        """Let a busy worker protect its own task from scale-in (its task ARN is only known at run time)."""
+        tasks = cdk.Stack.of(self).format_arn(service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*")
+        role = self.task_definition.task_role
+        role.add_to_principal_policy(iam.PolicyStatement(actions=list(PROTECTION_ACTIONS), resources=[tasks]))
+        stack = cdk.Stack.of(self)
+        cluster_id = stack.resolve(stack.get_logical_id(cluster.node.default_child))
+        # cdk-nag names the resource as synthesized: pseudo parameters where the environment is not known.
+        partition, region, account = (
+            f"<AWS::{name}>" if cdk.Token.is_unresolved(value) else value
+            for name, value in (("Partition", stack.partition), ("Region", stack.region), ("AccountId", stack.account))
+        )
+        acknowledge(
+            role.node.try_find_child("DefaultPolicy"),
+            f"AwsSolutions-IAM5[Resource::arn:{partition}:ecs:{region}:{account}:task/<{cluster_id}>/*]",
+            "A worker protects its own task, whose ARN ECS assigns at launch; the grant covers this cluster's tasks only.",
+        )
 
     def _grant(self, settings: Settings, storage: Storage, queues: Queues) -> None:
         """Only what a worker does: consume (and, for retries, republish to) its queues, read inputs, write outputs, keep the ledger."""

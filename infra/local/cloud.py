@@ -33,15 +33,18 @@ class LocalCloud:
         record: bool = False,
         autoscale_interval: float = AUTOSCALE_INTERVAL,
         cooldowns: Mapping[str, float] | None = None,
+        server_port: int | None = None,
     ) -> None:
         """`workers` pins each pool to that many workers; None autoscales them with the stack's policy
-        (`cooldowns` overrides its cooldowns, in seconds, by field name of `ScalingPolicy`)."""
+        (`cooldowns` overrides its cooldowns, in seconds, by field name of `ScalingPolicy`).
+        `server_port` runs moto on another port than the endpoint's, for something in between (a fault proxy)."""
         if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
             raise ValueError(f"the local cloud binds to 127.0.0.1; endpoint {settings.endpoint_url!r} is not local")
         self.settings = settings
         self.state_dir = Path(settings.state_dir)
         self.recording = self.state_dir / "requests.jsonl" if record else None
-        self.server = MotoServer(int(settings.endpoint_url.rsplit(":", 1)[1]), self.state_dir / "moto.log", record_to=self.recording)
+        port = server_port or int(settings.endpoint_url.rsplit(":", 1)[1])
+        self.server = MotoServer(port, self.state_dir / "moto.log", record_to=self.recording)
         self.env = {**os.environ, **settings.environment()}
         self.pools = [WorkerSet(pool, self.env, self.state_dir) for pool in settings.topology.pools]
         self.workers = workers
@@ -55,7 +58,7 @@ class LocalCloud:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.server.start()
         try:
-            events_url = provision(self.settings)
+            events_url = provision(replace(self.settings, endpoint_url=self.server.endpoint_url))
             if self.recording is not None:
                 self.server.reset_recording()  # record what dropq does at run time, not its provisioning
             self.start_producer(events_url)

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """`python -m moto.server` on 127.0.0.1:`port`, logging to `log_path`.
+    """moto's server (infra/local/moto_main.py) on 127.0.0.1:`port`, logging to `log_path`.
 
     With `record_to`, moto's recorder appends every request it serves to that file, one JSON
     object a line: the way tests count requests at the server (see `recorded_actions`).
@@ -53,7 +53,7 @@ class MotoServer:
         """Start the server and wait until it answers."""
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} on 127.0.0.1 is taken; stop what uses it or pass --port")
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        command = [sys.executable, "-m", "infra.local.moto_main", "-H", "127.0.0.1", "-p", str(self.port)]
         env = None
         if self.record_to is not None:
             env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.record_to.resolve())}

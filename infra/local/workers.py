@@ -9,7 +9,7 @@ from pathlib import Path
 
 from infra.local.processes import start_process, stop_processes
 from infra.topology import WorkerPool
-from infra.worker import WORKER_ENVIRONMENT, worker_arguments
+from infra.worker import worker_arguments, worker_environment
 
 
 def worker_command(pool: WorkerPool, index: int) -> list[str]:
@@ -22,7 +22,7 @@ class WorkerSet:
 
     def __init__(self, pool: WorkerPool, env: Mapping[str, str], log_dir: Path) -> None:
         self.pool = pool
-        self.env = {**env, **WORKER_ENVIRONMENT}
+        self.env = {**env, **worker_environment(pool)}
         self.log_dir = log_dir
         # Worker number -> process; the number names the worker's hostname and log, unique among live workers.
         self.processes: dict[int, subprocess.Popen[bytes]] = {}

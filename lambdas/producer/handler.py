@@ -21,9 +21,11 @@ def _cold_start() -> tuple[Settings, Any, Any]:
     """Settings and clients, built once per Lambda container."""
     global _settings
     if _settings is None:
-        _settings = load_settings()
-        _clients["sqs"] = _settings.client("sqs")
-        _clients["ledger"] = ledger_for(_settings)
+        settings = load_settings()
+        _clients["sqs"] = settings.client("sqs")
+        _clients["ledger"] = ledger_for(settings)
+        # Set last: a concurrent invocation (the local runtime runs several) sees settings only with their clients.
+        _settings = settings
     return _settings, _clients["sqs"], _clients["ledger"]
 
 

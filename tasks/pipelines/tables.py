@@ -20,6 +20,8 @@ from tasks.pipelines.base import Job
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 SNIFF_BYTES = 64 * 1024
+# Wider tables are refused before parsing: pyarrow's memory grows with the column count, not the file size.
+MAX_COLUMNS = 10_000
 # An empty CSV field is a missing value, in string columns too.
 CSV_CONVERSION = pacsv.ConvertOptions(strings_can_be_null=True)
 
@@ -32,11 +34,26 @@ def _check_text(job: Job, kind: str) -> None:
         raise InputError(f"not a {kind} file: it contains binary data (NUL bytes), not text")
 
 
+def _check_width(job: Job) -> None:
+    """Refuse a CSV whose header names more than MAX_COLUMNS columns (counted without parsing it)."""
+    columns = 1
+    with job.source.open("rb") as handle:
+        while chunk := handle.read(SNIFF_BYTES):
+            line = chunk.split(b"\n", 1)[0]
+            columns += line.count(b",")
+            if columns > MAX_COLUMNS:
+                raise InputError(f"not a table dropq converts: the CSV header has more than {MAX_COLUMNS} columns")
+            if len(line) < len(chunk):
+                return
+
+
 def read_table(job: Job) -> tuple[pa.Table, str]:
     """Parse the input as CSV or JSON Lines (by its extension)."""
     json_lines = job.ref.key.lower().endswith(JSON_LINES_SUFFIXES)
     kind = "JSON Lines" if json_lines else "CSV"
     _check_text(job, kind)
+    if not json_lines:
+        _check_width(job)
     try:
         table = pajson.read_json(job.source) if json_lines else pacsv.read_csv(job.source, convert_options=CSV_CONVERSION)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

@@ -125,7 +125,7 @@ def test_queues_have_their_topology_attributes_a_dlq_sse_and_a_tls_only_policy(s
     queues = {p["QueueName"]: p for p in synthesized.of_type("AWS::SQS::Queue").values()}
     for spec in TOPOLOGY.queues:
         queue, dlq = queues[f"dropq-{spec.name}"], queues[f"dropq-{spec.dlq_name}"]
-        assert queue["VisibilityTimeout"] == spec.visibility_timeout > spec.task_time_limit
+        assert queue["VisibilityTimeout"] == spec.visibility_timeout
         assert queue["MessageRetentionPeriod"] == spec.retention_seconds < dlq["MessageRetentionPeriod"] == spec.dlq_retention_seconds
         assert queue["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
         assert queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0].startswith(f"QueuesDeadLetters{spec.name}")
@@ -227,6 +227,9 @@ def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:
         [{"s3:GetObject"}, {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}], key=sorted
     )
     assert any(TOPOLOGY.inbox_prefix in r for r in by_resource) and any(TOPOLOGY.output_prefix in r for r in by_resource)
+    (protection,) = [s for s in worker if any(a.startswith("ecs:") for a in actions(s))]
+    assert set(actions(protection)) == {"ecs:GetTaskProtection", "ecs:UpdateTaskProtection"}
+    assert ":task/" in json.dumps(protection["Resource"]), "only tasks, of the stack's cluster"
     managed = [k for k, props in synthesized.of_type("AWS::IAM::Role").items() if props.get("ManagedPolicyArns")]
     assert [k for k in managed if not k.startswith("BucketNotificationsHandler")] == [], "only CDK's own deploy-time handler"
 

@@ -8,7 +8,7 @@ def test_local_config_points_everything_at_the_local_cloud() -> None:
     config = celery_config(load_settings({"DROPQ_ENDPOINT_URL": "http://127.0.0.1:5000"}))
     assert config["broker_url"] == "sqs://testing:testing@127.0.0.1:5000"
     assert config["broker_transport_options"]["predefined_queues"] == {
-        "default": {"url": "http://127.0.0.1:5000/123456789012/dropq-default"}
+        "default": {"url": "http://127.0.0.1:5000/123456789012/dropq-default", "visibility_timeout": 60}
     }
     assert config["broker_transport_options"]["is_secure"] is False
     assert config["dynamodb_endpoint_url"] == "http://127.0.0.1:5000"
@@ -32,15 +32,23 @@ def test_json_only_late_acks_and_no_remote_control() -> None:
     assert config["task_serializer"] == config["result_serializer"] == "json"
     assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
     assert not config["worker_enable_remote_control"] and not config["worker_send_task_events"]
-    # a running task is never redelivered by its visibility timeout expiring first
-    assert config["task_soft_time_limit"] < config["task_time_limit"] < min(q.visibility_timeout for q in settings.topology.queues)
+    assert config["broker_transport"] == "tasks.sqs:Transport"
 
 
-def test_a_stopping_worker_finishes_or_requeues_its_tasks_before_the_stop_timeout_kills_it() -> None:
+def test_a_crashed_workers_lease_runs_out_before_its_message_comes_back() -> None:
+    from tasks.process import LEASE_SECONDS
+
+    # The keeper extends every third of the timeout: a crash leaves at least two thirds of it.
+    assert all(q.visibility_timeout - q.extend_every > LEASE_SECONDS for q in load_settings({}).topology.queues)
+
+
+def test_a_stopping_worker_gets_its_pools_grace_inside_the_stop_timeout() -> None:
     from infra.topology import TOPOLOGY
-    from infra.worker import WORKER_ENVIRONMENT
+    from infra.worker import worker_environment
 
-    config = celery_config(load_settings({}))
-    assert 0 < config["worker_soft_shutdown_timeout"] < min(pool.stop_timeout for pool in TOPOLOGY.pools)
-    # Celery's soft shutdown starts on SIGQUIT; Fargate and the local cloud send SIGTERM.
-    assert WORKER_ENVIRONMENT["REMAP_SIGTERM"] == "SIGQUIT"
+    pool = TOPOLOGY.pools[0]
+    settings = load_settings(worker_environment(pool))
+    assert settings.pool == pool.name
+    assert 0 < settings.shutdown_grace == pool.shutdown_grace < pool.stop_timeout
+    # Celery's soft shutdown sleeps its whole timeout; dropq's deadline (tasks/shutdown.py) replaces it.
+    assert "worker_soft_shutdown_timeout" not in celery_config(settings)

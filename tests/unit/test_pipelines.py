@@ -131,7 +131,9 @@ def test_json_lines_become_parquet(tmp_path: Path) -> None:
         (b"a,b,c\n1,2,3\n4,5\n", "not a valid CSV file: CSV parse error: Expected 3 columns, got 2"),
         (b"name\n\xff\xfe\xfa\n", "not a valid CSV file: column 'name' holds bytes that are not UTF-8 text"),
         (b"PK\x03\x04\x00\x00binary zip", r"not a CSV file: it contains binary data \(NUL bytes\)"),
+        (b",".join([b"c"] * 1_000_000) + b"\n" + b",".join([b"1"] * 1_000_000), "the CSV header has more than 10000 columns"),
     ],
+    ids=["ragged", "not-utf8", "binary", "a-million-columns"],
 )
 def test_a_csv_that_is_not_csv_fails_with_a_reason(tmp_path: Path, data: bytes, reason: str) -> None:
     job = make_job(tmp_path, "incoming/bad.csv", data)

@@ -59,6 +59,6 @@ def test_pools_that_fargate_cannot_run_are_refused(changes: dict[str, object], m
         WorkerPool(**{"name": "p", "queues": ("default",), **changes})  # type: ignore[arg-type]
 
 
-def test_soft_shutdown_ends_inside_the_stop_timeout() -> None:
+def test_shutdown_grace_ends_inside_the_stop_timeout() -> None:
     pool = TOPOLOGY.pools[0]
-    assert 0 < pool.soft_shutdown_timeout < pool.stop_timeout
+    assert 0 < pool.shutdown_grace < pool.stop_timeout

@@ -27,9 +27,13 @@ def test_output_folder_is_below_the_output_prefix() -> None:
     assert TOPOLOGY.output_folder("images", "incoming/a b.jpg") == "processed/images/incoming/a b.jpg/"
 
 
-def test_visibility_timeout_must_exceed_the_task_time_limit() -> None:
-    with pytest.raises(TopologyError, match=r"task_time_limit \(600s\) < visibility_timeout \(300s\)"):
-        QueueSpec(name="q", task_time_limit=600, visibility_timeout=300)
+def test_a_short_visibility_timeout_allows_long_tasks_up_to_what_sqs_can_hold() -> None:
+    queue = QueueSpec(name="q", task_time_limit=3600, visibility_timeout=60)
+    assert queue.extend_every == 20
+    with pytest.raises(TopologyError, match=r"task_time_limit 43200s must be below 43140s"):
+        QueueSpec(name="q", task_time_limit=12 * 3600, visibility_timeout=60)
+    with pytest.raises(TopologyError, match=r"visibility_timeout 10s is outside 30\.\.43200s"):
+        QueueSpec(name="q", visibility_timeout=10)
 
 
 def test_max_receive_count_must_be_in_sqs_range() -> None:

@@ -1,0 +1,163 @@
+"""kombu's SQS transport with the fixes dropq's reliability rests on (`broker_transport` in tasks/config.py).
+
+- A message given back (worker shutdown, a task cancelled or its worker process lost) is released:
+  its visibility timeout is set to 0 so another worker receives it at once. kombu's SQS transport
+  sends a *copy* instead, while the original stays invisible until its timeout and then runs again.
+- A message rejected without requeue (not a task, unknown task, undecodable) is released too when its
+  queue has a dead-letter queue: SQS counts the receive and moves it there after maxReceiveCount,
+  within seconds instead of maxReceiveCount visibility timeouts.
+- While a worker holds messages, a keeper thread extends their visibility (tasks/keeper.py).
+- A receive that fails (the endpoint is unreachable) is tried again, instead of ending the polling.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from kombu.transport import SQS
+
+logger = logging.getLogger("dropq.worker")
+
+# ChangeMessageVisibilityBatch takes at most 10 entries.
+SQS_MAX_BATCH = 10
+
+
+@dataclass(frozen=True)
+class Held:
+    """One message a worker has received and not yet acknowledged."""
+
+    queue: str
+    url: str
+    receipt_handle: str
+
+
+def _held(message: Any) -> Held | None:
+    info = message.delivery_info
+    sqs_message, url = info.get("sqs_message"), info.get("sqs_queue")
+    if not sqs_message or not url:
+        return None
+    return Held(queue=info.get("routing_key") or "", url=url, receipt_handle=sqs_message["ReceiptHandle"])
+
+
+class QoS(SQS.QoS):
+    """Wakes the channel's keeper when what it holds changes, so protection follows busy and idle at once."""
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        super().append(message, delivery_tag)
+        self.channel.on_held()
+
+    def ack(self, delivery_tag: Any) -> None:
+        super().ack(delivery_tag)
+        self.channel.on_held()
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        super().reject(delivery_tag, requeue=requeue)
+        self.channel.on_held()
+
+
+class Channel(SQS.Channel):
+    """An SQS channel that releases what it gives back and keeps what it holds invisible."""
+
+    QoS = QoS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keeper: Any = None
+
+    def held(self) -> list[Held]:
+        """The messages received on this channel and not yet acknowledged or rejected."""
+        for _ in range(3):
+            try:
+                delivered = list(self.qos._delivered.items())
+                # Acknowledged messages stay in `_delivered` until kombu's next flush; `_dirty` names them.
+                done = set(self.qos._dirty)
+            except RuntimeError:  # changed by the consuming thread while copied; try again
+                continue
+            return [h for tag, message in delivered if tag not in done and (h := _held(message)) is not None]
+        return []
+
+    def visibility_timeout_of(self, queue: str) -> int:
+        """The visibility timeout of a queue, as dropq's configuration gives it."""
+        return int(self.predefined_queues.get(queue, {}).get("visibility_timeout", self.visibility_timeout))
+
+    def change_visibility(self, messages: list[Held], seconds: int) -> int:
+        """Set the visibility timeout of `messages` (batched per queue); return how many SQS accepted."""
+        accepted = 0
+        by_url: dict[str, list[Held]] = {}
+        for held in messages:
+            by_url.setdefault(held.url, []).append(held)
+        for url, items in by_url.items():
+            client = self.sqs(queue=self.canonical_queue_name(items[0].queue) if items[0].queue else None)
+            for start in range(0, len(items), SQS_MAX_BATCH):
+                chunk = items[start : start + SQS_MAX_BATCH]
+                entries = [{"Id": str(i), "ReceiptHandle": h.receipt_handle, "VisibilityTimeout": seconds} for i, h in enumerate(chunk)]
+                response = client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+                accepted += len(response.get("Successful", []))
+                for failure in response.get("Failed", []):
+                    # Usually a message acknowledged meanwhile: its receipt handle is no longer valid.
+                    logger.debug("visibility of a message in %s not changed: %s", url, failure.get("Message") or failure.get("Code"))
+        return accepted
+
+    def release(self, message: Any) -> bool:
+        """Make a received message visible again now; False when it is not an SQS message or SQS refused."""
+        held = _held(message)
+        if held is None:
+            return False
+        try:
+            return self.change_visibility([held], 0) == 1
+        except (ClientError, BotoCoreError, OSError) as exc:
+            # It becomes visible again when its visibility timeout expires: delayed, not lost.
+            logger.warning("could not release a message of %s: %s", held.url, exc)
+            return False
+
+    def _restore(self, message: Any, unwanted_delivery_info: tuple[str, ...] = ("sqs_message", "sqs_queue")) -> None:
+        if not self.release(message):
+            super()._restore(message, unwanted_delivery_info)
+
+    def _delete_rejected_message(self, delivery_tag: Any) -> None:
+        message = self.qos.get(delivery_tag)
+        held = _held(message)
+        queue = self.canonical_queue_name(held.queue) if held and held.queue else None
+        if held is not None and self._has_redrive_policy(queue, held.url):
+            logger.warning("message rejected; released so that its queue's redrive policy moves it to the dead-letter queue")
+            self.release(message)
+            return
+        super()._delete_rejected_message(delivery_tag)
+
+    def _on_messages_ready(self, queue: str, qname: str, messages: Any) -> int:
+        # A ReceiveMessage that failed (the endpoint is gone: refused, reset, timed out) arrives as a list,
+        # on which kombu raises in its event loop and never polls that queue again: the worker lives on
+        # and consumes nothing. Counting it as an empty receive polls again after the polling interval.
+        if not isinstance(messages, dict):
+            logger.warning("receiving from %s failed; trying again", qname)
+            return 0
+        return super()._on_messages_ready(queue, qname, messages)
+
+    def basic_consume(self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any) -> Any:
+        if self.keeper is None:
+            from tasks.keeper import Keeper
+
+            self.keeper = Keeper(self).start()
+        return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
+
+    def on_held(self) -> None:
+        """A message was received or settled: let the keeper look again."""
+        if self.keeper is not None:
+            self.keeper.wake()
+
+    def close(self) -> None:
+        keeper, self.keeper = self.keeper, None
+        try:
+            super().close()  # gives back (releases) whatever is still held
+        finally:
+            if keeper is not None:
+                keeper.stop()
+
+
+class Transport(SQS.Transport):
+    """The SQS transport with dropq's channel."""
+
+    Channel = Channel

@@ -1,0 +1,94 @@
+"""The ledger's claims and leases against DynamoDB (moto): one attempt at a time, one success per file version."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, hold, ledger_for
+from dropq.objects import ObjectRef
+from dropq.settings import Settings
+
+
+def _ref() -> ObjectRef:
+    return ObjectRef(bucket="dropq-local", key=f"incoming/claims/{uuid.uuid4().hex}.txt", etag=uuid.uuid4().hex, size=3)
+
+
+def test_a_live_lease_keeps_a_second_delivery_out_and_a_success_keeps_every_later_one_out(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    ref = _ref()
+    first = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=30)
+    assert first.acquired and first.owner
+    second = ledger.claim(ref, "metadata", "t2", attempt=1, worker="w2", lease_seconds=30)
+    assert (second.acquired, second.state) == (False, RUNNING)
+    assert 25 < second.lease_remaining <= 30
+
+    assert ledger.mark_succeeded(ref, first.owner, ["processed/x"], 5, "0" * 64)
+    later = ledger.claim(ref, "metadata", "t3", attempt=1, worker="w3", lease_seconds=30)
+    assert (later.acquired, later.state) == (False, SUCCEEDED)
+    entry = ledger.get(ref.bucket, ref.key, ref.etag)
+    assert entry is not None and (entry["state"], entry["completions"], entry["worker"]) == (SUCCEEDED, 1, "w1")
+
+
+def test_a_lease_that_ran_out_passes_the_file_on_and_its_old_holder_records_nothing(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    ref = _ref()
+    crashed = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=0.5)
+    time.sleep(0.7)
+    taker = ledger.claim(ref, "metadata", "t1", attempt=2, worker="w2", lease_seconds=30)
+    assert taker.acquired and taker.owner != crashed.owner
+
+    assert crashed.owner and not ledger.renew(ref, crashed.owner, 30)
+    assert not ledger.mark_succeeded(ref, crashed.owner, ["processed/x"], 5, "0" * 64)
+    assert not ledger.mark_failed(ref, "late failure", owner=crashed.owner)
+    assert taker.owner and ledger.mark_succeeded(ref, taker.owner, ["processed/x"], 5, "0" * 64)
+    entry = ledger.get(ref.bucket, ref.key, ref.etag)
+    assert entry is not None and (entry["state"], entry["completions"], entry["worker"]) == (SUCCEEDED, 1, "w2")
+
+
+def test_holding_renews_the_lease_while_work_runs(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    ref = _ref()
+    claim = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=0.6)
+    assert claim.owner
+    with hold(ledger, ref, claim.owner, 0.6) as lost:
+        time.sleep(1.5)  # two and a half leases: only renewals keep it
+        other = ledger.claim(ref, "metadata", "t2", attempt=1, worker="w2", lease_seconds=30)
+        assert not other.acquired and not lost.is_set()
+    assert ledger.mark_succeeded(ref, claim.owner, [], 1, "0" * 64)
+
+
+def test_a_released_file_is_queued_and_claimable_at_once(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    ref = _ref()
+    claim = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=30)
+    assert claim.owner and ledger.release(ref, claim.owner)
+    assert (ledger.get(ref.bucket, ref.key) or {})["state"] == QUEUED
+    retry = ledger.claim(ref, "metadata", "t1", attempt=2, worker="w1", lease_seconds=30)
+    assert retry.acquired and retry.owner
+    assert ledger.mark_failed(ref, "the file is not a number", owner=retry.owner)
+    assert (ledger.get(ref.bucket, ref.key) or {})["state"] == FAILED
+
+
+def _race(settings: Settings, ref: ObjectRef, claimants: int) -> list[bool]:
+    """`claimants` threads, each with its own client, claim `ref` at the same moment."""
+    barrier = threading.Barrier(claimants)
+    wins: list[bool] = []
+
+    def claim(worker: int) -> None:
+        ledger = ledger_for(settings)
+        barrier.wait()
+        wins.append(ledger.claim(ref, "metadata", "t", 1, f"w{worker}", 30).acquired)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(claimants)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return wins
+
+
+def test_concurrent_claims_of_one_file_have_one_winner(moto_settings: Settings) -> None:
+    for _ in range(5):
+        assert sorted(_race(moto_settings, _ref(), 8)) == [False] * 7 + [True]
