@@ -13,8 +13,13 @@ import json
 import os
 import socket
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from dropq.signing import Signer
+
+# Celery's content type for signed messages (its `auth` serializer).
+SIGNED_CONTENT_TYPE = "application/data"
 # The task the producer enqueues for every dropped file; the worker registers it under this name.
 PROCESS_TASK = "dropq.process"
 
@@ -30,15 +35,22 @@ def build_task_message(
     args: tuple[Any, ...] = (),
     task_id: str | None = None,
     origin: str | None = None,
+    signer: Signer | None = None,
 ) -> tuple[str, str]:
-    """Return (task_id, SQS MessageBody) for one task, byte-compatible with kombu's SQS transport."""
+    """Return (task_id, SQS MessageBody) for one task, byte-compatible with kombu's SQS transport.
+
+    With a `signer`, the body is serialized with Celery's `auth` serializer, as workers with signing expect.
+    """
     task_id = task_id or str(uuid.uuid4())
     # Celery's JSON serializer is kombu.utils.json.dumps: json.dumps with its default separators.
-    body = json.dumps([list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    body = json.dumps([list(args), kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode("utf-8")
+    content_type = "application/json"
+    if signer is not None:
+        body, content_type = signer.sign(body), SIGNED_CONTENT_TYPE
     envelope = {
-        "body": _b64(body.encode("utf-8")),
+        "body": _b64(body),
         "content-encoding": "utf-8",
-        "content-type": "application/json",
+        "content-type": content_type,
         "headers": {
             "lang": "py",
             "task": task,

@@ -32,6 +32,11 @@ PREFIX = "DROPQ_PREFIX"
 POOL = "DROPQ_POOL"
 # Extra Python modules a worker imports at start, comma-separated: where your own `@pipeline`s live.
 PIPELINE_MODULES = "DROPQ_PIPELINE_MODULES"
+# Message signing (Celery's `auth` serializer): the RSA key and certificate that sign, and the folder of
+# certificates whose signatures workers accept. Unset: plain JSON messages.
+SIGNING_KEY = "DROPQ_SIGNING_KEY"
+SIGNING_CERT = "DROPQ_SIGNING_CERT"
+SIGNING_CERT_STORE = "DROPQ_SIGNING_CERT_STORE"
 # Injected by ECS into every task: the agent's endpoint, for scale-in protection (tasks/protection.py).
 ECS_AGENT_URI = "ECS_AGENT_URI"
 
@@ -63,6 +68,9 @@ class Settings:
     pool: str | None = None
     pipeline_modules: tuple[str, ...] = ()
     ecs_agent_uri: str | None = None
+    signing_key: str | None = None
+    signing_cert: str | None = None
+    signing_cert_store: str | None = None
 
     @property
     def shutdown_grace(self) -> int:
@@ -113,6 +121,9 @@ class Settings:
             MAX_INPUT_BYTES: str(self.max_input_bytes),
             PREFIX: self.prefix,
             PIPELINE_MODULES: ",".join(self.pipeline_modules),
+            SIGNING_KEY: self.signing_key or "",
+            SIGNING_CERT: self.signing_cert or "",
+            SIGNING_CERT_STORE: self.signing_cert_store or "",
         }
         if self.is_local:
             env.update(LOCAL_CREDENTIALS)
@@ -153,6 +164,10 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
     for module in modules:
         if not MODULE_PATTERN.match(module):
             raise ConfigError(f"{PIPELINE_MODULES}: {module!r} is not a Python module path like 'mypackage.pipelines'")
+    signing = {name: environ.get(name) or None for name in (SIGNING_KEY, SIGNING_CERT, SIGNING_CERT_STORE)}
+    if any(signing.values()) and not all(signing.values()):
+        missing = ", ".join(name for name, value in signing.items() if not value)
+        raise ConfigError(f"message signing needs {SIGNING_KEY}, {SIGNING_CERT} and {SIGNING_CERT_STORE}; missing: {missing}")
     return Settings(
         topology=topology,
         endpoint_url=endpoint.rstrip("/") or None,
@@ -166,6 +181,9 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         pool=pool,
         pipeline_modules=modules,
         ecs_agent_uri=environ.get(ECS_AGENT_URI) or None,
+        signing_key=signing[SIGNING_KEY],
+        signing_cert=signing[SIGNING_CERT],
+        signing_cert_store=signing[SIGNING_CERT_STORE],
     )
 
 

@@ -10,3 +10,5 @@ from tasks.config import celery_config
 settings = load_settings()
 app = Celery("dropq")
 app.config_from_object(celery_config(settings))
+if settings.signing_key:
+    app.setup_security(allowed_serializers=["json"], serializer="json")

@@ -77,4 +77,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.endpoint_url:
         config["dynamodb_endpoint_url"] = settings.endpoint_url
+    if settings.signing_key:
+        # Only messages signed by a certificate in the store are accepted (tasks/app.py calls setup_security).
+        config.update(
+            task_serializer="auth",
+            accept_content=["auth"],
+            security_key=settings.signing_key,
+            security_certificate=settings.signing_cert,
+            security_cert_store=settings.signing_cert_store,
+            security_digest="sha256",
+        )
     return config

@@ -28,6 +28,7 @@ PRODUCER_MODULES = (
     "dropq/ledger.py",
     "dropq/objects.py",
     "dropq/protocol.py",
+    "dropq/signing.py",
     "infra/__init__.py",
     "infra/topology.py",
 )

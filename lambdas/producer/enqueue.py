@@ -12,6 +12,7 @@ from dropq.ledger import Ledger
 from dropq.objects import ObjectRef
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import Settings
+from dropq.signing import Signer
 
 logger = logging.getLogger("dropq.producer")
 
@@ -36,10 +37,10 @@ def task_kwargs(ref: ObjectRef, pipeline: str) -> dict[str, Any]:
     return {**ref.to_dict(), "pipeline": pipeline}
 
 
-def plan(ref: ObjectRef, settings: Settings) -> Enqueued:
-    """Route one object and build its task message (pure)."""
+def plan(ref: ObjectRef, settings: Settings, signer: Signer | None = None) -> Enqueued:
+    """Route one object and build its task message (signed, with a `signer`)."""
     route = settings.topology.route(ref.key)
-    task_id, body = build_task_message(PROCESS_TASK, route.queue, task_kwargs(ref, route.pipeline))
+    task_id, body = build_task_message(PROCESS_TASK, route.queue, task_kwargs(ref, route.pipeline), signer=signer)
     return Enqueued(ref=ref, pipeline=route.pipeline, queue=route.queue, task_id=task_id, body=body)
 
 
@@ -57,11 +58,13 @@ def send_batches(sqs: Any, queue_url: str, items: list[Enqueued]) -> None:
             raise ProducerError(f"SQS refused {len(failed)} of {len(chunk)} messages for {queue_url}: {details}")
 
 
-def enqueue_objects(objects: tuple[ObjectRef, ...], settings: Settings, sqs: Any, ledger: Ledger) -> list[Enqueued]:
+def enqueue_objects(
+    objects: tuple[ObjectRef, ...], settings: Settings, sqs: Any, ledger: Ledger, signer: Signer | None = None
+) -> list[Enqueued]:
     """Record each object as queued and send its task; objects already running or done are skipped."""
     by_queue: dict[str, list[Enqueued]] = defaultdict(list)
     for ref in objects:
-        item = plan(ref, settings)
+        item = plan(ref, settings, signer)
         if not ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id):
             logger.info("skipped %s (etag %s): already running or done", ref.uri, ref.etag)
             continue

@@ -7,6 +7,7 @@ from typing import Any
 
 from dropq.ledger import ledger_for
 from dropq.settings import Settings, load_settings
+from dropq.signing import Signer, signer_for
 from lambdas.producer.enqueue import enqueue_objects
 from lambdas.producer.events import parse_s3_event
 
@@ -17,22 +18,23 @@ _settings: Settings | None = None
 _clients: dict[str, Any] = {}
 
 
-def _cold_start() -> tuple[Settings, Any, Any]:
-    """Settings and clients, built once per Lambda container."""
+def _cold_start() -> tuple[Settings, Any, Any, Signer | None]:
+    """Settings, clients and the message signer, built once per Lambda container."""
     global _settings
     if _settings is None:
         settings = load_settings()
         _clients["sqs"] = settings.client("sqs")
         _clients["ledger"] = ledger_for(settings)
+        _clients["signer"] = signer_for(settings)
         # Set last: a concurrent invocation (the local runtime runs several) sees settings only with their clients.
         _settings = settings
-    return _settings, _clients["sqs"], _clients["ledger"]
+    return _settings, _clients["sqs"], _clients["ledger"], _clients["signer"]
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Handle one S3 event notification (S3 invokes this asynchronously; an exception makes Lambda retry)."""
-    settings, sqs, ledger = _cold_start()
+    settings, sqs, ledger, signer = _cold_start()
     parsed = parse_s3_event(event, settings.topology)
-    enqueued = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger)
+    enqueued = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger, signer=signer)
     logger.info("event handled: %d enqueued, %d ignored", len(enqueued), parsed.ignored)
     return {"enqueued": len(enqueued), "ignored": parsed.ignored}

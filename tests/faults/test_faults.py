@@ -103,6 +103,7 @@ def test_tasks_cut_short_by_the_shutdown_deadline_go_back_to_the_queue_at_once(f
     wait_for(lambda: all((ledger.get(settings.bucket, k) or {}).get("state") == "running" for k in refs), 30, "both tasks to start")
     holder = next(w for k in refs if (w := (ledger.get(settings.bucket, k) or {}).get("worker")))
     number = int(holder.split("@")[0].rsplit("-", 1)[1])
+    started = {k: (ledger.get(settings.bucket, k) or {}).get("started_at") for k in refs}
 
     # What tasks/shutdown.py does once the pool's grace is over: SIGTERM, then SIGQUIT (cold shutdown).
     stopping = workers.processes[number]
@@ -114,8 +115,8 @@ def test_tasks_cut_short_by_the_shutdown_deadline_go_back_to_the_queue_at_once(f
     cut = [k for k in refs if (ledger.get(settings.bucket, k) or {}).get("worker") == holder]
 
     def taken_over() -> bool:
-        entries = [ledger.get(settings.bucket, k) or {} for k in cut]
-        return all(e.get("worker") != holder or e.get("state") == "succeeded" for e in entries)
+        entries = {k: ledger.get(settings.bucket, k) or {} for k in cut}
+        return all(e.get("started_at") != started[k] or e.get("state") == "succeeded" for k, e in entries.items())
 
     # Released at once, a cut task runs again once its lease (15 s) runs out; left to its visibility
     # timeout it would wait 40 to 60 s.
@@ -184,6 +185,10 @@ def test_poison_messages_end_in_the_dead_letter_queue_and_dlq_commands_work(faul
     assert queue_counts(sqs, dlq_url)["visible"] == 0
 
 
+# A file's content never shows in a log: not in the workers', not in the producer's.
+SECRET_CONTENT = b"unicode is fine; the password is hunter2-7f3a9c\n"
+
+
 def _bad_inputs() -> dict[str, tuple[bytes, str | None]]:
     """Key -> (content, reason it fails or None if it must succeed)."""
     bomb = io.BytesIO()
@@ -199,7 +204,7 @@ def _bad_inputs() -> dict[str, tuple[bytes, str | None]]:
         "incoming/bad/wide.csv": (b",".join([b"c"] * 1_000_000) + b"\n", "more than 10000 columns"),
         "incoming/bad/../escape.txt": (b"out?\n", "'..' path segment"),
         "incoming/bad/" + "n" * 1000 + ".txt": (b"long\n", "the key is too long"),
-        "incoming/bad/фото ü 🙂.txt": (b"unicode is fine\n", None),
+        "incoming/bad/фото ü 🙂.txt": (SECRET_CONTENT, None),
         "incoming/bad/with spaces/a file.csv": (b"a,b\n1,2\n", None),
     }
 
@@ -238,6 +243,9 @@ def test_hostile_and_broken_input_fails_with_reasons_in_bounded_memory_and_nothi
     assert all(k.startswith(("incoming/", "processed/", "work/")) for k in keys), "an output landed outside the output prefix"
     assert not [k for k in keys if k.startswith("processed/") and "/bad/" in k and "/../" in k]
     assert _peak_memory_kib([p.pid for p in fault_cloud.pools[0].processes.values()]) < 1024 * 1024, "a worker went over 1 GiB"
+    logs = b"".join(path.read_bytes() for path in fault_cloud.state_dir.glob("*.log"))
+    assert SECRET_CONTENT.strip() not in logs, "a file's content was logged"
+    assert settings.environment()["AWS_SECRET_ACCESS_KEY"].encode() + b"@" not in logs, "credentials were logged"
 
 
 def test_a_broker_outage_of_fifteen_seconds_loses_nothing(tmp_path: Path) -> None:
