@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dropq.protocol import decode_task_message
+from infra.topology import SQS_MAX_BATCH
 
-# ReceiveMessage and the batch calls take at most 10 messages.
-SQS_MAX_BATCH = 10
 # Seconds a listed message stays hidden from the next receive, so a listing sees each message once.
 PEEK_SECONDS = 30
 

@@ -20,6 +20,8 @@ SQS_MIN_RETENTION = 60
 SQS_MAX_RETENTION = 14 * 24 * 60 * 60
 # Long polling: a receive waits up to this long for a message (SQS's maximum).
 SQS_MAX_WAIT_SECONDS = 20
+# ReceiveMessage and every *Batch call take at most 10 messages.
+SQS_MAX_BATCH = 10
 SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 # Redrive policy bounds: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
 SQS_MAX_RECEIVE_COUNT = (1, 1000)

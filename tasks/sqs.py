@@ -19,10 +19,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from kombu.transport import SQS
 
-logger = logging.getLogger("dropq.worker")
+from infra.topology import SQS_MAX_BATCH
 
-# ChangeMessageVisibilityBatch takes at most 10 entries.
-SQS_MAX_BATCH = 10
+logger = logging.getLogger("dropq.worker")
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,13 @@ class Channel(SQS.Channel):
         if held is None:
             return False
         try:
-            return self.change_visibility([held], 0) == 1
+            released = self.change_visibility([held], 0) == 1
         except (ClientError, BotoCoreError, OSError) as exc:
             # It becomes visible again when its visibility timeout expires: delayed, not lost.
             logger.warning("could not release a message of %s: %s", held.url, exc)
             return False
+        logger.info("gave a message back to %s: visible to other workers now", held.queue or held.url)
+        return released
 
     def _restore(self, message: Any, unwanted_delivery_info: tuple[str, ...] = ("sqs_message", "sqs_queue")) -> None:
         if not self.release(message):
@@ -149,12 +150,11 @@ class Channel(SQS.Channel):
             self.keeper.wake()
 
     def close(self) -> None:
+        # The keeper stops first: an extension racing the release below would hide a message again.
         keeper, self.keeper = self.keeper, None
-        try:
-            super().close()  # gives back (releases) whatever is still held
-        finally:
-            if keeper is not None:
-                keeper.stop()
+        if keeper is not None:
+            keeper.stop()
+        super().close()  # gives back (releases) whatever is still held
 
 
 class Transport(SQS.Transport):

@@ -13,12 +13,9 @@ from dropq.objects import ObjectRef
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import Settings
 from dropq.signing import Signer
+from infra.topology import SQS_MAX_BATCH
 
 logger = logging.getLogger("dropq.producer")
-
-# SendMessageBatch takes at most 10 entries:
-# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
-SQS_MAX_BATCH = 10
 
 
 @dataclass(frozen=True)

@@ -55,14 +55,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(table([*ROWS, total]))
 
 
-def settle(ledger: Ledger, bucket: str, keys: list[str], timeout: float) -> dict[str, dict[str, Any] | None]:
-    """Each key's ledger entry once succeeded or failed; None for keys still unsettled after `timeout` seconds."""
+def settle(
+    ledger: Ledger, bucket: str, keys: list[str], timeout: float, etags: dict[str, str] | None = None
+) -> dict[str, dict[str, Any] | None]:
+    """Each key's ledger entry (of its ETag in `etags`, else its newest) once succeeded or failed; None when still
+    unsettled after `timeout` seconds."""
     entries: dict[str, dict[str, Any] | None] = dict.fromkeys(keys)
 
     def all_settled() -> bool:
         for key in keys:
             if entries[key] is None:
-                entry = ledger.get(bucket, key)
+                entry = ledger.get(bucket, key, (etags or {}).get(key))
                 if entry and entry.get("state") in ("succeeded", "failed"):
                     entries[key] = entry
         return all(entries.values())
@@ -72,9 +75,11 @@ def settle(ledger: Ledger, bucket: str, keys: list[str], timeout: float) -> dict
     return entries
 
 
-def account(scenario: str, settings: Settings, keys: list[str], timeout: float, in_dlq: int = 0) -> Row:
+def account(
+    scenario: str, settings: Settings, keys: list[str], timeout: float, in_dlq: int = 0, etags: dict[str, str] | None = None
+) -> Row:
     """Settle `keys`, record the scenario's row, and return it."""
-    entries = settle(ledger_for(settings), settings.bucket, keys, timeout)
+    entries = settle(ledger_for(settings), settings.bucket, keys, timeout, etags)
     row = Row(scenario, dropped=len(keys), in_dlq=in_dlq)
     for entry in entries.values():
         if entry is None:

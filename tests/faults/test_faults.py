@@ -72,6 +72,12 @@ def test_every_event_delivered_three_times_processes_each_file_once(fault_cloud:
         outputs = s3.list_objects_v2(Bucket=settings.bucket, Prefix=f"processed/{entry['pipeline']}/{key}/").get("Contents", [])
         assert sorted(o["Key"] for o in outputs) == sorted(entry["outputs"]), "one set of outputs per file"
 
+    # The same keys uploaded again with new content are new versions: processed again, once each.
+    again = {key: body + (b"99,198\n" if key.endswith(".csv") else b"edited\n") for key, body in list(files.items())[:2]}
+    refs = drop(settings, again)
+    row = account("re-uploads", settings, list(again), timeout=60, etags={key: ref.etag for key, ref in refs.items()})
+    assert (row.lost, row.duplicated, row.succeeded) == (0, 0, len(again)), row
+
 
 def test_a_sigterm_lets_running_tasks_finish_and_gives_back_what_the_worker_prefetched(fault_cloud: LocalCloud) -> None:
     settings = fault_cloud.settings
