@@ -43,6 +43,7 @@ class Claim:
     owner: str | None
     state: str
     lease_remaining: float
+    attempts: int
 
 
 def _now() -> datetime:
@@ -110,8 +111,9 @@ class Ledger:
         condition: str | None = None,
         extra: dict[str, Any] | None = None,
         add: dict[str, int] | None = None,
-    ) -> bool:
-        """Set attributes (and ADD to counters) on an object's entry; False when `condition` does not hold."""
+    ) -> dict[str, Any] | None:
+        """Set attributes (and ADD to counters) on an object's entry; return the updated attributes' new
+        values, or None when `condition` does not hold (and nothing was written)."""
         now = _now()
         values = {
             **values,
@@ -135,34 +137,42 @@ class Ledger:
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {**placeholders, **{k: _encode(v) for k, v in (extra or {}).items()}},
+            "ReturnValues": "UPDATED_NEW",
         }
         if condition:
             request["ConditionExpression"] = condition
             request["ExpressionAttributeNames"].update({f"#{name}": name for name in CONDITION_ATTRIBUTES if f"#{name}" in condition})
         try:
-            self.client.update_item(**request)
+            response = self.client.update_item(**request)
         except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
+        return decode_item(response.get("Attributes", {}))
+
+    def _write(
+        self, ref: ObjectRef, values: dict[str, Any], condition: str, extra: dict[str, Any], add: dict[str, int] | None = None
+    ) -> bool:
+        """A conditional `_update`: whether it was written."""
+        return self._update(ref, values, condition=condition, extra=extra, add=add) is not None
 
     def mark_queued(self, ref: ObjectRef, pipeline: str, queue: str, task_id: str) -> bool:
         """Record that a file was enqueued; False (and nothing written) if it is already running or done."""
-        return self._update(
+        return self._write(
             ref,
             {"state": QUEUED, "pipeline": pipeline, "queue": queue, "task_id": task_id, "queued_at": _iso(_now())},
             condition="attribute_not_exists(#state) OR #state = :queued",
             extra={":queued": QUEUED},
         )
 
-    def claim(self, ref: ObjectRef, pipeline: str, task_id: str, attempt: int, worker: str | None, lease_seconds: float) -> Claim:
+    def claim(self, ref: ObjectRef, pipeline: str, task_id: str, worker: str | None, lease_seconds: float) -> Claim:
         """Take a file to process it, unless it already succeeded or another attempt holds a live lease on it.
 
         The lease (`lease_owner`, `lease_until`) is what keeps two deliveries of one file from running at
-        once: its holder renews it while it works; a crashed holder's lease simply runs out.
+        once: its holder renews it while it works; a crashed holder's lease simply runs out. Each claim
+        counts an attempt (`attempts`), whatever ended the ones before: an error, a retry, a dead worker.
         """
         owner = uuid.uuid4().hex
         now = time.time()
-        started = {"started_at": _iso(_now()), "attempt": attempt, "worker": worker, "reason": None}
+        started = {"started_at": _iso(_now()), "worker": worker, "reason": None}
         acquired = self._update(
             ref,
             {
@@ -178,16 +188,19 @@ class Ledger:
                 "(#state <> :succeeded AND (#state <> :running OR attribute_not_exists(#lease_until) OR #lease_until < :now))"
             ),
             extra={":succeeded": SUCCEEDED, ":running": RUNNING, ":now": now},
+            add={"attempts": 1},
         )
-        if acquired:
-            return Claim(acquired=True, owner=owner, state=RUNNING, lease_remaining=lease_seconds)
+        if acquired is not None:
+            return Claim(acquired=True, owner=owner, state=RUNNING, lease_remaining=lease_seconds, attempts=int(acquired["attempts"]))
         entry = self.get(ref.bucket, ref.key, ref.etag) or {}
         remaining = max(0.0, float(entry.get("lease_until") or 0) - time.time())
-        return Claim(acquired=False, owner=None, state=entry.get("state", "?"), lease_remaining=remaining)
+        return Claim(
+            acquired=False, owner=None, state=entry.get("state", "?"), lease_remaining=remaining, attempts=entry.get("attempts", 0)
+        )
 
     def renew(self, ref: ObjectRef, owner: str, lease_seconds: float) -> bool:
         """Extend a lease this attempt holds; False if it was lost (it ran out and another attempt took the file)."""
-        return self._update(
+        return self._write(
             ref,
             {"lease_until": time.time() + lease_seconds},
             condition="#state = :running AND #lease_owner = :owner",
@@ -196,7 +209,7 @@ class Ledger:
 
     def release(self, ref: ObjectRef, owner: str) -> bool:
         """Give a claimed file back (its task retries later): queued again, claimable at once."""
-        return self._update(
+        return self._write(
             ref,
             {"state": QUEUED, "lease_until": None},
             condition="#state = :running AND #lease_owner = :owner",
@@ -205,7 +218,7 @@ class Ledger:
 
     def mark_succeeded(self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str) -> bool:
         """Record a file's outputs, once: False if this attempt no longer holds the file (another one records it)."""
-        return self._update(
+        return self._write(
             ref,
             {
                 "state": SUCCEEDED,
@@ -221,19 +234,16 @@ class Ledger:
             add={"completions": 1},
         )
 
-    def mark_failed(self, ref: ObjectRef, reason: str, pipeline: str | None = None, owner: str | None = None) -> bool:
-        """Record why a file could not be processed; never overwrites a success, nor another attempt's lease."""
+    def mark_failed(self, ref: ObjectRef, owner: str, reason: str, pipeline: str | None = None) -> bool:
+        """Record why a file could not be processed, once: False if this attempt no longer holds the file."""
         if len(reason) > MAX_REASON_CHARS:
             reason = reason[: MAX_REASON_CHARS - 1] + "…"
         values: dict[str, Any] = {"state": FAILED, "reason": reason, "finished_at": _iso(_now()), "lease_until": None}
         if pipeline:
             values["pipeline"] = pipeline
-        condition = "attribute_not_exists(#state) OR #state <> :succeeded"
-        extra: dict[str, Any] = {":succeeded": SUCCEEDED}
-        if owner is not None:
-            condition = "#state = :running AND #lease_owner = :owner"
-            extra = {":running": RUNNING, ":owner": owner}
-        return self._update(ref, values, condition=condition, extra=extra)
+        return self._write(
+            ref, values, condition="#state = :running AND #lease_owner = :owner", extra={":running": RUNNING, ":owner": owner}
+        )
 
     def get(self, bucket: str, key: str, etag: str | None = None) -> dict[str, Any] | None:
         """The newest entry for a key (or the entry for one ETag), or None."""

@@ -15,6 +15,8 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from dropq.signing import SEPARATOR
+
 if TYPE_CHECKING:
     from dropq.signing import Signer
 
@@ -86,7 +88,13 @@ def build_task_message(
 
 
 def decode_task_message(message_body: str) -> dict[str, Any]:
-    """Decode an SQS body written by kombu (or `build_task_message`) into its envelope, with `body` decoded."""
+    """Decode an SQS body written by kombu (or `build_task_message`) into its envelope, with `body` decoded.
+
+    A signed body is read without checking its signature (workers check it): its JSON is the last packed field.
+    """
     envelope = json.loads(base64.b64decode(message_body))
-    args, kwargs, embed = json.loads(base64.b64decode(envelope["body"]))
+    body = base64.b64decode(envelope["body"])
+    if envelope.get("content-type") == SIGNED_CONTENT_TYPE:
+        body = base64.b64decode(body).split(SEPARATOR, 4)[4]
+    args, kwargs, embed = json.loads(body)
     return {**envelope, "body": {"args": args, "kwargs": kwargs, "embed": embed}}

@@ -14,9 +14,6 @@ from typing import Any
 
 # Celery's separator between the packed fields; it cannot occur in base64 or JSON text.
 SEPARATOR = b"\x00\x01"
-# The content type Celery registers for its `auth` serializer.
-CONTENT_TYPE = "application/data"
-CONTENT_ENCODING = "utf-8"
 
 
 class Signer:

@@ -43,9 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "region": settings.region,
             "is_secure": secure,
             # Queues are provisioned by the topology: never ListQueues/CreateQueue at run time.
-            "predefined_queues": {
-                q.name: {"url": settings.queue_url(q.name), "visibility_timeout": q.visibility_timeout} for q in topology.queues
-            },
+            "predefined_queues": {q.name: {"url": settings.queue_url(q.name)} for q in topology.queues},
             # Long polling: one ReceiveMessage waits up to 20 s instead of polling an empty queue.
             "wait_time_seconds": SQS_MAX_WAIT_SECONDS,
             "polling_interval": 1,

@@ -31,10 +31,6 @@ class Consumer(CeleryConsumer):
         )
         message.reject_log_error(logger, self.connection_errors)
 
-    def on_unknown_message(self, body: Any, message: Any) -> None:
-        logger.error("rejected a message that is not a Celery task (no task name): it goes to the dead-letter queue")
-        message.reject_log_error(logger, self.connection_errors)
-
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
         handle = super().create_task_handler(*args, **kwargs)
 

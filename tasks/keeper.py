@@ -31,9 +31,8 @@ class Keeper:
         if protection is None and settings.ecs_agent_uri:
             protection = TaskProtection(settings.ecs_agent_uri)
         self.protection = protection
-        timeouts = [channel.visibility_timeout_of(name) for name in channel.predefined_queues] or [channel.visibility_timeout]
-        self.interval = max(1.0, min(timeouts) / 3)
-        self.extensions = 0
+        self.timeouts = {queue.name: queue.visibility_timeout for queue in settings.topology.queues}
+        self.interval = min(queue.extend_every for queue in settings.topology.queues)
         self._woken = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dropq-keeper", daemon=True)
@@ -61,20 +60,25 @@ class Keeper:
             self._woken.clear()
             if self._stopped.is_set():
                 return
-            held = self.channel.held()
-            self._protect(bool(held))
-            if time.monotonic() >= next_extension:
-                next_extension = time.monotonic() + self.interval
-                if held:
-                    self._extend(held)
+            try:
+                held = self.channel.held()
+                if held is None:
+                    continue
+                self._protect(bool(held))
+                if time.monotonic() >= next_extension:
+                    next_extension = time.monotonic() + self.interval
+                    if held:
+                        self._extend(held)
+            except Exception:  # the keeper must outlive any one bad tick, or held messages come back mid-task
+                logger.exception("the keeper's tick failed; it carries on")
 
     def _extend(self, held: list[Any]) -> None:
         by_timeout: dict[int, list[Any]] = {}
         for message in held:
-            by_timeout.setdefault(self.channel.visibility_timeout_of(message.queue), []).append(message)
+            by_timeout.setdefault(self.timeouts.get(message.queue, min(self.timeouts.values())), []).append(message)
         for seconds, messages in by_timeout.items():
             try:
-                self.extensions += self.channel.change_visibility(messages, seconds)
+                self.channel.change_visibility(messages, seconds)
             except (ClientError, BotoCoreError, OSError) as exc:
                 # Retried at the next tick, a third of the timeout later; a broker outage longer than that
                 # lets the messages come back, and the ledger's lease keeps their files from running twice.

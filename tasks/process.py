@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 
 from dropq.errors import InputError, TransientError
-from dropq.ledger import SUCCEEDED, Ledger, hold, ledger_for
+from dropq.ledger import SUCCEEDED, Claim, Ledger, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import PROCESS_TASK
 from dropq.settings import Settings
@@ -33,14 +38,23 @@ RETRY_BACKOFF_MAX = 300
 # long after the crash, before its message comes back (at least two thirds of a visibility timeout).
 LEASE_SECONDS = 15
 
-_clients: dict[int, tuple[Any, Ledger]] = {}
+# Lease renewals give up fast and are tried again: a renewal stuck in botocore's default 60 s timeout and
+# retries would outlive the lease it renews.
+LEASE_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 1})
+
+_clients: dict[int, tuple[Any, Ledger, Ledger]] = {}
 
 
-def clients() -> tuple[Any, Ledger]:
-    """This process's S3 client and ledger (boto3 clients must not cross a fork, so one per pid)."""
+class LeaseLost(Exception):
+    """Another attempt took the file over while this one ran (its lease ran out)."""
+
+
+def clients() -> tuple[Any, Ledger, Ledger]:
+    """This process's S3 client, ledger, and ledger for lease renewals (boto3 clients must not cross a fork)."""
     pid = os.getpid()
     if pid not in _clients:
-        _clients[pid] = (settings.client("s3"), ledger_for(settings))
+        leases = ledger_for(settings, client=settings.client("dynamodb", config=LEASE_CLIENT_CONFIG))
+        _clients[pid] = (settings.client("s3"), ledger_for(settings), leases)
     return _clients[pid]
 
 
@@ -60,8 +74,11 @@ def check_input(ref: ObjectRef, pipeline: str, settings: Settings) -> str:
     return folder
 
 
-def run_pipeline(ref: ObjectRef, pipeline: str, s3: Any, settings: Settings) -> tuple[list[str], str]:
-    """Download, process and upload one file; return (output keys, sha256). No outputs remain on failure."""
+def run_pipeline(ref: ObjectRef, pipeline: str, s3: Any, settings: Settings, lost: threading.Event) -> tuple[list[str], str]:
+    """Download, process and upload one file; return (output keys, sha256). No outputs remain on failure.
+
+    Once `lost` is set another attempt owns the file and its outputs: this one uploads and deletes nothing.
+    """
     folder = check_input(ref, pipeline, settings)
     with tempfile.TemporaryDirectory(prefix="dropq-") as scratch:
         source = Path(scratch) / "input"
@@ -70,10 +87,13 @@ def run_pipeline(ref: ObjectRef, pipeline: str, s3: Any, settings: Settings) -> 
         sha256 = download(s3, ref, source)
         PIPELINES[pipeline](Job(ref=ref, source=source, sha256=sha256, out_dir=out_dir, output_folder=folder))
         expected = sorted(folder + p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
+        if lost.is_set():
+            raise LeaseLost(ref.uri)
         try:
             keys = upload_folder(s3, ref.bucket, out_dir, folder)
         except BaseException:
-            delete_keys(s3, ref.bucket, expected)
+            if not lost.is_set():
+                delete_keys(s3, ref.bucket, expected)
             raise
     return keys, sha256
 
@@ -100,7 +120,17 @@ def task_input(args: tuple[Any, ...], fields: dict[str, Any]) -> tuple[ObjectRef
     return ObjectRef.from_dict(fields), fields["pipeline"]
 
 
-@app.task(name=PROCESS_TASK, bind=True, acks_late=True, max_retries=settings.max_retries, throws=(InputError,))
+@contextmanager
+def ledger_writes(task_id: str) -> Iterator[None]:
+    """A ledger write that fails gives the message back (towards the DLQ if it keeps failing), never drops it."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("task %s: the ledger could not be written, the message goes back to its queue: %s", task_id, exc)
+        raise Reject(f"the ledger could not be written: {exc}", requeue=True) from exc
+
+
+@app.task(name=PROCESS_TASK, bind=True, acks_late=True, throws=(InputError,))
 def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     """Process one dropped file, once in effect however often it is delivered; the ledger records the outcome.
 
@@ -112,45 +142,66 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     except ValueError as exc:
         logger.error("task %s: rejected, towards the dead-letter queue: %s", self.request.id, exc)
         raise Reject(str(exc), requeue=False) from exc
-    key, etag = ref.key, ref.etag
-    s3, ledger = clients()
+    s3, ledger, leases = clients()
     task_id = self.request.id
-    attempt = self.request.retries + 1
-    claim = ledger.claim(ref, pipeline, task_id, attempt=attempt, worker=self.request.hostname, lease_seconds=LEASE_SECONDS)
+    with ledger_writes(task_id):
+        claim = ledger.claim(ref, pipeline, task_id, worker=self.request.hostname, lease_seconds=LEASE_SECONDS)
     if not claim.acquired:
         if claim.state == SUCCEEDED:
-            logger.info("task %s: %s (etag %s) already succeeded; duplicate delivery skipped", task_id, ref.uri, etag)
-            return {"state": "skipped", "key": key}
+            logger.info("task %s: %s (etag %s) already succeeded; duplicate delivery skipped", task_id, ref.uri, ref.etag)
+            return {"state": "skipped", "key": ref.key}
         # Another delivery of this file is running (or its worker died and its lease has not run out yet).
+        # Not an attempt: this may repeat while the other attempt keeps its lease, at most its time limit.
         countdown = max(1, min(LEASE_SECONDS / 3, claim.lease_remaining + 1))
         logger.info("task %s: %s is being processed by another attempt; checking again in %.0fs", task_id, ref.uri, countdown)
-        # Not a failure: the check may repeat as long as the other attempt keeps its lease (at most its time limit).
         raise self.retry(countdown=countdown, max_retries=self.request.retries + 1)
+    return run_claimed(self, ref, pipeline, claim, s3, ledger, leases)
+
+
+def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any, ledger: Ledger, leases: Ledger) -> dict[str, Any]:
+    """Run a file this attempt claimed, and record how it ended (or give it back to be retried)."""
+    task_id, owner, attempts = task.request.id, str(claim.owner), claim.attempts
+    if attempts > settings.max_retries + 1:
+        # Every attempt counts, however it ended: a file whose worker keeps dying stops here, with a reason.
+        reason = f"started {attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
+        with ledger_writes(task_id):
+            ledger.mark_failed(ref, owner, reason, pipeline)
+        return {"state": "failed", "key": ref.key, "reason": reason}
     started = time.monotonic()
-    with hold(ledger, ref, claim.owner, LEASE_SECONDS):
+
+    def failed(reason: str) -> None:
+        with ledger_writes(task_id):
+            ledger.mark_failed(ref, owner, reason, pipeline)
+
+    with hold(leases, ref, owner, LEASE_SECONDS) as lost:
         try:
-            outputs, sha256 = run_pipeline(ref, pipeline, s3, settings)
+            outputs, sha256 = run_pipeline(ref, pipeline, s3, settings, lost)
+        except LeaseLost:
+            logger.warning("task %s: %s: another attempt took the file over; this one stops without uploading", task_id, ref.uri)
+            return {"state": "superseded", "key": ref.key}
         except InputError as exc:
-            ledger.mark_failed(ref, str(exc), pipeline, owner=claim.owner)
+            failed(str(exc))
             raise
         except TransientError as exc:
-            if self.request.retries >= self.max_retries:
-                ledger.mark_failed(ref, f"gave up after {self.request.retries + 1} attempts: {exc}", pipeline, owner=claim.owner)
+            if attempts > settings.max_retries:
+                failed(f"gave up after {attempts} attempts: {exc}")
                 raise
-            countdown = get_exponential_backoff_interval(RETRY_BACKOFF_FACTOR, self.request.retries, RETRY_BACKOFF_MAX, full_jitter=True)
+            countdown = get_exponential_backoff_interval(RETRY_BACKOFF_FACTOR, attempts - 1, RETRY_BACKOFF_MAX, full_jitter=True)
             logger.warning("task %s: %s: transient error, retry in %ss: %s", task_id, ref.uri, countdown, exc)
-            ledger.release(ref, claim.owner)
-            raise self.retry(exc=exc, countdown=countdown) from exc
+            with ledger_writes(task_id):
+                ledger.release(ref, owner)
+            raise task.retry(exc=exc, countdown=countdown, max_retries=task.request.retries + 1) from exc
         except SoftTimeLimitExceeded:
-            limit = app.conf.task_soft_time_limit
-            ledger.mark_failed(ref, f"processing took longer than the {limit}s time limit; it was stopped", pipeline, owner=claim.owner)
+            failed(f"processing took longer than the {app.conf.task_soft_time_limit}s time limit; it was stopped")
             raise
         except Exception as exc:
-            ledger.mark_failed(ref, f"internal error in the {pipeline} pipeline: {type(exc).__name__}: {exc}", pipeline, owner=claim.owner)
+            failed(f"internal error in the {pipeline} pipeline: {type(exc).__name__}: {exc}")
             raise
         duration_ms = int((time.monotonic() - started) * 1000)
-        if not ledger.mark_succeeded(ref, claim.owner, outputs, duration_ms, sha256):
+        with ledger_writes(task_id):
+            succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256)
+        if not succeeded:
             logger.warning("task %s: %s: lost its lease while running; the attempt that took over records the outcome", task_id, ref.uri)
-            return {"state": "superseded", "key": key}
+            return {"state": "superseded", "key": ref.key}
     logger.info("task %s: %s succeeded in %d ms with %d outputs", task_id, ref.uri, duration_ms, len(outputs))
-    return {"state": "succeeded", "key": key, "outputs": outputs, "sha256": sha256}
+    return {"state": "succeeded", "key": ref.key, "outputs": outputs, "sha256": sha256}

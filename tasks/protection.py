@@ -7,12 +7,14 @@ Reference: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-scal
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("dropq.worker")
 
@@ -21,6 +23,15 @@ STATE_PATH = "/task-protection/v1/state"
 EXPIRES_IN_MINUTES = 60
 RENEW_AFTER_SECONDS = EXPIRES_IN_MINUTES * 60 // 2
 REQUEST_TIMEOUT_SECONDS = 5
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    """The agent's JSON answer, or {} for anything else (an empty or non-JSON body)."""
+    try:
+        answer = json.loads(data or b"{}")
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 class ProtectionError(RuntimeError):
@@ -51,12 +62,12 @@ class TaskProtection:
         )
         try:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
-                answer = json.loads(response.read() or b"{}")
+                answer = _json(response.read())
         except urllib.error.HTTPError as exc:
-            answer = json.loads(exc.read() or b"{}") if exc.headers.get_content_type() == "application/json" else {}
+            answer = _json(exc.read())
             if not answer:
                 raise ProtectionError(f"the ECS agent answered HTTP {exc.code} to {body}") from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             raise ProtectionError(f"cannot reach the ECS agent at {self.url}: {exc}") from exc
         # The agent answers {"protection": {...}} on success, {"failure": {...}} or {"error": {...}} otherwise.
         if "protection" not in answer:

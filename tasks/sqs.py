@@ -65,9 +65,10 @@ class Channel(SQS.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.keeper: Any = None
+        self._visibility_client: Any = None
 
-    def held(self) -> list[Held]:
-        """The messages received on this channel and not yet acknowledged or rejected."""
+    def held(self) -> list[Held] | None:
+        """The messages received on this channel and not yet acknowledged or rejected (None: try again later)."""
         for _ in range(3):
             try:
                 delivered = list(self.qos._delivered.items())
@@ -76,11 +77,14 @@ class Channel(SQS.Channel):
             except RuntimeError:  # changed by the consuming thread while copied; try again
                 continue
             return [h for tag, message in delivered if tag not in done and (h := _held(message)) is not None]
-        return []
+        return None
 
-    def visibility_timeout_of(self, queue: str) -> int:
-        """The visibility timeout of a queue, as dropq's configuration gives it."""
-        return int(self.predefined_queues.get(queue, {}).get("visibility_timeout", self.visibility_timeout))
+    def visibility_client(self) -> Any:
+        """An SQS client that gives up within seconds, with no retries (kombu's release client): a visibility
+        change stuck in botocore's default timeouts would land after the message was meant to be visible."""
+        if self._visibility_client is None:
+            self._visibility_client = self._new_release_client(self.sqs())
+        return self._visibility_client
 
     def change_visibility(self, messages: list[Held], seconds: int) -> int:
         """Set the visibility timeout of `messages` (batched per queue); return how many SQS accepted."""
@@ -88,8 +92,8 @@ class Channel(SQS.Channel):
         by_url: dict[str, list[Held]] = {}
         for held in messages:
             by_url.setdefault(held.url, []).append(held)
+        client = self.visibility_client()
         for url, items in by_url.items():
-            client = self.sqs(queue=self.canonical_queue_name(items[0].queue) if items[0].queue else None)
             for start in range(0, len(items), SQS_MAX_BATCH):
                 chunk = items[start : start + SQS_MAX_BATCH]
                 entries = [{"Id": str(i), "ReceiptHandle": h.receipt_handle, "VisibilityTimeout": seconds} for i, h in enumerate(chunk)]
@@ -115,8 +119,11 @@ class Channel(SQS.Channel):
         return released
 
     def _restore(self, message: Any, unwanted_delivery_info: tuple[str, ...] = ("sqs_message", "sqs_queue")) -> None:
-        if not self.release(message):
+        # Never kombu's copy for an SQS message: if the release fails, the visibility timeout brings it back.
+        if _held(message) is None:
             super()._restore(message, unwanted_delivery_info)
+        else:
+            self.release(message)
 
     def _delete_rejected_message(self, delivery_tag: Any) -> None:
         message = self.qos.get(delivery_tag)

@@ -18,14 +18,14 @@ def _ref() -> ObjectRef:
 def test_a_live_lease_keeps_a_second_delivery_out_and_a_success_keeps_every_later_one_out(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
     ref = _ref()
-    first = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=30)
+    first = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
     assert first.acquired and first.owner
-    second = ledger.claim(ref, "metadata", "t2", attempt=1, worker="w2", lease_seconds=30)
+    second = ledger.claim(ref, "metadata", "t2", worker="w2", lease_seconds=30)
     assert (second.acquired, second.state) == (False, RUNNING)
     assert 25 < second.lease_remaining <= 30
 
     assert ledger.mark_succeeded(ref, first.owner, ["processed/x"], 5, "0" * 64)
-    later = ledger.claim(ref, "metadata", "t3", attempt=1, worker="w3", lease_seconds=30)
+    later = ledger.claim(ref, "metadata", "t3", worker="w3", lease_seconds=30)
     assert (later.acquired, later.state) == (False, SUCCEEDED)
     entry = ledger.get(ref.bucket, ref.key, ref.etag)
     assert entry is not None and (entry["state"], entry["completions"], entry["worker"]) == (SUCCEEDED, 1, "w1")
@@ -34,27 +34,28 @@ def test_a_live_lease_keeps_a_second_delivery_out_and_a_success_keeps_every_late
 def test_a_lease_that_ran_out_passes_the_file_on_and_its_old_holder_records_nothing(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
     ref = _ref()
-    crashed = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=0.5)
+    crashed = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=0.5)
     time.sleep(0.7)
-    taker = ledger.claim(ref, "metadata", "t1", attempt=2, worker="w2", lease_seconds=30)
+    taker = ledger.claim(ref, "metadata", "t1", worker="w2", lease_seconds=30)
     assert taker.acquired and taker.owner != crashed.owner
 
     assert crashed.owner and not ledger.renew(ref, crashed.owner, 30)
     assert not ledger.mark_succeeded(ref, crashed.owner, ["processed/x"], 5, "0" * 64)
-    assert not ledger.mark_failed(ref, "late failure", owner=crashed.owner)
+    assert not ledger.mark_failed(ref, crashed.owner, "late failure")
     assert taker.owner and ledger.mark_succeeded(ref, taker.owner, ["processed/x"], 5, "0" * 64)
     entry = ledger.get(ref.bucket, ref.key, ref.etag)
     assert entry is not None and (entry["state"], entry["completions"], entry["worker"]) == (SUCCEEDED, 1, "w2")
+    assert (crashed.attempts, taker.attempts, entry["attempts"]) == (1, 2, 2), "a takeover is an attempt"
 
 
 def test_holding_renews_the_lease_while_work_runs(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
     ref = _ref()
-    claim = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=0.6)
+    claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=0.6)
     assert claim.owner
     with hold(ledger, ref, claim.owner, 0.6) as lost:
         time.sleep(1.5)  # two and a half leases: only renewals keep it
-        other = ledger.claim(ref, "metadata", "t2", attempt=1, worker="w2", lease_seconds=30)
+        other = ledger.claim(ref, "metadata", "t2", worker="w2", lease_seconds=30)
         assert not other.acquired and not lost.is_set()
     assert ledger.mark_succeeded(ref, claim.owner, [], 1, "0" * 64)
 
@@ -62,12 +63,12 @@ def test_holding_renews_the_lease_while_work_runs(moto_settings: Settings) -> No
 def test_a_released_file_is_queued_and_claimable_at_once(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
     ref = _ref()
-    claim = ledger.claim(ref, "metadata", "t1", attempt=1, worker="w1", lease_seconds=30)
+    claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
     assert claim.owner and ledger.release(ref, claim.owner)
     assert (ledger.get(ref.bucket, ref.key) or {})["state"] == QUEUED
-    retry = ledger.claim(ref, "metadata", "t1", attempt=2, worker="w1", lease_seconds=30)
+    retry = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
     assert retry.acquired and retry.owner
-    assert ledger.mark_failed(ref, "the file is not a number", owner=retry.owner)
+    assert ledger.mark_failed(ref, retry.owner, "the file is not a number")
     assert (ledger.get(ref.bucket, ref.key) or {})["state"] == FAILED
 
 
@@ -79,7 +80,7 @@ def _race(settings: Settings, ref: ObjectRef, claimants: int) -> list[bool]:
     def claim(worker: int) -> None:
         ledger = ledger_for(settings)
         barrier.wait()
-        wins.append(ledger.claim(ref, "metadata", "t", 1, f"w{worker}", 30).acquired)
+        wins.append(ledger.claim(ref, "metadata", "t", f"w{worker}", 30).acquired)
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(claimants)]
     for thread in threads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from dropq.ledger import ledger_for
+from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from tasks import process as process_module
 from tasks.process import process
@@ -37,7 +39,7 @@ def _drop(settings: Settings, failures: int, monkeypatch: pytest.MonkeyPatch) ->
     key = f"incoming/flaky-{uuid.uuid4().hex[:8]}.txt"
     etag = s3.put_object(Bucket=settings.bucket, Key=key, Body=b"some text\n")["ETag"].strip('"')
     flaky = FlakyS3(s3, failures)
-    monkeypatch.setattr(process_module, "clients", lambda: (flaky, ledger_for(settings)))
+    monkeypatch.setattr(process_module, "clients", lambda: (flaky, ledger_for(settings), ledger_for(settings)))
     # Point the app's result backend at this moto server too (Celery builds it once per thread).
     monkeypatch.setitem(process.app.conf, "dynamodb_endpoint_url", settings.endpoint_url)
     monkeypatch.delattr(process.app._local, "backend", raising=False)
@@ -52,7 +54,7 @@ def test_a_transient_error_is_retried_and_the_file_succeeds(moto_settings: Setti
 
     assert result.get()["state"] == "succeeded"
     entry = ledger_for(moto_settings).get(moto_settings.bucket, kwargs["key"])
-    assert entry is not None and (entry["state"], entry["attempt"]) == ("succeeded", 3)
+    assert entry is not None and (entry["state"], entry["attempts"]) == ("succeeded", 3)
     assert flaky.calls == 3
 
 
@@ -64,7 +66,23 @@ def test_retries_end_with_a_failure_and_its_reason(moto_settings: Settings, monk
     assert result.failed()
     entry = ledger_for(moto_settings).get(moto_settings.bucket, kwargs["key"])
     assert entry is not None and entry["state"] == "failed"
-    attempts = process.max_retries + 1
+    attempts = process_module.settings.max_retries + 1
     assert entry["reason"].startswith(f"gave up after {attempts} attempts: downloading s3://")
     assert "Could not connect to the endpoint URL" in entry["reason"]
     assert flaky.calls == attempts
+
+
+def test_a_file_whose_worker_keeps_dying_fails_with_that_reason(moto_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs, flaky = _drop(moto_settings, failures=0, monkeypatch=monkeypatch)
+    ledger = ledger_for(moto_settings)
+    ref = ObjectRef.from_dict(kwargs)
+    attempts = process_module.settings.max_retries + 1
+    for _ in range(attempts):  # each attempt's worker died: its lease ran out, nothing was recorded
+        assert ledger.claim(ref, "metadata", "t", worker="w", lease_seconds=0.01).acquired
+        time.sleep(0.02)
+
+    assert process.apply(kwargs=kwargs).get()["state"] == "failed"
+    entry = ledger.get(ref.bucket, ref.key)
+    assert entry is not None and entry["state"] == "failed"
+    assert entry["reason"].startswith(f"started {attempts} times without finishing")
+    assert flaky.calls == 0, "not started again"

@@ -66,7 +66,7 @@ def test_enqueued_files_are_queued_in_the_ledger_and_not_requeued_once_done(moto
     assert entry is not None
     assert (entry["state"], entry["pipeline"], entry["queue"], entry["task_id"]) == ("queued", "images", "default", item.task_id)
 
-    claim = ledger.claim(ref, "images", item.task_id, attempt=1, worker="w", lease_seconds=30)
+    claim = ledger.claim(ref, "images", item.task_id, worker="w", lease_seconds=30)
     assert claim.acquired and claim.owner
     assert ledger.mark_succeeded(ref, claim.owner, ["processed/x"], 5, "0" * 64)
     assert enqueue_objects((ref,), moto_settings, sqs=sqs, ledger=ledger) == []

@@ -8,7 +8,7 @@ def test_local_config_points_everything_at_the_local_cloud() -> None:
     config = celery_config(load_settings({"DROPQ_ENDPOINT_URL": "http://127.0.0.1:5000"}))
     assert config["broker_url"] == "sqs://testing:testing@127.0.0.1:5000"
     assert config["broker_transport_options"]["predefined_queues"] == {
-        "default": {"url": "http://127.0.0.1:5000/123456789012/dropq-default", "visibility_timeout": 60}
+        "default": {"url": "http://127.0.0.1:5000/123456789012/dropq-default"}
     }
     assert config["broker_transport_options"]["is_secure"] is False
     assert config["dynamodb_endpoint_url"] == "http://127.0.0.1:5000"

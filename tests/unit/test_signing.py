@@ -11,7 +11,7 @@ from celery.exceptions import SecurityError
 from celery.security.certificate import Certificate, FSCertStore
 from celery.security.serialization import SecureSerializer
 
-from dropq.protocol import PROCESS_TASK, build_task_message
+from dropq.protocol import PROCESS_TASK, build_task_message, decode_task_message
 from dropq.signing import Signer
 from tests.signing_keys import make_identity
 
@@ -30,6 +30,7 @@ def test_a_signed_message_is_read_by_celerys_auth_serializer(tmp_path: Path) -> 
     reader = SecureSerializer(cert_store=FSCertStore(str(tmp_path / "store")), digest="sha256")
     assert reader.deserialize(body) == [[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     assert Certificate(cert.read_text()).get_id() == Signer.from_files(str(key), str(cert)).signer_id
+    assert decode_task_message(message)["body"]["kwargs"] == kwargs, "dead-letter listings read signed messages too"
 
 
 def test_a_message_signed_by_a_key_outside_the_store_is_refused(tmp_path: Path) -> None:
