@@ -124,7 +124,7 @@ def test_bad_input_fails_with_a_reason_and_the_worker_goes_on(cloud: LocalCloud,
         entry = wait_for_outcome(cloud_ledger, bucket, key)
         assert entry["state"] == "failed", key
         assert reason in entry["reason"], entry["reason"]
-        assert entry.get("attempt") == 1, "a permanent failure is not retried"
+        assert entry.get("attempts") == 1, "a permanent failure is not retried"
     assert wait_for_outcome(cloud_ledger, bucket, good)["state"] == "succeeded"
     assert listed(cloud, f"processed/images/{inbox}") == [
         f"processed/images/{good}/manifest.json",
