@@ -9,7 +9,7 @@ CDK := node_modules/.bin/cdk
 # jsii (under aws-cdk-lib) prints a banner at every start on Node 20, past its end of life; it works.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: run test lint format install synth clean
+.PHONY: run test bench lint format install synth clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/python -m pytest -ra
+
+# Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 # The CloudFormation template and assets, offline, no AWS account needed (into cdk.out/).
 synth: $(STAMP) $(NODE_STAMP)

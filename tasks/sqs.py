@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,9 @@ class Channel(SQS.Channel):
         super().__init__(*args, **kwargs)
         self.keeper: Any = None
         self._visibility_client: Any = None
+        # Queue name -> when its open long poll ends at the latest; and whether the channel is closing.
+        self._polls: dict[str, float] = {}
+        self._closing = False
 
     def held(self) -> list[Held] | None:
         """The messages received on this channel and not yet acknowledged or rejected (None: try again later)."""
@@ -105,18 +110,33 @@ class Channel(SQS.Channel):
         return accepted
 
     def release(self, message: Any) -> bool:
-        """Make a received message visible again now; False when it is not an SQS message or SQS refused."""
+        """Make a received message visible again; False when it is not an SQS message or SQS refused.
+
+        Visible at once, except while this channel closes with a long poll of its own still open at SQS:
+        that poll would take the message back into a process that is exiting, hiding it for a whole visibility
+        timeout. It is then released for the seconds the poll has left, and is visible right after.
+        """
         held = _held(message)
         if held is None:
             return False
+        delay = math.ceil(self._pending_poll_seconds()) if self._closing else 0
         try:
-            released = self.change_visibility([held], 0) == 1
+            released = self.change_visibility([held], delay) == 1
         except (ClientError, BotoCoreError, OSError) as exc:
             # It becomes visible again when its visibility timeout expires: delayed, not lost.
             logger.warning("could not release a message of %s: %s", held.url, exc)
             return False
-        logger.info("gave a message back to %s: visible to other workers now", held.queue or held.url)
+        logger.info("gave a message back to %s: visible to other workers in %ds", held.queue or held.url, delay)
         return released
+
+    def _pending_poll_seconds(self) -> float:
+        """How long the longest ReceiveMessage this channel still has open at SQS may go on."""
+        now = time.monotonic()
+        return max([0.0, *(until - now for until in self._polls.values())])
+
+    def _get_from_sqs(self, queue_name: str, queue_url: str, connection: Any, count: int = 1, callback: Any = None) -> Any:
+        self._polls[queue_name] = time.monotonic() + self.wait_time_seconds + 1
+        return super()._get_from_sqs(queue_name, queue_url, connection, count=count, callback=callback)
 
     def _restore(self, message: Any, unwanted_delivery_info: tuple[str, ...] = ("sqs_message", "sqs_queue")) -> None:
         # Never kombu's copy for an SQS message: if the release fails, the visibility timeout brings it back.
@@ -139,6 +159,7 @@ class Channel(SQS.Channel):
         # A ReceiveMessage that failed (the endpoint is gone: refused, reset, timed out) arrives as a list,
         # on which kombu raises in its event loop and never polls that queue again: the worker lives on
         # and consumes nothing. Counting it as an empty receive polls again after the polling interval.
+        self._polls.pop(qname, None)
         if not isinstance(messages, dict):
             logger.warning("receiving from %s failed; trying again", qname)
             return 0
@@ -161,6 +182,7 @@ class Channel(SQS.Channel):
         keeper, self.keeper = self.keeper, None
         if keeper is not None:
             keeper.stop()
+        self._closing = True
         super().close()  # gives back (releases) whatever is still held
 
 
