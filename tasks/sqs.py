@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from kombu.transport import SQS
+from kombu.transport import SQS, virtual
 
 from infra.topology import SQS_MAX_BATCH
 
 logger = logging.getLogger("dropq.worker")
+
+# Seconds an acknowledged message may wait for nine others to share its DeleteMessageBatch.
+ACK_DELAY = 0.2
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class Channel(SQS.Channel):
         # Queue name -> when its open long poll ends at the latest; and whether the channel is closing.
         self._polls: dict[str, float] = {}
         self._closing = False
+        # Queue URL -> acknowledged messages waiting for their DeleteMessageBatch.
+        self._acks: dict[str, list[Held]] = {}
+        self._ack_timer = False
 
     def held(self) -> list[Held] | None:
         """The messages received on this channel and not yet acknowledged or rejected (None: try again later)."""
@@ -138,6 +144,43 @@ class Channel(SQS.Channel):
         self._polls[queue_name] = time.monotonic() + self.wait_time_seconds + 1
         return super()._get_from_sqs(queue_name, queue_url, connection, count=count, callback=callback)
 
+    def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        """Acknowledge by deleting in batches: up to ten messages a DeleteMessageBatch, within ACK_DELAY seconds.
+
+        At-least-once holds: a message whose delete is lost (the worker died first) comes back, and the
+        ledger skips a file that already succeeded.
+        """
+        held = _held(self.qos.get(delivery_tag))
+        if held is None or self.hub is None:
+            super().basic_ack(delivery_tag, multiple)
+            return
+        virtual.Channel.basic_ack(self, delivery_tag, multiple)  # the QoS bookkeeping, without kombu's DeleteMessage
+        pending = self._acks.setdefault(held.url, [])
+        pending.append(held)
+        if len(pending) >= SQS_MAX_BATCH:
+            self._flush_acks(held.url)
+        elif not self._ack_timer:
+            self._ack_timer = True
+            self.hub.call_later(ACK_DELAY, self._flush_all_acks)
+
+    def _flush_all_acks(self) -> None:
+        self._ack_timer = False
+        for url in list(self._acks):
+            self._flush_acks(url)
+
+    def _flush_acks(self, url: str) -> None:
+        pending = self._acks.pop(url, [])
+        for start in range(0, len(pending), SQS_MAX_BATCH):
+            chunk = pending[start : start + SQS_MAX_BATCH]
+            entries = [{"Id": str(i), "ReceiptHandle": h.receipt_handle} for i, h in enumerate(chunk)]
+            try:
+                response = self.sqs().delete_message_batch(QueueUrl=url, Entries=entries)
+            except (ClientError, BotoCoreError, OSError) as exc:
+                logger.warning("could not delete %d processed messages of %s; they come back and are skipped: %s", len(chunk), url, exc)
+                continue
+            for failure in response.get("Failed", []):
+                logger.warning("a processed message of %s was not deleted (%s); it comes back and is skipped", url, failure.get("Code"))
+
     def _restore(self, message: Any, unwanted_delivery_info: tuple[str, ...] = ("sqs_message", "sqs_queue")) -> None:
         # Never kombu's copy for an SQS message: if the release fails, the visibility timeout brings it back.
         if _held(message) is None:
@@ -183,6 +226,7 @@ class Channel(SQS.Channel):
         if keeper is not None:
             keeper.stop()
         self._closing = True
+        self._flush_all_acks()
         super().close()  # gives back (releases) whatever is still held
 
 
