@@ -16,4 +16,5 @@ def test_the_benchmark_runs_every_consumer_and_counts_their_requests(capsys: pyt
     assert set(by_consumer) == {"naive Celery", "dropq", "boto3"}
     assert all("ReceiveMessage" in row for row in by_consumer.values()), "requests are counted at the server, by action"
     assert "DeleteMessageBatch" in by_consumer["boto3"]
+    assert "DeleteMessageBatch" in by_consumer["dropq"] and "DeleteMessage " not in by_consumer["dropq"], "dropq acks in batches"
     assert len(rows) == 4, "and one row of ratios"
