@@ -64,9 +64,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "tasks.consumer:Consumer",
         "task_time_limit": time_limit,
         "task_soft_time_limit": max(1, int(time_limit * 0.9)),
-        # Up to 5 messages per process in hand: a ReceiveMessage brings up to 10, not 1 or 2. Safe on SQS
-        # because the keeper keeps held messages invisible and a stopping worker gives them back at once.
-        "worker_prefetch_multiplier": 5,
+        # One message per process in hand. More would batch receives (issue 5), but a worker then always has a
+        # long poll open, and when it stops, that poll can take messages into the exiting process, hiding them
+        # for a visibility timeout; a stopping worker must first wait its open polls out.
+        "worker_prefetch_multiplier": 1,
         # SQS has no broadcast: remote control, events, gossip and mingle cannot work on it.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,
