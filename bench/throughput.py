@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from dropq.settings import Settings
 from dropq.status import queue_counts
 from infra.local.processes import start_process, stop_process
 from infra.local.server import MotoServer, recorded_actions
-from infra.topology import SQS_MAX_BATCH
-from infra.worker import worker_environment
+from infra.topology import SQS_MAX_BATCH, WorkerPool
+from infra.worker import worker_arguments, worker_environment
 
 READY_SECONDS = 60
 BOTO3_QUEUE = "bench-boto3"
@@ -116,28 +116,32 @@ def drain_with_boto3(server: MotoServer, sqs: Any, url: str, tasks: int) -> Drai
     return Drain("boto3", tasks, time.monotonic() - started, (time.process_time() - cpu_before) * 1000, _sqs_requests(server, 0))
 
 
-def worker_command(app: str, queue: str) -> list[str]:
-    """One solo worker (one process, no pool): what it costs per task is the worker's own overhead."""
-    celery = str(Path(sys.executable).with_name("celery"))
-    return [
-        celery,
-        "-A",
-        app,
-        "worker",
-        "--pool",
-        "solo",
-        "--queues",
-        queue,
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
+CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def compare(settings: Settings, server: MotoServer, backlog: int, logs: Path) -> list[Drain]:
-    """Drain `backlog` no-op tasks with each consumer in turn."""
+def naive_command(queue: str) -> list[str]:
+    """The tutorials' worker, solo (one process, no pool): what it costs per task is the worker's own overhead."""
+    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]  # as dropq's: SQS has no broadcast
+    return [CELERY, "-A", "bench.naive", "worker", "--pool", "solo", "--queues", queue, "--loglevel", "INFO", *quiet]
+
+
+def dropq_command(pool: WorkerPool) -> list[str]:
+    """A worker of `pool` as dropq starts it (infra/worker.py), solo like the naive one."""
+    return [CELERY, *worker_arguments(replace(pool, concurrency=1), "bench@%h"), "--pool", "solo"]
+
+
+def median(drains: list[Drain]) -> Drain:
+    """The drain with the median rate among repeats of one measurement (its CPU and requests come with it)."""
+    return sorted(drains, key=lambda d: d.tasks_per_second)[len(drains) // 2]
+
+
+def compare(settings: Settings, server: MotoServer, backlog: int, logs: Path, rounds: int = 1) -> list[Drain]:
+    """Drain `backlog` no-op tasks with each consumer in turn, `rounds` times; the median of each."""
+    runs = [_compare_once(settings, server, backlog, logs / f"round-{i}") for i in range(rounds)]
+    return [median([run[c] for run in runs]) for c in range(len(runs[0]))]
+
+
+def _compare_once(settings: Settings, server: MotoServer, backlog: int, logs: Path) -> list[Drain]:
     from bench.naive import NAIVE_QUEUE
     from bench.naive import NOOP_TASK as NAIVE_NOOP
     from bench.workloads import NOOP_TASK
@@ -158,7 +162,7 @@ def compare(settings: Settings, server: MotoServer, backlog: int, logs: Path) ->
             server,
             sqs,
             naive_url,
-            worker_command("bench.naive", NAIVE_QUEUE),
+            naive_command(NAIVE_QUEUE),
             naive_env,
             backlog,
             logs / f"naive-{backlog}.log",
@@ -166,14 +170,48 @@ def compare(settings: Settings, server: MotoServer, backlog: int, logs: Path) ->
     )
 
     fill(sqs, dropq_url, NOOP_TASK, "default", backlog)
-    dropq_env = {**base_env, **worker_environment(settings.topology.pools[0])}
+    pool = settings.topology.pools[0]
+    dropq_env = {**base_env, **worker_environment(pool)}
     results.append(
-        drain_with_worker(
-            "dropq", server, sqs, dropq_url, worker_command("tasks", "default"), dropq_env, backlog, logs / f"dropq-{backlog}.log"
-        )
+        drain_with_worker("dropq", server, sqs, dropq_url, dropq_command(pool), dropq_env, backlog, logs / f"dropq-{backlog}.log")
     )
 
     boto3_url = sqs.create_queue(QueueName=BOTO3_QUEUE)["QueueUrl"]
     fill(sqs, boto3_url, NOOP_TASK, BOTO3_QUEUE, backlog)
     results.append(drain_with_boto3(server, sqs, boto3_url, backlog))
     return results
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Requests a worker makes on an empty queue, and after its pool scaled to zero, over `seconds` each."""
+
+    seconds: float
+    busy: Counter[tuple[str, str]]
+    scaled_to_zero: Counter[tuple[str, str]]
+
+    def per_hour(self, requests: Counter[tuple[str, str]], service: str) -> float:
+        return sum(n for (s, _), n in requests.items() if s == service) * 3600 / self.seconds
+
+
+def idle(settings: Settings, server: MotoServer, seconds: float, logs: Path) -> Idle:
+    """One worker of the first pool, as deployed, idle on its empty queues; then none."""
+    assert server.record_to is not None
+    pool = settings.topology.pools[0]
+    log = logs / "idle.log"
+    env = {**os.environ, **settings.environment(), **worker_environment(pool)}
+    worker = start_process([CELERY, *worker_arguments(pool, "idle@%h")], log, env)
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while "ready." not in (log.read_text(errors="replace") if log.exists() else ""):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"idle worker did not start; see {log}")
+            time.sleep(0.05)
+        server.reset_recording()
+        time.sleep(seconds)
+        busy = recorded_actions(server.record_to)
+    finally:
+        stop_process(worker, timeout=60)
+    server.reset_recording()
+    time.sleep(seconds)
+    return Idle(seconds, busy, recorded_actions(server.record_to))

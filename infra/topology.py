@@ -152,6 +152,10 @@ class WorkerPool:
     max_workers: int = 4
     # Messages (waiting + in flight) one worker should have; the autoscaler keeps the pool near it.
     backlog_per_worker: int = 20
+    # Messages one worker keeps in hand beyond those it runs (kept invisible meanwhile), so that its processes
+    # never wait for a receive. 10 fills one ReceiveMessage: the fewest requests per task. A pool of long tasks
+    # may want 0, so that idle workers are not left waiting behind a busy one's prefetch.
+    prefetch: int = SQS_MAX_BATCH
     cpu: int = 1024
     memory_mib: int = 2048
     # Fargate Spot: about 70% cheaper, may be interrupted (SIGTERM, then the stop timeout); work is redelivered.
@@ -168,6 +172,7 @@ class WorkerPool:
             f"pool {self.name}: need 0 <= min_workers ({self.min_workers}) <= max_workers ({self.max_workers}), max >= 1",
         )
         _check(self.backlog_per_worker >= 1, f"pool {self.name}: backlog_per_worker must be at least 1")
+        _check(self.prefetch >= 0, f"pool {self.name}: prefetch {self.prefetch} must be at least 0")
         allowed = FARGATE_MEMORY_MIB.get(self.cpu)
         _check(allowed is not None, f"pool {self.name}: cpu {self.cpu} is not a Fargate size; choose one of {sorted(FARGATE_MEMORY_MIB)}")
         _check(
@@ -179,6 +184,15 @@ class WorkerPool:
             SHUTDOWN_MARGIN < self.stop_timeout <= FARGATE_MAX_STOP_TIMEOUT,
             f"pool {self.name}: stop_timeout {self.stop_timeout}s must be in {SHUTDOWN_MARGIN + 1}..{FARGATE_MAX_STOP_TIMEOUT}s",
         )
+
+    def prefetch_multiplier(self, concurrency: int | None = None) -> int:
+        """Celery's `worker_prefetch_multiplier` for a worker with `concurrency` processes: one message each, plus `prefetch`."""
+        return 1 + -(-self.prefetch // (concurrency or self.concurrency))
+
+    @property
+    def receive_batch(self) -> int:
+        """Messages a worker receives at once: it waits until that many fit, then one ReceiveMessage brings them."""
+        return max(1, min(SQS_MAX_BATCH, self.prefetch))
 
     @property
     def shutdown_grace(self) -> int:

@@ -26,6 +26,8 @@ def worker_arguments(pool: WorkerPool, hostname: str) -> list[str]:
         ",".join(pool.queues),
         "--concurrency",
         str(pool.concurrency),
+        "--prefetch-multiplier",
+        str(pool.prefetch_multiplier()),
         "--hostname",
         hostname,
         "--loglevel",

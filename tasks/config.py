@@ -35,6 +35,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     topology = settings.topology
     secure = not settings.endpoint_url or settings.endpoint_url.startswith("https")
     time_limit = min(q.task_time_limit for q in topology.queues)
+    pool = topology.pool(settings.pool) if settings.pool else topology.pools[0]
     config: dict[str, Any] = {
         "broker_url": broker_url(settings),
         # kombu's SQS transport, releasing what it gives back and extending what it holds (tasks/sqs.py).
@@ -44,9 +45,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "is_secure": secure,
             # Queues are provisioned by the topology: never ListQueues/CreateQueue at run time.
             "predefined_queues": {q.name: {"url": settings.queue_url(q.name)} for q in topology.queues},
-            # Long polling: one ReceiveMessage waits up to 20 s instead of polling an empty queue.
+            # Long polling: one ReceiveMessage waits up to 20 s instead of polling an empty queue; the next
+            # starts at once (tasks/sqs.py), or after `polling_interval` seconds when a receive failed.
             "wait_time_seconds": SQS_MAX_WAIT_SECONDS,
             "polling_interval": 1,
+            # A worker receives once a batch fits in what it may hold (tasks/sqs.py).
+            "receive_batch": pool.receive_batch,
         },
         "broker_connection_retry_on_startup": True,
         "result_backend": result_backend_url(settings),
@@ -64,10 +68,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "tasks.consumer:Consumer",
         "task_time_limit": time_limit,
         "task_soft_time_limit": max(1, int(time_limit * 0.9)),
-        # One message per process in hand. More would batch receives (issue 5), but a worker then always has a
-        # long poll open, and when it stops, that poll can take messages into the exiting process, hiding them
-        # for a visibility timeout; a stopping worker must first wait its open polls out.
-        "worker_prefetch_multiplier": 1,
+        # One message per process, plus the pool's `prefetch` in hand (10: one ReceiveMessage); the worker's
+        # command line sets it for its actual concurrency (infra/worker.py).
+        "worker_prefetch_multiplier": pool.prefetch_multiplier(),
         # SQS has no broadcast: remote control, events, gossip and mingle cannot work on it.
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,

@@ -8,25 +8,42 @@
   within seconds instead of maxReceiveCount visibility timeouts.
 - While a worker holds messages, a keeper thread extends their visibility (tasks/keeper.py).
 - A receive that fails (the endpoint is unreachable) is tried again, instead of ending the polling.
+- A worker that holds all it may prefetch polls again the moment a message is settled, instead of
+  kombu's next `polling_interval` tick; acknowledgements are deleted ten to a DeleteMessageBatch.
+- A closing channel waits out its open long polls and releases what they return: SQS hands messages
+  to a poll even when the process that opened it is exiting, and they would stay hidden a whole
+  visibility timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import select
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import pycurl
 from botocore.exceptions import BotoCoreError, ClientError
+from celery.worker import state as worker_state
+from kombu.asynchronous.aws.sqs.connection import _query_object_encode
+from kombu.asynchronous.http import get_client
+from kombu.asynchronous.hub import READ, WRITE
 from kombu.transport import SQS, virtual
+from vine import promise
 
-from infra.topology import SQS_MAX_BATCH
+from infra.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH
 
 logger = logging.getLogger("dropq.worker")
 
 # Seconds an acknowledged message may wait for nine others to share its DeleteMessageBatch.
 ACK_DELAY = 0.2
+# Seconds a stopping worker waits for the DeleteMessageBatch requests it has in flight.
+ACK_WAIT_SECONDS = 5
+# At most this long in a cold shutdown (SIGQUIT, tasks/shutdown.py), well within SHUTDOWN_MARGIN.
+COLD_SHUTDOWN_WAIT_SECONDS = SHUTDOWN_MARGIN // 3
 
 
 @dataclass(frozen=True)
@@ -74,9 +91,13 @@ class Channel(SQS.Channel):
         # Queue name -> when its open long poll ends at the latest; and whether the channel is closing.
         self._polls: dict[str, float] = {}
         self._closing = False
+        # Queues not polled while the worker holds all it may prefetch; and queues whose last receive failed.
+        self._parked: set[str] = set()
+        self._receive_failed: set[str] = set()
         # Queue URL -> acknowledged messages waiting for their DeleteMessageBatch.
         self._acks: dict[str, list[Held]] = {}
         self._ack_timer = False
+        self._deleting = 0  # DeleteMessageBatch requests in flight
 
     def held(self) -> list[Held] | None:
         """The messages received on this channel and not yet acknowledged or rejected (None: try again later)."""
@@ -173,13 +194,41 @@ class Channel(SQS.Channel):
         for start in range(0, len(pending), SQS_MAX_BATCH):
             chunk = pending[start : start + SQS_MAX_BATCH]
             entries = [{"Id": str(i), "ReceiptHandle": h.receipt_handle} for i, h in enumerate(chunk)]
-            try:
-                response = self.sqs().delete_message_batch(QueueUrl=url, Entries=entries)
-            except (ClientError, BotoCoreError, OSError) as exc:
-                logger.warning("could not delete %d processed messages of %s; they come back and are skipped: %s", len(chunk), url, exc)
-                continue
-            for failure in response.get("Failed", []):
-                logger.warning("a processed message of %s was not deleted (%s); it comes back and is skipped", url, failure.get("Code"))
+            if self._closing or self.hub is None:
+                self._delete_now(url, entries)
+            else:
+                self._delete_async(url, chunk[0].queue, entries)
+
+    def _delete_now(self, url: str, entries: list[dict[str, str]]) -> None:
+        try:
+            response = self.sqs().delete_message_batch(QueueUrl=url, Entries=entries)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            logger.warning("could not delete %d processed messages of %s; they come back and are skipped: %s", len(entries), url, exc)
+            return
+        self._log_failed_deletes(url, response)
+
+    def _delete_async(self, url: str, queue: str, entries: list[dict[str, str]]) -> None:
+        """DeleteMessageBatch on the event loop's HTTP client, like kombu's receives: the worker goes on meanwhile."""
+        connection = self.asynsqs(queue=self.canonical_queue_name(queue) if queue else None)
+        params = {"json": {"Entries": entries}, "query": _query_object_encode({"DeleteMessageBatchRequestEntry": entries})}
+        self._deleting += 1
+        connection.make_request(
+            "DeleteMessageBatch", {}, url, "POST", callback=promise(self._on_deleted, (connection, url, entries)), protocol_params=params
+        )
+
+    def _on_deleted(self, connection: Any, url: str, entries: list[dict[str, str]], response: Any) -> None:
+        self._deleting -= 1
+        try:
+            parsed = connection._on_obj_ready(connection, "DeleteMessageBatch", response)
+        except Exception as exc:  # an HTTP or SQS error: raising here would be raised in the event loop
+            logger.warning("could not delete %d processed messages of %s; they come back and are skipped: %s", len(entries), url, exc)
+            return
+        self._log_failed_deletes(url, parsed)
+
+    @staticmethod
+    def _log_failed_deletes(url: str, response: dict[str, Any]) -> None:
+        for failure in response.get("Failed", []):
+            logger.warning("a processed message of %s was not deleted (%s); it comes back and is skipped", url, failure.get("Code"))
 
     def _restore(self, message: Any, unwanted_delivery_info: tuple[str, ...] = ("sqs_message", "sqs_queue")) -> None:
         # Never kombu's copy for an SQS message: if the release fails, the visibility timeout brings it back.
@@ -199,26 +248,121 @@ class Channel(SQS.Channel):
         super()._delete_rejected_message(delivery_tag)
 
     def _on_messages_ready(self, queue: str, qname: str, messages: Any) -> int:
-        # A ReceiveMessage that failed (the endpoint is gone: refused, reset, timed out) arrives as a list,
-        # on which kombu raises in its event loop and never polls that queue again: the worker lives on
-        # and consumes nothing. Counting it as an empty receive polls again after the polling interval.
-        self._polls.pop(qname, None)
+        name = self.canonical_queue_name(qname)
+        self._polls.pop(name, None)
         if not isinstance(messages, dict):
+            # A ReceiveMessage that failed (the endpoint is gone: refused, reset, timed out) arrives as a list,
+            # on which kombu raises in its event loop and never polls that queue again: the worker lives on
+            # and consumes nothing. It polls again after the polling interval instead.
             logger.warning("receiving from %s failed; trying again", qname)
+            self._receive_failed.add(name)
+            return 0
+        if self._closing:
+            received = [Held(queue=qname, url=queue, receipt_handle=m["ReceiptHandle"]) for m in messages.get("Messages") or ()]
+            if received:
+                released = self.change_visibility(received, 0)
+                logger.info("gave back %d of %d messages received from %s while stopping", released, len(received), qname)
             return 0
         return super()._on_messages_ready(queue, qname, messages)
+
+    def _may_receive(self) -> bool:
+        """Whether to receive now: when a whole batch fits in the prefetch window, or the worker holds nothing."""
+        room = self.qos.can_consume_max_estimate()
+        if room is None:  # no prefetch limit
+            return True
+        return room >= self.receive_batch or (room > 0 and not self.qos._delivered.keys() - self.qos._dirty)
+
+    @cached_property
+    def receive_batch(self) -> int:
+        """Messages a receive should bring (the worker pool's prefetch, at most 10); fewer cost more requests per task."""
+        return max(1, min(SQS_MAX_BATCH, int(self.transport_options.get("receive_batch", SQS_MAX_BATCH))))
+
+    def _schedule_queue(self, queue: str) -> None:
+        # kombu receives whatever fits, and checks a full worker again every polling interval. dropq waits
+        # for room for a whole batch, woken when a message is settled (`on_held`): fewer, fuller receives.
+        if queue in self._active_queues and not self._may_receive():
+            self._parked.add(queue)
+            return
+        super()._schedule_queue(queue)
+
+    def _loop1(self, queue: str, messages_fetched: Any = None) -> None:
+        # The next receive right away (an empty long poll waited already), or after the polling interval when it failed.
+        name = self.canonical_queue_name(queue)
+        if name in self._receive_failed:
+            self._receive_failed.discard(name)
+            self.hub.call_later(self.connection.polling_interval, self._schedule_queue, queue)
+        else:
+            self.hub.call_soon(self._schedule_queue, queue)
 
     def basic_consume(self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, *args: Any, **kwargs: Any) -> Any:
         if self.keeper is None:
             from tasks.keeper import Keeper
 
             self.keeper = Keeper(self).start()
+            if self.hub is not None:
+                self._guard_hub_close()
         return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
 
     def on_held(self) -> None:
-        """A message was received or settled: let the keeper look again."""
+        """A message was received or settled: let the keeper look again, and poll the parked queues if there is room."""
         if self.keeper is not None:
             self.keeper.wake()
+        if self._parked and self.hub is not None and not self._closing and self._may_receive():
+            parked, self._parked = self._parked, set()
+            for queue in parked:
+                self.hub.call_soon(self._schedule_queue, queue)
+
+    def _guard_hub_close(self) -> None:
+        """Have the worker's event loop wait out this channel's open long polls when it closes.
+
+        The loop (hub) closes before the channel, and closes its HTTP client with it: an open ReceiveMessage is
+        cut, but SQS still hands it messages, which then stay hidden for a visibility timeout. So the hub's
+        close first drives the client until the polls return (at most one long poll's wait), releasing what
+        they bring (`_on_messages_ready`), then closes the client as kombu would.
+        """
+        client = get_client(self.hub)
+        close_client = client._on_hub_close
+        self.hub.on_close.discard(close_client)
+
+        def on_hub_close(hub: Any) -> None:
+            try:
+                self._flush_all_acks()  # still asynchronous: the loop below sends them
+                self._closing = True
+                self._wait_out_polls(client)
+            finally:
+                close_client(hub)
+
+        self.hub.on_close.add(on_hub_close)
+
+    def _wait_out_polls(self, client: Any) -> None:
+        # kombu's CurlClient, driven by hand: the hub has unregistered its sockets by now.
+        wait = max(self._pending_poll_seconds(), ACK_WAIT_SECONDS if self._deleting else 0)
+        if worker_state.should_terminate not in (None, False):
+            # Cold shutdown: the stop timeout's SIGKILL is at most SHUTDOWN_MARGIN away. What an unfinished poll
+            # brings stays hidden a visibility timeout; the messages held are released after it (`release`).
+            wait = min(wait, COLD_SHUTDOWN_WAIT_SECONDS)
+        deadline = time.monotonic() + wait
+        if self._polls and not client._closed:
+            logger.info("stopping: waiting up to %.0fs for %d open long polls to return", deadline - time.monotonic(), len(self._polls))
+        while (self._polls or self._deleting) and not client._closed and (left := deadline - time.monotonic()) > 0:
+            try:
+                readers = [fd for fd, events in client._fds.items() if events & READ]
+                writers = [fd for fd, events in client._fds.items() if events & WRITE]
+                if readers or writers:
+                    select.select(readers, writers, [], min(left, 1.0))
+                else:
+                    time.sleep(min(left, 0.05))
+                while True:
+                    try:
+                        status, _ = client._multi.socket_all()
+                    except pycurl.error as exc:
+                        status = exc.args[0]
+                    if status != pycurl.E_CALL_MULTI_PERFORM:
+                        break
+                client._process_pending_requests()
+            except Exception as exc:  # what is held is still released at close, delayed past the polls
+                logger.warning("could not wait out the open long polls: %s", exc)
+                return
 
     def close(self) -> None:
         # The keeper stops first: an extension racing the release below would hide a message again.

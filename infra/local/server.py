@@ -71,7 +71,14 @@ class MotoServer:
 
     def reset_recording(self) -> None:
         """Forget the requests recorded so far."""
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/recorder/reset-recording", method="POST")).close()
+        self._recorder("reset-recording")
+
+    def record(self, on: bool) -> None:
+        """Start or pause the recorder (it writes every request to disk, which slows the server down)."""
+        self._recorder("start-recording" if on else "stop-recording")
+
+    def _recorder(self, action: str) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/recorder/{action}", method="POST")).close()
 
     def stop(self) -> None:
         """Stop the server."""

@@ -9,12 +9,26 @@ from bench.run import main
 pytestmark = pytest.mark.e2e
 
 
-def test_the_benchmark_runs_every_consumer_and_counts_their_requests(capsys: pytest.CaptureFixture[str]) -> None:
+def _rows(text: str, first_cell: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
+
+
+def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--smoke"])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 20 |")]
-    by_consumer = {row.split("|")[2].strip(): row for row in rows[:3]}
-    assert set(by_consumer) == {"naive Celery", "dropq", "boto3"}
-    assert all("ReceiveMessage" in row for row in by_consumer.values()), "requests are counted at the server, by action"
-    assert "DeleteMessageBatch" in by_consumer["boto3"]
-    assert "DeleteMessageBatch" in by_consumer["dropq"] and "DeleteMessage " not in by_consumer["dropq"], "dropq acks in batches"
-    assert len(rows) == 4, "and one row of ratios"
+    report = capsys.readouterr().out
+
+    drains = {row[1]: row for row in _rows(report, "20") if len(row) == 6}
+    assert set(drains) == {"naive Celery", "dropq", "boto3"}
+    assert all("ReceiveMessage" in row[5] for row in drains.values()), "requests are counted at the server, by action"
+    assert "DeleteMessageBatch" in drains["dropq"][5] and "DeleteMessage " not in drains["dropq"][5], "dropq acks in batches"
+
+    (latency,) = _rows(report, "5")
+    assert all(cell.endswith(" ms") for cell in latency[1:]), latency
+    efficiency = {row[0]: row for row in _rows(report, "images") + _rows(report, "tables")}
+    assert set(efficiency) == {"images", "tables"} and all(float(row[4]) > 0 for row in efficiency.values())
+
+    one, ten = _rows(report, "1"), _rows(report, "10")
+    assert one[0][2] == "1.00", "one SendMessageBatch per single-record event"
+    assert ten[0][2] == "0.10", "one SendMessageBatch per ten records"
+    assert "| an idle hour, pool scaled to zero | 0 |" in report
+    assert "## Targets" in report and "## Cost model" in report

@@ -1,0 +1,145 @@
+"""Pipeline efficiency: the built-in images and tables pipelines through dropq, against a plain Python loop.
+
+Both sides run the same pipeline functions on the same generated files with the same number of processes:
+dropq as one worker of `processes` (the whole flow: S3 put, notification, producer, SQS, download, upload,
+ledger), the loop as a `multiprocessing` pool reading local files and writing local outputs. The ratio of
+their times is what dropq's machinery costs on top of the work itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import multiprocessing
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from dropq.ledger import FAILED, SUCCEEDED, ledger_for
+from dropq.objects import ObjectRef
+from infra.local.cloud import LocalCloud
+
+SETTLE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Seconds for the same files through dropq and through the plain loop."""
+
+    pipeline: str
+    files: int
+    dropq_seconds: float
+    loop_seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.loop_seconds / self.dropq_seconds
+
+
+def photo(seed: int, width: int = 2000, height: int = 1500) -> bytes:
+    """A JPEG with gradients, shapes and noise, so that it compresses and resamples like a photo."""
+    rng = random.Random(seed)
+    image = Image.radial_gradient("L").resize((width, height)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(40):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(20, 300)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    image = Image.blend(image, Image.effect_noise((width, height), 40).convert("RGB"), 0.2)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def table(seed: int, rows: int = 40_000) -> bytes:
+    """A CSV of mixed columns: ids, names, numbers, dates, flags."""
+    rng = random.Random(seed)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "name", "city", "amount", "quantity", "ratio", "day", "active"])
+    cities = ["Lyon", "Porto", "Gdańsk", "Osaka", "Quito", "Accra"]
+    for i in range(rows):
+        writer.writerow(
+            [
+                i,
+                f"customer-{rng.randrange(10_000)}",
+                rng.choice(cities),
+                f"{rng.uniform(0, 5000):.2f}",
+                rng.randrange(1, 100),
+                f"{rng.random():.6f}",
+                f"2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+                rng.choice(["true", "false"]),
+            ]
+        )
+    return buffer.getvalue().encode()
+
+
+def make_files(pipeline: str, count: int) -> list[tuple[str, bytes]]:
+    """`count` (name, content) pairs for `pipeline` ("images" or "tables")."""
+    if pipeline == "images":
+        return [(f"photo-{i:04d}.jpg", photo(i)) for i in range(count)]
+    return [(f"table-{i:04d}.csv", table(i)) for i in range(count)]
+
+
+def _run_one(args: tuple[str, str, bytes]) -> None:
+    """The plain loop's step: the pipeline function on a local file, as a worker would call it."""
+    from tasks.pipelines import PIPELINES, Job
+
+    pipeline, name, data = args
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as scratch:
+        source, out_dir = Path(scratch) / "input", Path(scratch) / "out"
+        source.write_bytes(data)
+        out_dir.mkdir()
+        ref = ObjectRef(bucket="local", key=name, etag="-", size=len(data))
+        sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+        PIPELINES[pipeline](Job(ref=ref, source=source, sha256=sha256, out_dir=out_dir, output_folder=f"out/{name}/"))
+
+
+def plain_loop(pipeline: str, files: list[tuple[str, bytes]], processes: int) -> float:
+    """Seconds for a `multiprocessing` pool of `processes` to run `pipeline` over `files`."""
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        pool.map(_run_one, [(pipeline, "warmup", files[0][1])] * processes)  # imports done, like a warm worker
+        started = time.monotonic()
+        pool.map(_run_one, [(pipeline, name, data) for name, data in files], chunksize=1)
+        return time.monotonic() - started
+
+
+def through_dropq(cloud: LocalCloud, pipeline: str, files: list[tuple[str, bytes]], run: str) -> float:
+    """Seconds from the first put until the ledger has the last file done."""
+    settings = cloud.settings
+    s3: Any = settings.client("s3")
+    ledger = ledger_for(settings)
+    bucket, inbox = settings.topology.bucket, settings.topology.inbox_prefix
+    keys = [f"{inbox}{run}/{name}" for name, _ in files]
+    started = time.time()
+    for key, (_, data) in zip(keys, files, strict=True):
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    finished: dict[str, float] = {}
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while len(finished) < len(keys):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pipeline}: only {len(finished)} of {len(keys)} files done within {SETTLE_SECONDS}s")
+        for key in set(keys) - finished.keys():
+            entry = ledger.get(bucket, key)
+            if entry and entry.get("state") == FAILED:
+                raise RuntimeError(f"{pipeline}: {key} failed: {entry.get('reason')}")
+            if entry and entry.get("state") == SUCCEEDED:
+                finished[key] = datetime.fromisoformat(entry["finished_at"].replace("Z", "+00:00")).timestamp()
+        time.sleep(0.5)
+    return max(finished.values()) - started
+
+
+def compare(cloud: LocalCloud, pipeline: str, count: int, processes: int) -> Efficiency:
+    """The same `count` generated files through dropq and through the plain loop."""
+    files = make_files(pipeline, count)
+    through_dropq(cloud, pipeline, files[:processes], f"warmup-{pipeline}")  # warm worker processes
+    dropq_seconds = through_dropq(cloud, pipeline, files, f"bench-{pipeline}")
+    loop_seconds = plain_loop(pipeline, files, processes)
+    return Efficiency(pipeline, count, dropq_seconds, loop_seconds)

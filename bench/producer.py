@@ -1,0 +1,70 @@
+"""Producer cost: SQS requests per S3 record, and S3 events per second the handler sustains.
+
+The real handler (lambdas/producer/handler.py) is called in this process on S3 notifications against the
+bench's moto server, as Lambda would call it: one record per event (what S3 sends), and ten.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from dropq.settings import Settings
+from infra.local.server import MotoServer, recorded_actions
+
+
+@dataclass(frozen=True)
+class ProducerCost:
+    """What handling `records` S3 records cost, `per_event` records an event."""
+
+    per_event: int
+    records: int
+    seconds: float
+    requests: Counter[tuple[str, str]]
+
+    @property
+    def events_per_second(self) -> float:
+        return self.records / self.per_event / self.seconds
+
+    def per_record(self, service: str) -> float:
+        return sum(n for (s, _), n in self.requests.items() if s == service) / self.records
+
+
+def s3_record(bucket: str, key: str) -> dict[str, Any]:
+    """One ObjectCreated record, as S3 sends it."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T00:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": key, "size": 1024, "eTag": uuid.uuid4().hex, "sequencer": "0055AED6DCD90281E5"},
+        },
+    }
+
+
+def measure(settings: Settings, server: MotoServer, records: int, per_event: int) -> ProducerCost:
+    """Call the handler on `records` records, `per_event` to an event; count the requests at the server."""
+    os.environ.update(settings.environment())
+    from lambdas.producer.handler import handler
+
+    bucket, inbox = settings.topology.bucket, settings.topology.inbox_prefix
+    events = [
+        {"Records": [s3_record(bucket, f"{inbox}producer/{e:05d}-{r}.jpg") for r in range(per_event)]} for e in range(records // per_event)
+    ]
+    handler(events[0], None)  # cold start outside the measurement
+    assert server.record_to is not None
+    server.reset_recording()
+    started = time.monotonic()
+    for event in events[1:]:
+        handler(event, None)
+    seconds = time.monotonic() - started
+    measured = records - per_event
+    return ProducerCost(per_event, measured, seconds, recorded_actions(server.record_to))

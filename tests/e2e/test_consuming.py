@@ -1,0 +1,85 @@
+"""How a worker consumes SQS (tasks/sqs.py): full receives, batched deletes, and a clean stop.
+
+Each test runs a real `celery worker` of the default pool, as deployed, against its own moto server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.throughput import fill
+from bench.workloads import NOOP_TASK
+from dropq.settings import Settings, local_settings
+from dropq.status import queue_counts
+from infra.local.processes import start_process, stop_process
+from infra.local.provision import provision
+from infra.local.server import MotoServer, free_port, recorded_actions
+from infra.worker import worker_arguments, worker_environment
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Settings, MotoServer]]:
+    port = free_port()
+    moto = MotoServer(port, tmp_path / "moto.log", record_to=tmp_path / "requests.jsonl")
+    moto.start()
+    try:
+        settings = local_settings(port=port, state_dir=str(tmp_path), pipeline_modules=("bench.workloads",))
+        provision(settings)
+        yield settings, moto
+    finally:
+        moto.stop()
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    pool = settings.topology.pools[0]
+    env = {**os.environ, **settings.environment(), **worker_environment(pool)}
+    worker = start_process([CELERY, *worker_arguments(pool, "w@%h")], log, env)
+    wait_for(lambda: "ready." in (log.read_text(errors="replace") if log.exists() else ""), 60, "the worker to start")
+    return worker
+
+
+def test_a_worker_receives_ten_at_a_time_and_deletes_ten_at_a_time(server: tuple[Settings, MotoServer], tmp_path: Path) -> None:
+    settings, moto = server
+    sqs, url = settings.client("sqs"), settings.queue_url("default")
+    fill(sqs, url, NOOP_TASK, "default", 100)
+    moto.reset_recording()
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: sum(queue_counts(sqs, url).values()) == 0, 60, "the backlog to drain")
+    finally:
+        stop_process(worker, timeout=60)
+    sqs_requests = {action: n for (service, action), n in recorded_actions(moto.record_to or Path()).items() if service == "sqs"}
+    assert "DeleteMessage" not in sqs_requests, "acknowledged in batches"
+    # 100 messages: ten receives and ten deletes of ten when every batch is full; a few partial ones are fine.
+    assert sqs_requests["DeleteMessageBatch"] <= 14, sqs_requests
+    assert sqs_requests["ReceiveMessage"] <= 16, sqs_requests
+
+
+def test_a_stopping_worker_gives_back_what_its_last_long_poll_brings(server: tuple[Settings, MotoServer], tmp_path: Path) -> None:
+    settings, _ = server
+    sqs, url = settings.client("sqs"), settings.queue_url("default")
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, log)
+    try:
+        worker.send_signal(signal.SIGTERM)
+        # Stopped consuming, with a ReceiveMessage still open at SQS: it takes whatever is sent now.
+        wait_for(lambda: "open long polls to return" in log.read_text(errors="replace"), 30, "the worker to wait out its poll")
+        fill(sqs, url, NOOP_TASK, "default", 3)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        stop_process(worker, timeout=10)
+    assert "gave back 3 of 3 messages" in log.read_text(errors="replace")
+    # Visible at once, not a visibility timeout (60 s) later, and not run by the stopping worker.
+    assert queue_counts(sqs, url)["visible"] == 3
