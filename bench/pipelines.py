@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import multiprocessing
+import os
 import random
 import tempfile
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from bench.throughput import cpu_ms
 from dropq.ledger import FAILED, SUCCEEDED, ledger_for
 from dropq.objects import ObjectRef
 from infra.local.cloud import LocalCloud
@@ -31,19 +33,34 @@ SETTLE_SECONDS = 600
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Seconds for the same files through dropq and through the plain loop."""
+    """Seconds and CPU for the same files through dropq and through the plain loop."""
 
     pipeline: str
     files: int
     dropq_seconds: float
     loop_seconds: float
+    dropq_cpu_ms: float  # the worker's processes
+    loop_cpu_ms: float  # the loop's processes
+    server_cpu_ms: float  # the local AWS (moto) while dropq ran
 
     @property
     def ratio(self) -> float:
         return self.loop_seconds / self.dropq_seconds
 
+    @property
+    def cpu_ratio(self) -> float:
+        return self.loop_cpu_ms / self.dropq_cpu_ms
 
-def photo(seed: int, width: int = 2000, height: int = 1500) -> bytes:
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cpu_ms(pids: list[int]) -> float:
+    return sum(cpu_ms(pid) for pid in pids)
+
+
+def photo(seed: int, width: int = 4000, height: int = 3000) -> bytes:
     """A JPEG with gradients, shapes and noise, so that it compresses and resamples like a photo."""
     rng = random.Random(seed)
     image = Image.radial_gradient("L").resize((width, height)).convert("RGB")
@@ -58,7 +75,7 @@ def photo(seed: int, width: int = 2000, height: int = 1500) -> bytes:
     return buffer.getvalue()
 
 
-def table(seed: int, rows: int = 40_000) -> bytes:
+def table(seed: int, rows: int = 100_000) -> bytes:
     """A CSV of mixed columns: ids, names, numbers, dates, flags."""
     rng = random.Random(seed)
     buffer = io.StringIO()
@@ -102,13 +119,14 @@ def _run_one(args: tuple[str, str, bytes]) -> None:
         PIPELINES[pipeline](Job(ref=ref, source=source, sha256=sha256, out_dir=out_dir, output_folder=f"out/{name}/"))
 
 
-def plain_loop(pipeline: str, files: list[tuple[str, bytes]], processes: int) -> float:
-    """Seconds for a `multiprocessing` pool of `processes` to run `pipeline` over `files`."""
+def plain_loop(pipeline: str, files: list[tuple[str, bytes]], processes: int) -> tuple[float, float]:
+    """Seconds and CPU ms for a `multiprocessing` pool of `processes` to run `pipeline` over `files`."""
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         pool.map(_run_one, [(pipeline, "warmup", files[0][1])] * processes)  # imports done, like a warm worker
-        started = time.monotonic()
+        pids = _children(os.getpid())
+        started, cpu = time.monotonic(), _cpu_ms(pids)
         pool.map(_run_one, [(pipeline, name, data) for name, data in files], chunksize=1)
-        return time.monotonic() - started
+        return time.monotonic() - started, _cpu_ms(pids) - cpu
 
 
 def through_dropq(cloud: LocalCloud, pipeline: str, files: list[tuple[str, bytes]], run: str) -> float:
@@ -140,6 +158,11 @@ def compare(cloud: LocalCloud, pipeline: str, count: int, processes: int) -> Eff
     """The same `count` generated files through dropq and through the plain loop."""
     files = make_files(pipeline, count)
     through_dropq(cloud, pipeline, files[:processes], f"warmup-{pipeline}")  # warm worker processes
+    (worker,) = cloud.pools[0].processes.values()
+    assert cloud.server.process is not None
+    pids, server = [worker.pid, *_children(worker.pid)], cloud.server.process.pid
+    cpu, server_cpu = _cpu_ms(pids), cpu_ms(server)
     dropq_seconds = through_dropq(cloud, pipeline, files, f"bench-{pipeline}")
-    loop_seconds = plain_loop(pipeline, files, processes)
-    return Efficiency(pipeline, count, dropq_seconds, loop_seconds)
+    cpu, server_cpu = _cpu_ms(pids) - cpu, cpu_ms(server) - server_cpu
+    loop_seconds, loop_cpu = plain_loop(pipeline, files, processes)
+    return Efficiency(pipeline, count, dropq_seconds, loop_seconds, cpu, loop_cpu, server_cpu)

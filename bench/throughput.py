@@ -59,7 +59,7 @@ def fill(sqs: Any, url: str, task: str, queue: str, count: int) -> None:
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
-def _cpu_ms(pid: int) -> float:
+def cpu_ms(pid: int) -> float:
     """User plus system CPU of a process and its reaped children, in ms."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(f) for f in fields[11:15]) * 1000 / CLOCK_TICKS
@@ -89,12 +89,12 @@ def drain_with_worker(
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} worker did not start; see {log}")
             time.sleep(0.01)
-        started, cpu_before = time.monotonic(), _cpu_ms(worker.pid)
+        started, cpu_before = time.monotonic(), cpu_ms(worker.pid)
         polls = 0
         while not _drained(sqs, url):
             polls += 1
             time.sleep(POLL_SECONDS)
-        seconds, cpu = time.monotonic() - started, _cpu_ms(worker.pid) - cpu_before
+        seconds, cpu = time.monotonic() - started, cpu_ms(worker.pid) - cpu_before
         polls += 1
     finally:
         stop_process(worker, timeout=30)

@@ -94,6 +94,7 @@ class Channel(SQS.Channel):
         # Queues not polled while the worker holds all it may prefetch; and queues whose last receive failed.
         self._parked: set[str] = set()
         self._receive_failed: set[str] = set()
+        self._busy = False  # holding any message, as the keeper last heard
         # Queue URL -> acknowledged messages waiting for their DeleteMessageBatch.
         self._acks: dict[str, list[Held]] = {}
         self._ack_timer = False
@@ -304,9 +305,12 @@ class Channel(SQS.Channel):
         return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
 
     def on_held(self) -> None:
-        """A message was received or settled: let the keeper look again, and poll the parked queues if there is room."""
-        if self.keeper is not None:
+        """A message was received or settled: poll the parked queues if there is room, and wake the keeper when
+        the worker turns busy or idle (it turns task protection on or off; it extends held messages on its own clock)."""
+        busy = len(self.qos._delivered) > len(self.qos._dirty)
+        if self.keeper is not None and busy != self._busy:
             self.keeper.wake()
+        self._busy = busy
         if self._parked and self.hub is not None and not self._closing and self._may_receive():
             parked, self._parked = self._parked, set()
             for queue in parked:

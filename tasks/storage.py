@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from dropq.errors import InputError, TransientError
 from dropq.objects import ObjectRef
 
 CHUNK = 1024 * 1024
+# Outputs are uploaded side by side, this many at a time; those of this size or more go up in parts
+# (boto3's default multipart threshold).
+UPLOAD_THREADS = 8
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
 # Error codes AWS documents as retryable: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
 TRANSIENT_CODES = frozenset(
     {
@@ -79,15 +84,24 @@ def download(s3: Any, ref: ObjectRef, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def upload_folder(s3: Any, bucket: str, folder: Path, prefix: str) -> list[str]:
-    """Upload every file below `folder` to `prefix` + its relative path; return the keys, sorted."""
-    keys = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(folder).as_posix()
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        with aws_errors(f"uploading s3://{bucket}/{key}"):
+def upload_file(s3: Any, bucket: str, path: Path, key: str) -> None:
+    """One PutObject for a small file; boto3's managed (multipart, threaded) transfer for a large one."""
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    with aws_errors(f"uploading s3://{bucket}/{key}"):
+        if path.stat().st_size < MULTIPART_THRESHOLD:
+            with path.open("rb") as body:
+                s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        else:
             s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
-        keys.append(key)
+
+
+def upload_folder(s3: Any, bucket: str, folder: Path, prefix: str) -> list[str]:
+    """Upload every file below `folder` to `prefix` + its relative path, side by side; return the keys, sorted."""
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    keys = [prefix + path.relative_to(folder).as_posix() for path in paths]
+    with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(paths)))) as pool:
+        # list() re-raises the first failure, once every upload has ended.
+        list(pool.map(lambda pair: upload_file(s3, bucket, *pair), zip(paths, keys, strict=True)))
     return keys
 
 

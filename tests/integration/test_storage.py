@@ -1,0 +1,34 @@
+"""Workers' S3 writes against a moto server: outputs go up side by side, small ones in one request, large ones in parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dropq.settings import Settings
+from tasks.storage import MULTIPART_THRESHOLD, upload_folder
+
+
+def test_a_folder_of_outputs_lands_under_its_prefix_with_content_types(moto_settings: Settings, tmp_path: Path) -> None:
+    s3 = moto_settings.client("s3")
+    (tmp_path / "sub").mkdir()
+    files = {
+        "manifest.json": b'{"ok": true}',
+        "thumb-128.jpg": b"\xff\xd8\xff" + b"j" * 500,
+        "sub/data.parquet": b"PAR1" + b"p" * 1000,
+        "big.bin": b"\0" * (MULTIPART_THRESHOLD + 1024),
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+
+    prefix = "processed/test/storage/"
+    keys = upload_folder(s3, moto_settings.bucket, tmp_path, prefix)
+
+    assert keys == sorted(prefix + name for name in files)
+    for name, content in files.items():
+        head = s3.head_object(Bucket=moto_settings.bucket, Key=prefix + name)
+        assert head["ContentLength"] == len(content), name
+    assert s3.head_object(Bucket=moto_settings.bucket, Key=prefix + "manifest.json")["ContentType"] == "application/json"
+    assert s3.head_object(Bucket=moto_settings.bucket, Key=prefix + "sub/data.parquet")["ContentType"] == "application/vnd.apache.parquet"
+    # The large one went up in parts: S3 gives a multipart upload an ETag ending in "-<parts>".
+    assert "-" in s3.head_object(Bucket=moto_settings.bucket, Key=prefix + "big.bin")["ETag"]
+    assert s3.get_object(Bucket=moto_settings.bucket, Key=prefix + "thumb-128.jpg")["Body"].read() == files["thumb-128.jpg"]
