@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -77,11 +80,9 @@ def _drained(sqs: Any, url: str) -> bool:
     return counts["visible"] + counts["in_flight"] + counts["delayed"] == 0
 
 
-def drain_with_worker(
-    name: str, server: MotoServer, sqs: Any, url: str, command: list[str], env: dict[str, str], tasks: int, log: Path
-) -> Drain:
-    """Start a `celery worker` on a full queue; time it from ready to empty."""
-    server.reset_recording()
+@contextmanager
+def running_worker(name: str, command: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A `celery worker` process, once it says it is ready; stopped (SIGTERM, its last long poll waited out) after."""
     worker = start_process(command, log, env)
     try:
         deadline = time.monotonic() + READY_SECONDS
@@ -89,6 +90,17 @@ def drain_with_worker(
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} worker did not start; see {log}")
             time.sleep(0.01)
+        yield worker
+    finally:
+        stop_process(worker, timeout=60)
+
+
+def drain_with_worker(
+    name: str, server: MotoServer, sqs: Any, url: str, command: list[str], env: dict[str, str], tasks: int, log: Path
+) -> Drain:
+    """Start a `celery worker` on a full queue; time it from ready to empty."""
+    server.reset_recording()
+    with running_worker(name, command, env, log) as worker:
         started, cpu_before = time.monotonic(), cpu_ms(worker.pid)
         polls = 0
         while not _drained(sqs, url):
@@ -96,8 +108,6 @@ def drain_with_worker(
             time.sleep(POLL_SECONDS)
         seconds, cpu = time.monotonic() - started, cpu_ms(worker.pid) - cpu_before
         polls += 1
-    finally:
-        stop_process(worker, timeout=30)
     return Drain(name, tasks, seconds, cpu, _sqs_requests(server, polls))
 
 
@@ -200,18 +210,10 @@ def idle(settings: Settings, server: MotoServer, seconds: float, logs: Path) -> 
     pool = settings.topology.pools[0]
     log = logs / "idle.log"
     env = {**os.environ, **settings.environment(), **worker_environment(pool)}
-    worker = start_process([CELERY, *worker_arguments(pool, "idle@%h")], log, env)
-    try:
-        deadline = time.monotonic() + READY_SECONDS
-        while "ready." not in (log.read_text(errors="replace") if log.exists() else ""):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"idle worker did not start; see {log}")
-            time.sleep(0.05)
+    with running_worker("idle", [CELERY, *worker_arguments(pool, "idle@%h")], env, log):
         server.reset_recording()
         time.sleep(seconds)
         busy = recorded_actions(server.record_to)
-    finally:
-        stop_process(worker, timeout=60)
     server.reset_recording()
     time.sleep(seconds)
     return Idle(seconds, busy, recorded_actions(server.record_to))

@@ -261,8 +261,12 @@ class Channel(SQS.Channel):
         if self._closing:
             received = [Held(queue=qname, url=queue, receipt_handle=m["ReceiptHandle"]) for m in messages.get("Messages") or ()]
             if received:
-                released = self.change_visibility(received, 0)
-                logger.info("gave back %d of %d messages received from %s while stopping", released, len(received), qname)
+                try:
+                    released = self.change_visibility(received, 0)
+                except (ClientError, BotoCoreError, OSError) as exc:
+                    logger.warning("could not give back %d messages received from %s while stopping: %s", len(received), qname, exc)
+                else:
+                    logger.info("gave back %d of %d messages received from %s while stopping", released, len(received), qname)
             return 0
         return super()._on_messages_ready(queue, qname, messages)
 
