@@ -44,6 +44,10 @@ ACK_DELAY = 0.2
 ACK_WAIT_SECONDS = 5
 # At most this long in a cold shutdown (SIGQUIT, tasks/shutdown.py), well within SHUTDOWN_MARGIN.
 COLD_SHUTDOWN_WAIT_SECONDS = SHUTDOWN_MARGIN // 3
+# A receive still unanswered this long after its long poll should have ended will never be answered (kombu's HTTP
+# requests time out after 20 s): its queue is polled again. Checked every POLL_CHECK_SECONDS.
+STALE_POLL_SECONDS = 30
+POLL_CHECK_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Channel(SQS.Channel):
         self._parked: set[str] = set()
         self._receive_failed: set[str] = set()
         self._busy = False  # holding any message, as the keeper last heard
+        self._poll_check: Any = None
         # Queue URL -> acknowledged messages waiting for their DeleteMessageBatch.
         self._acks: dict[str, list[Held]] = {}
         self._ack_timer = False
@@ -306,6 +311,7 @@ class Channel(SQS.Channel):
             self.keeper = Keeper(self).start()
             if self.hub is not None:
                 self._guard_hub_close()
+                self._poll_check = self.hub.call_repeatedly(POLL_CHECK_SECONDS, self._check_polls)
         return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
 
     def on_held(self) -> None:
@@ -320,6 +326,20 @@ class Channel(SQS.Channel):
             for queue in parked:
                 self.hub.call_soon(self._schedule_queue, queue)
 
+    def _check_polls(self) -> None:
+        """Poll again a queue whose receive was never answered: otherwise the worker lives on and consumes nothing.
+
+        Seen once in the broker outage test: a ReceiveMessage cut by the outage whose callback never came.
+        """
+        now = time.monotonic()
+        for queue in list(self._active_queues):
+            name = self.canonical_queue_name(queue)
+            until = self._polls.get(name)
+            if until is not None and now > until + STALE_POLL_SECONDS and not self._closing:
+                logger.warning("a receive from %s was never answered; polling it again", queue)
+                del self._polls[name]
+                self._schedule_queue(queue)
+
     def _guard_hub_close(self) -> None:
         """Have the worker's event loop wait out this channel's open long polls when it closes.
 
@@ -333,6 +353,8 @@ class Channel(SQS.Channel):
         self.hub.on_close.discard(close_client)
 
         def on_hub_close(hub: Any) -> None:
+            if self._poll_check is not None:
+                self._poll_check.cancel()
             try:
                 self._flush_all_acks()  # still asynchronous: the loop below sends them
                 self._closing = True
