@@ -68,3 +68,15 @@ def test_every_queue_needs_a_pool() -> None:
         dataclasses.replace(TOPOLOGY, queues=(*TOPOLOGY.queues, QueueSpec(name="orphan")))
     with pytest.raises(TopologyError, match="min_workers"):
         WorkerPool(name="p", queues=("q",), min_workers=3, max_workers=2)
+
+
+def test_a_worker_holds_one_message_per_process_plus_the_pools_prefetch() -> None:
+    pool = WorkerPool(name="p", queues=("default",), concurrency=2, prefetch=10)
+    # Celery's prefetch count is concurrency x multiplier: 2 x 6 = 12 = 2 running + 10 in hand.
+    assert pool.prefetch_multiplier() == 6
+    assert pool.prefetch_multiplier(concurrency=1) == 11
+    assert pool.receive_batch == 10
+    long_tasks = dataclasses.replace(pool, prefetch=0)
+    assert long_tasks.prefetch_multiplier() == 1 and long_tasks.receive_batch == 1
+    with pytest.raises(TopologyError, match="prefetch"):
+        dataclasses.replace(pool, prefetch=-1)
