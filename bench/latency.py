@@ -10,12 +10,12 @@ import io
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from PIL import Image
 
-from dropq.ledger import SUCCEEDED, Ledger, ledger_for
+from bench.outcomes import finished_at
+from dropq.ledger import ledger_for
 from dropq.settings import Settings
 from infra.local.cloud import LocalCloud
 
@@ -45,13 +45,6 @@ def small_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def _finished(ledger: Ledger, bucket: str, key: str) -> datetime | None:
-    entry = ledger.get(bucket, key)
-    if entry is None or entry.get("state") != SUCCEEDED:
-        return None
-    return datetime.fromisoformat(entry["finished_at"].replace("Z", "+00:00"))
-
-
 def measure(cloud: LocalCloud, files: int, interval: float, warmup: int = 5) -> Latency:
     """Put `files` JPEGs `interval` seconds apart (after `warmup` unmeasured ones); their latencies."""
     settings: Settings = cloud.settings
@@ -67,14 +60,5 @@ def measure(cloud: LocalCloud, files: int, interval: float, warmup: int = 5) -> 
         if i >= warmup:
             put_at[key] = started
         time.sleep(max(0.0, interval - (time.time() - started)))
-    done: dict[str, float] = {}
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while len(done) < len(put_at):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(done)} of {len(put_at)} files were processed within {SETTLE_SECONDS}s")
-        for key in put_at.keys() - done.keys():
-            finished = _finished(ledger, bucket, key)
-            if finished is not None:
-                done[key] = finished.timestamp()
-        time.sleep(0.2)
+    done = finished_at(ledger, bucket, put_at, SETTLE_SECONDS, "latency")
     return Latency([done[key] - put_at[key] for key in put_at])

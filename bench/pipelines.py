@@ -17,14 +17,14 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
+from bench.outcomes import finished_at
 from bench.throughput import cpu_ms
-from dropq.ledger import FAILED, SUCCEEDED, ledger_for
+from dropq.ledger import ledger_for
 from dropq.objects import ObjectRef
 from infra.local.cloud import LocalCloud
 
@@ -139,18 +139,7 @@ def through_dropq(cloud: LocalCloud, pipeline: str, files: list[tuple[str, bytes
     started = time.time()
     for key, (_, data) in zip(keys, files, strict=True):
         s3.put_object(Bucket=bucket, Key=key, Body=data)
-    finished: dict[str, float] = {}
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while len(finished) < len(keys):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{pipeline}: only {len(finished)} of {len(keys)} files done within {SETTLE_SECONDS}s")
-        for key in set(keys) - finished.keys():
-            entry = ledger.get(bucket, key)
-            if entry and entry.get("state") == FAILED:
-                raise RuntimeError(f"{pipeline}: {key} failed: {entry.get('reason')}")
-            if entry and entry.get("state") == SUCCEEDED:
-                finished[key] = datetime.fromisoformat(entry["finished_at"].replace("Z", "+00:00")).timestamp()
-        time.sleep(0.5)
+    finished = finished_at(ledger, bucket, keys, SETTLE_SECONDS, pipeline)
     return max(finished.values()) - started
 
 
