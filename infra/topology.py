@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # SQS quotas: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html
 # A message stays invisible at most 12 hours after it was received, however often its timeout is extended.
@@ -111,17 +112,45 @@ class QueueSpec:
         return f"{self.name}-dlq"
 
 
+def _glob(pattern: str, relative_key: str) -> bool:
+    return fnmatch.fnmatchcase(relative_key.lower(), pattern.lower())
+
+
 @dataclass(frozen=True)
 class Route:
-    """Send keys matching `pattern` (a case-insensitive glob, relative to the inbox) to a pipeline on a queue."""
+    """Send keys matching `pattern` (a case-insensitive glob, relative to the inbox) to a pipeline."""
 
     pattern: str
     pipeline: str
-    queue: str
 
     def matches(self, relative_key: str) -> bool:
         """Whether a key below the inbox prefix matches this route."""
-        return fnmatch.fnmatchcase(relative_key.lower(), self.pattern.lower())
+        return _glob(self.pattern, relative_key)
+
+
+@dataclass(frozen=True)
+class QueueRule:
+    """Put some files on `queue` rather than the default one: those whose key (relative to the inbox) matches
+    `pattern`, whose pipeline is one of `pipelines` (any, when empty), and which have at least `min_bytes`."""
+
+    queue: str
+    pattern: str = "*"
+    pipelines: tuple[str, ...] = ()
+    min_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.min_bytes >= 0, f"queue rule for {self.queue}: min_bytes {self.min_bytes} must be at least 0")
+
+    def matches(self, relative_key: str, pipeline: str, size: int) -> bool:
+        """Whether a file goes to this rule's queue."""
+        return size >= self.min_bytes and (not self.pipelines or pipeline in self.pipelines) and _glob(self.pattern, relative_key)
+
+
+class Placement(NamedTuple):
+    """Where one file goes: the pipeline that processes it and the queue its task waits in."""
+
+    pipeline: str
+    queue: str
 
 
 @dataclass(frozen=True)
@@ -210,6 +239,8 @@ class Topology:
     pools: tuple[WorkerPool, ...]
     ledger_table: TableSpec
     results_table: TableSpec
+    # The first rule a file matches names its queue; a file no rule matches waits in the first queue.
+    queue_rules: tuple[QueueRule, ...] = ()
     inbox_prefix: str = "incoming/"
     output_prefix: str = "processed/"
     result_ttl_seconds: int = 7 * 24 * 60 * 60
@@ -232,9 +263,13 @@ class Topology:
         _check(len(set(names)) == len(names), f"queue names repeat: {names}")
         object.__setattr__(self, "queue_names", frozenset(names))
         _check(bool(self.routes), "no routes: every file needs a pipeline")
-        for route in self.routes:
-            _check(route.queue in self.queue_names, f"route {route.pattern!r} names unknown queue {route.queue!r}")
+        _check(bool(self.queues), "no queues: tasks need somewhere to wait")
         _check(self.routes[-1].pattern == "*", "the last route must be the catch-all '*', so that every file is routed")
+        routed = {route.pipeline for route in self.routes}
+        for rule in self.queue_rules:
+            _check(rule.queue in self.queue_names, f"queue rule {rule.pattern!r} names unknown queue {rule.queue!r}")
+            unrouted = set(rule.pipelines) - routed
+            _check(not unrouted, f"queue rule for {rule.queue} names pipelines no route leads to: {sorted(unrouted)}")
         consumed = {q for pool in self.pools for q in pool.queues}
         for pool in self.pools:
             unknown = set(pool.queues) - self.queue_names
@@ -261,10 +296,24 @@ class Topology:
         """Whether an object key is an input the producer should handle."""
         return key.startswith(self.inbox_prefix) and key != self.inbox_prefix and not key.endswith("/")
 
+    @property
+    def default_queue(self) -> str:
+        """The queue of files no queue rule matches."""
+        return self.queues[0].name
+
+    def _relative(self, key: str) -> str:
+        return key[len(self.inbox_prefix) :] if key.startswith(self.inbox_prefix) else key
+
     def route(self, key: str) -> Route:
         """The first route whose pattern matches an inbox key."""
-        relative = key[len(self.inbox_prefix) :] if key.startswith(self.inbox_prefix) else key
+        relative = self._relative(key)
         return next(route for route in self.routes if route.matches(relative))
+
+    def place(self, key: str, size: int) -> Placement:
+        """The pipeline and queue of an inbox file of `size` bytes: its route's pipeline, the first matching rule's queue."""
+        pipeline, relative = self.route(key).pipeline, self._relative(key)
+        rule = next((rule for rule in self.queue_rules if rule.matches(relative, pipeline, size)), None)
+        return Placement(pipeline=pipeline, queue=rule.queue if rule else self.default_queue)
 
     def output_folder(self, pipeline: str, key: str) -> str:
         """The folder that holds one input's outputs: processed/<pipeline>/<input key>/."""
@@ -272,21 +321,43 @@ class Topology:
 
 
 DEFAULT_QUEUE = "default"
+# Large inputs, which need more memory and time than a default worker has.
+HEAVY_QUEUE = "heavy"
+# Files dropped below incoming/urgent/: their own queue and pool, so that they never wait behind a backlog.
+URGENT_QUEUE = "urgent"
+MiB = 1024 * 1024
 
 TOPOLOGY = Topology(
     bucket="dropq-local",
-    queues=(QueueSpec(name=DEFAULT_QUEUE),),
-    routes=(
-        Route("*.jpg", "images", DEFAULT_QUEUE),
-        Route("*.jpeg", "images", DEFAULT_QUEUE),
-        Route("*.png", "images", DEFAULT_QUEUE),
-        Route("*.webp", "images", DEFAULT_QUEUE),
-        Route("*.csv", "tables", DEFAULT_QUEUE),
-        Route("*.jsonl", "tables", DEFAULT_QUEUE),
-        Route("*.ndjson", "tables", DEFAULT_QUEUE),
-        Route("*", "metadata", DEFAULT_QUEUE),
+    queues=(
+        QueueSpec(name=DEFAULT_QUEUE),
+        QueueSpec(name=HEAVY_QUEUE, task_time_limit=1800, visibility_timeout=120),
+        QueueSpec(name=URGENT_QUEUE),
     ),
-    pools=(WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4),),
+    routes=(
+        Route("*.jpg", "images"),
+        Route("*.jpeg", "images"),
+        Route("*.png", "images"),
+        Route("*.webp", "images"),
+        Route("*.csv", "tables"),
+        Route("*.jsonl", "tables"),
+        Route("*.ndjson", "tables"),
+        Route("*", "metadata"),
+    ),
+    queue_rules=(
+        QueueRule(URGENT_QUEUE, pattern="urgent/*"),
+        QueueRule(HEAVY_QUEUE, pipelines=("images",), min_bytes=16 * MiB),
+        QueueRule(HEAVY_QUEUE, pipelines=("tables",), min_bytes=64 * MiB),
+    ),
+    pools=(
+        WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4),
+        # One big file at a time per worker, with room for it; none prefetched, so a second worker can take the next.
+        WorkerPool(
+            name="heavy", queues=(HEAVY_QUEUE,), concurrency=1, cpu=2048, memory_mib=8192, max_workers=2, backlog_per_worker=2, prefetch=0
+        ),
+        # Scales to zero like the others; give it min_workers=1 if urgent files must not wait for a worker to start.
+        WorkerPool(name="urgent", queues=(URGENT_QUEUE,), concurrency=2, max_workers=2, backlog_per_worker=4, prefetch=0),
+    ),
     ledger_table=TableSpec(
         name="ledger",
         partition_key="pk",

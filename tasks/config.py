@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from kombu import Queue
+
 from dropq.settings import LOCAL_CREDENTIALS, Settings
 from infra.topology import SQS_MAX_WAIT_SECONDS
 
@@ -34,8 +36,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings for this deployment."""
     topology = settings.topology
     secure = not settings.endpoint_url or settings.endpoint_url.startswith("https")
-    time_limit = min(q.task_time_limit for q in topology.queues)
     pool = topology.pool(settings.pool) if settings.pool else topology.pools[0]
+    time_limit = min(topology.queue(name).task_time_limit for name in pool.queues)
     config: dict[str, Any] = {
         "broker_url": broker_url(settings),
         # kombu's SQS transport, releasing what it gives back and extending what it holds (tasks/sqs.py).
@@ -59,7 +61,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_default_queue": topology.queues[0].name,
+        "task_default_queue": topology.default_queue,
+        "task_queues": tuple(Queue(q.name, routing_key=q.name) for q in topology.queues),
         "task_create_missing_queues": False,
         "task_acks_late": True,
         # A worker child killed mid-task (OOM, SIGKILL) puts the message back instead of acking it.

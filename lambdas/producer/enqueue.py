@@ -35,10 +35,10 @@ def task_kwargs(ref: ObjectRef, pipeline: str) -> dict[str, Any]:
 
 
 def plan(ref: ObjectRef, settings: Settings, signer: Signer | None = None) -> Enqueued:
-    """Route one object and build its task message (signed, with a `signer`)."""
-    route = settings.topology.route(ref.key)
-    task_id, body = build_task_message(PROCESS_TASK, route.queue, task_kwargs(ref, route.pipeline), signer=signer)
-    return Enqueued(ref=ref, pipeline=route.pipeline, queue=route.queue, task_id=task_id, body=body)
+    """Place one object (its pipeline and queue) and build its task message (signed, with a `signer`)."""
+    place = settings.topology.place(ref.key, ref.size)
+    task_id, body = build_task_message(PROCESS_TASK, place.queue, task_kwargs(ref, place.pipeline), signer=signer)
+    return Enqueued(ref=ref, pipeline=place.pipeline, queue=place.queue, task_id=task_id, body=body)
 
 
 def send_batches(sqs: Any, queue_url: str, items: list[Enqueued]) -> None:

@@ -25,7 +25,9 @@ MAX_WORKERS = 3
 def scaling_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
     """A local cloud whose one pool scales between 0 and 3 workers, aiming at 5 messages per worker."""
     pool = dataclasses.replace(TOPOLOGY.pools[0], min_workers=0, max_workers=MAX_WORKERS, backlog_per_worker=5)
-    settings = local_settings(port=free_port(), state_dir=str(tmp_path), topology=dataclasses.replace(TOPOLOGY, pools=(pool,)))
+    settings = local_settings(
+        port=free_port(), state_dir=str(tmp_path), topology=dataclasses.replace(TOPOLOGY, pools=(pool, *TOPOLOGY.pools[1:]))
+    )
     # The stack's policy with cooldowns short enough for a test (AWS: 60 s out, 300 s in).
     cooldowns = {"scale_out_cooldown": 1.0, "scale_in_cooldown": 3.0, "wake_cooldown": 5.0}
     with LocalCloud(settings, autoscale_interval=0.5, cooldowns=cooldowns) as cloud:

@@ -20,6 +20,7 @@ from PIL import Image
 from dropq.ledger import Ledger
 from infra.local.cloud import LocalCloud
 from infra.local.server import recorded_actions
+from infra.topology import TOPOLOGY
 from tasks.config import celery_config
 from tests.conftest import wait_for_outcome
 
@@ -160,14 +161,16 @@ def test_put_and_status_from_the_cli(cloud: LocalCloud, cloud_ledger: Ledger, tm
 
     status: dict[str, Any] = json.loads(run_cli(cloud, dropq, "status", "--json").stdout)
     assert (status["bucket"], status["inbox_prefix"], status["output_prefix"]) == ("dropq-local", "incoming/", "processed/")
-    (queue,) = status["queues"]
-    assert queue["name"] == "dropq-default" and {"visible", "in_flight", "dead_lettered"} <= queue.keys()
-    assert [w["hostname"].split("@")[0] for w in status["workers"]] == ["default-1"]
+    assert [q["name"] for q in status["queues"]] == [f"dropq-{q.name}" for q in TOPOLOGY.queues]
+    assert all({"visible", "in_flight", "dead_lettered"} <= queue.keys() for queue in status["queues"])
+    assert sorted(w["hostname"].split("@")[0] for w in status["workers"]) == [
+        f"{p.name}-1" for p in sorted(TOPOLOGY.pools, key=lambda p: p.name)
+    ]
     mine = [f for f in status["files"] if f["key"] == key]
     assert mine and mine[0]["state"] == "succeeded" and mine[0]["pipeline"] == "tables"
 
     text = run_cli(cloud, dropq, "status").stdout
-    assert "dropq-default" in text and key in text and "WORKERS (1)" in text
+    assert "dropq-default" in text and key in text and f"WORKERS ({len(TOPOLOGY.pools)})" in text
 
 
 def test_at_run_time_queues_are_predefined_never_listed_or_created(cloud: LocalCloud, cloud_ledger: Ledger, tmp_path: Path) -> None:

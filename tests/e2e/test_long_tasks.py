@@ -24,7 +24,7 @@ TASK_SECONDS = 2 * VISIBILITY
 
 def test_a_task_twice_as_long_as_the_visibility_timeout_is_received_once(tmp_path: Path) -> None:
     queue = dataclasses.replace(TOPOLOGY.queues[0], visibility_timeout=VISIBILITY)
-    topology = dataclasses.replace(TOPOLOGY, queues=(queue,))
+    topology = dataclasses.replace(TOPOLOGY, queues=(queue, *TOPOLOGY.queues[1:]))
     settings = local_settings(port=free_port(), state_dir=str(tmp_path), topology=topology, pipeline_modules=("tests.workloads",))
     with LocalCloud(settings, workers=2) as cloud:
         (ref,) = drop(settings, {"work/long/task.txt": str(TASK_SECONDS).encode()}).values()

@@ -10,11 +10,11 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from dropq.settings import PREFIX
+from dropq.settings import POOL, PREFIX
 from infra.cloud.bundling import PRODUCER_MODULES
 from infra.cloud.producer import POWERTOOLS_LAYER
 from infra.scaling import BACKLOG_PER_WORKER_EXPRESSION, WAKE_EXPRESSION, backlog_expression, scaling_policy
-from infra.topology import TOPOLOGY
+from infra.topology import TOPOLOGY, WorkerPool
 from infra.worker import WORKER_ENVIRONMENT, worker_arguments
 from tests.stack.conftest import Synthesized
 
@@ -144,53 +144,73 @@ def test_tables_are_on_demand_with_ttl_and_point_in_time_recovery(synthesized: S
         assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
+def pool_resources(synthesized: Synthesized, kind: str, pool: WorkerPool) -> dict[str, dict[str, Any]]:
+    """The resources of a type that the CDK construct of one pool created (logical ids start with Pool<name>)."""
+    return {k: props for k, props in synthesized.of_type(kind).items() if k.startswith(f"Pool{pool.name}")}
+
+
 def test_each_pool_is_a_fargate_service_running_the_worker_command_with_its_size_and_stop_timeout(synthesized: Synthesized) -> None:
-    (task,) = synthesized.of_type("AWS::ECS::TaskDefinition").values()
-    pool = TOPOLOGY.pools[0]
-    assert (task["Cpu"], task["Memory"]) == (str(pool.cpu), str(pool.memory_mib))
-    assert task["RequiresCompatibilities"] == ["FARGATE"]
-    (container,) = task["ContainerDefinitions"]
-    assert container["Command"] == ["celery", *worker_arguments(pool, f"{pool.name}@%h")]
-    assert container["StopTimeout"] == pool.stop_timeout
-    env = {e["Name"]: e["Value"] for e in container["Environment"]}
-    assert WORKER_ENVIRONMENT.items() <= env.items()
-    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert len(synthesized.of_type("AWS::ECS::Service")) == len(TOPOLOGY.pools) > 1
+    for pool in TOPOLOGY.pools:
+        (task,) = pool_resources(synthesized, "AWS::ECS::TaskDefinition", pool).values()
+        assert (task["Cpu"], task["Memory"]) == (str(pool.cpu), str(pool.memory_mib))
+        assert task["RequiresCompatibilities"] == ["FARGATE"]
+        (container,) = task["ContainerDefinitions"]
+        assert container["Command"] == ["celery", *worker_arguments(pool, f"{pool.name}@%h")]
+        assert container["StopTimeout"] == pool.stop_timeout
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert {**WORKER_ENVIRONMENT, POOL: pool.name}.items() <= env.items()
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+        (service,) = pool_resources(synthesized, "AWS::ECS::Service", pool).values()
+        assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
+        assert "CapacityProviderStrategy" not in service, "on-demand Fargate unless the pool asks for Spot"
+        (group,) = pool_resources(synthesized, "AWS::EC2::SecurityGroup", pool).values()
+        assert "SecurityGroupIngress" not in group
     (cluster,) = synthesized.of_type("AWS::ECS::Cluster").values()
     assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
-    (service,) = synthesized.of_type("AWS::ECS::Service").values()
-    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
-    assert "CapacityProviderStrategy" not in service, "on-demand Fargate unless the pool asks for Spot"
-    (group,) = synthesized.of_type("AWS::EC2::SecurityGroup").values()
-    assert "SecurityGroupIngress" not in group
 
 
-def test_autoscaling_tracks_backlog_per_task_including_in_flight_and_wakes_from_zero(synthesized: Synthesized) -> None:
-    pool = TOPOLOGY.pools[0]
-    policy = scaling_policy(pool)
-    (target,) = synthesized.of_type("AWS::ApplicationAutoScaling::ScalableTarget").values()
-    assert (target["MinCapacity"], target["MaxCapacity"]) == (pool.min_workers, pool.max_workers) == (0, pool.max_workers)
-    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
-    policies = {p["PolicyType"]: p for p in synthesized.of_type("AWS::ApplicationAutoScaling::ScalingPolicy").values()}
-
-    tracking = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
-    assert tracking["TargetValue"] == pool.backlog_per_worker
-    assert (tracking["ScaleOutCooldown"], tracking["ScaleInCooldown"]) == (policy.scale_out_cooldown, policy.scale_in_cooldown)
-    queries = {q["Id"]: q for q in tracking["CustomizedMetricSpecification"]["Metrics"]}
-    names = {q["MetricStat"]["Metric"]["MetricName"] for q in queries.values() if "MetricStat" in q}
-    # In-flight messages count: a pool never scales to zero under a running task (QueueProcessingFargateService counts visible only).
-    assert names == {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "RunningTaskCount"}
-    assert queries["backlog"]["Expression"] == backlog_expression(["visible0", "inflight0"])
-    assert queries["backlog_per_task"]["Expression"] == BACKLOG_PER_WORKER_EXPRESSION
-    assert [q["Id"] for q in queries.values() if q["ReturnData"]] == ["backlog_per_task"]
-
-    wake = policies["StepScaling"]["StepScalingPolicyConfiguration"]
-    assert wake["AdjustmentType"] == "ChangeInCapacity" and wake["StepAdjustments"] == [
-        {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
-    ]
+def test_each_pool_scales_on_its_own_queues_backlog_per_task_including_in_flight_and_wakes_from_zero(synthesized: Synthesized) -> None:
+    queue_ids = {spec["QueueName"]: k for k, spec in synthesized.of_type("AWS::SQS::Queue").items()}
     alarms = synthesized.of_type("AWS::CloudWatch::Alarm").values()
-    (wake_alarm,) = [a for a in alarms if any(m.get("Expression") == WAKE_EXPRESSION for m in a.get("Metrics", []))]
-    assert wake_alarm["AlarmActions"][0]["Ref"].startswith("PooldefaultWake")
-    assert wake_alarm["Threshold"] == 1
+    for pool in TOPOLOGY.pools:
+        policy = scaling_policy(pool)
+        (target,) = pool_resources(synthesized, "AWS::ApplicationAutoScaling::ScalableTarget", pool).values()
+        assert (target["MinCapacity"], target["MaxCapacity"]) == (pool.min_workers, pool.max_workers) == (0, pool.max_workers)
+        assert target["ScalableDimension"] == "ecs:service:DesiredCount"
+        policies = {p["PolicyType"]: p for p in pool_resources(synthesized, "AWS::ApplicationAutoScaling::ScalingPolicy", pool).values()}
+
+        tracking = policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"]
+        assert tracking["TargetValue"] == pool.backlog_per_worker
+        assert (tracking["ScaleOutCooldown"], tracking["ScaleInCooldown"]) == (policy.scale_out_cooldown, policy.scale_in_cooldown)
+        queries = {q["Id"]: q for q in tracking["CustomizedMetricSpecification"]["Metrics"]}
+        names = {q["MetricStat"]["Metric"]["MetricName"] for q in queries.values() if "MetricStat" in q}
+        # In-flight messages count: a pool never scales to zero under a running task (QueueProcessingFargateService counts visible only).
+        assert names == {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "RunningTaskCount"}
+        watched = {
+            d["Value"]["Fn::GetAtt"][0]
+            for q in queries.values()
+            if "MetricStat" in q
+            for d in q["MetricStat"]["Metric"]["Dimensions"]
+            if d["Name"] == "QueueName"
+        }
+        assert watched == {queue_ids[f"dropq-{name}"] for name in pool.queues}, f"pool {pool.name} scales on its own queues only"
+        ids = [f"{kind}{i}" for i in range(len(pool.queues)) for kind in ("visible", "inflight")]
+        assert queries["backlog"]["Expression"] == backlog_expression(ids)
+        assert queries["backlog_per_task"]["Expression"] == BACKLOG_PER_WORKER_EXPRESSION
+        assert [q["Id"] for q in queries.values() if q["ReturnData"]] == ["backlog_per_task"]
+
+        wake = policies["StepScaling"]["StepScalingPolicyConfiguration"]
+        assert wake["AdjustmentType"] == "ChangeInCapacity" and wake["StepAdjustments"] == [
+            {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
+        ]
+        (wake_alarm,) = [
+            a
+            for a in alarms
+            if any(m.get("Expression") == WAKE_EXPRESSION for m in a.get("Metrics", []))
+            and a["AlarmActions"][0]["Ref"].startswith(f"Pool{pool.name}Wake")
+        ]
+        assert wake_alarm["Threshold"] == 1
 
 
 def test_fargate_spot_is_a_pool_setting(tmp_path: Path) -> None:
@@ -201,7 +221,7 @@ def test_fargate_spot_is_a_pool_setting(tmp_path: Path) -> None:
 
     from infra.cloud.stack import DropqStack
 
-    topology = dataclasses.replace(TOPOLOGY, pools=(dataclasses.replace(TOPOLOGY.pools[0], spot=True),))
+    topology = dataclasses.replace(TOPOLOGY, pools=(dataclasses.replace(TOPOLOGY.pools[0], spot=True), *TOPOLOGY.pools[1:]))
     stack = DropqStack(cdk.App(outdir=str(tmp_path)), "spotty", topology=topology)
     Template.from_stack(stack).has_resource_properties(
         "AWS::ECS::Service", {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]}
@@ -227,9 +247,11 @@ def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:
         [{"s3:GetObject"}, {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}], key=sorted
     )
     assert any(TOPOLOGY.inbox_prefix in r for r in by_resource) and any(TOPOLOGY.output_prefix in r for r in by_resource)
-    (protection,) = [s for s in worker if any(a.startswith("ecs:") for a in actions(s))]
-    assert set(actions(protection)) == {"ecs:GetTaskProtection", "ecs:UpdateTaskProtection"}
-    assert ":task/" in json.dumps(protection["Resource"]), "only tasks, of the stack's cluster"
+    protections = [s for s in worker if any(a.startswith("ecs:") for a in actions(s))]
+    assert len(protections) == len(TOPOLOGY.pools), "each pool's task role protects its own tasks"
+    for protection in protections:
+        assert set(actions(protection)) == {"ecs:GetTaskProtection", "ecs:UpdateTaskProtection"}
+        assert ":task/" in json.dumps(protection["Resource"]), "only tasks, of the stack's cluster"
     managed = [k for k, props in synthesized.of_type("AWS::IAM::Role").items() if props.get("ManagedPolicyArns")]
     assert [k for k in managed if not k.startswith("BucketNotificationsHandler")] == [], "only CDK's own deploy-time handler"
 

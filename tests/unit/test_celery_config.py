@@ -8,7 +8,7 @@ def test_local_config_points_everything_at_the_local_cloud() -> None:
     config = celery_config(load_settings({"DROPQ_ENDPOINT_URL": "http://127.0.0.1:5000"}))
     assert config["broker_url"] == "sqs://testing:testing@127.0.0.1:5000"
     assert config["broker_transport_options"]["predefined_queues"] == {
-        "default": {"url": "http://127.0.0.1:5000/123456789012/dropq-default"}
+        name: {"url": f"http://127.0.0.1:5000/123456789012/dropq-{name}"} for name in ("default", "heavy", "urgent")
     }
     assert config["broker_transport_options"]["is_secure"] is False
     assert config["dynamodb_endpoint_url"] == "http://127.0.0.1:5000"
@@ -52,3 +52,8 @@ def test_a_stopping_worker_gets_its_pools_grace_inside_the_stop_timeout() -> Non
     assert 0 < settings.shutdown_grace == pool.shutdown_grace < pool.stop_timeout
     # Celery's soft shutdown sleeps its whole timeout; dropq's deadline (tasks/shutdown.py) replaces it.
     assert "worker_soft_shutdown_timeout" not in celery_config(settings)
+
+
+def test_a_worker_runs_under_its_pools_time_limit() -> None:
+    assert celery_config(load_settings({"DROPQ_POOL": "heavy"}))["task_time_limit"] == 1800
+    assert celery_config(load_settings({"DROPQ_POOL": "default"}))["task_time_limit"] == 300

@@ -15,7 +15,8 @@ from infra.topology import SHUTDOWN_MARGIN, TOPOLOGY
 
 def test_a_warm_shutdown_cancels_what_still_runs_once_the_pools_grace_is_over(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = dataclasses.replace(TOPOLOGY.pools[0], stop_timeout=SHUTDOWN_MARGIN + 1)
-    settings = dataclasses.replace(shutdown.settings, topology=dataclasses.replace(TOPOLOGY, pools=(pool,)), pool=pool.name)
+    topology = dataclasses.replace(TOPOLOGY, pools=(pool, *TOPOLOGY.pools[1:]))
+    settings = dataclasses.replace(shutdown.settings, topology=topology, pool=pool.name)
     assert settings.shutdown_grace == 1
     monkeypatch.setattr(shutdown, "settings", settings)
     monkeypatch.setattr(shutdown, "_deadline", None)

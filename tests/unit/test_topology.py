@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from infra.topology import TOPOLOGY, QueueSpec, Route, TopologyError, WorkerPool
+from infra.topology import TOPOLOGY, MiB, QueueRule, QueueSpec, Route, TopologyError, WorkerPool
 
 
 def test_routes_by_extension_case_insensitively_with_a_catch_all() -> None:
@@ -13,7 +13,20 @@ def test_routes_by_extension_case_insensitively_with_a_catch_all() -> None:
     assert TOPOLOGY.route("incoming/table.csv").pipeline == "tables"
     assert TOPOLOGY.route("incoming/rows.ndjson").pipeline == "tables"
     assert TOPOLOGY.route("incoming/readme").pipeline == "metadata"
-    assert TOPOLOGY.route("incoming/archive.tar.gz").queue == "default"
+
+
+def test_queues_are_chosen_by_key_pattern_pipeline_and_size() -> None:
+    assert TOPOLOGY.place("incoming/archive.tar.gz", 1).queue == "default"
+    assert TOPOLOGY.place("incoming/photo.jpg", 15 * MiB).queue == "default"
+    assert TOPOLOGY.place("incoming/photo.jpg", 16 * MiB) == ("images", "heavy")
+    assert TOPOLOGY.place("incoming/rows.csv", 16 * MiB).queue == "default"
+    assert TOPOLOGY.place("incoming/rows.csv", 64 * MiB) == ("tables", "heavy")
+    # A big file that is not an image or table is only read for its metadata: no heavy worker needed.
+    assert TOPOLOGY.place("incoming/movie.mp4", 400 * MiB).queue == "default"
+    # Urgent files skip any backlog, whatever their size.
+    assert TOPOLOGY.place("incoming/urgent/photo.jpg", 16 * MiB) == ("images", "urgent")
+    assert TOPOLOGY.place("incoming/Urgent/a/notes.txt", 1) == ("metadata", "urgent")
+    assert TOPOLOGY.place("incoming/not-urgent/a.txt", 1).queue == "default"
 
 
 def test_inbox_keys_exclude_folders_outputs_and_the_prefix_itself() -> None:
@@ -56,11 +69,13 @@ def test_overlapping_prefixes_are_refused() -> None:
         dataclasses.replace(TOPOLOGY, output_prefix="incoming/processed/")
 
 
-def test_routes_must_name_known_queues_and_end_with_a_catch_all() -> None:
-    with pytest.raises(TopologyError, match="unknown queue 'nope'"):
-        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "nope"), Route("*", "metadata", "default")))
+def test_routes_end_with_a_catch_all_and_queue_rules_name_known_queues_and_pipelines() -> None:
     with pytest.raises(TopologyError, match="catch-all"):
-        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images", "default"),))
+        dataclasses.replace(TOPOLOGY, routes=(Route("*.jpg", "images"),))
+    with pytest.raises(TopologyError, match="unknown queue 'nope'"):
+        dataclasses.replace(TOPOLOGY, queue_rules=(QueueRule("nope", pattern="big/*"),))
+    with pytest.raises(TopologyError, match=r"pipelines no route leads to: \['imagez'\]"):
+        dataclasses.replace(TOPOLOGY, queue_rules=(QueueRule("heavy", pipelines=("imagez",)),))
 
 
 def test_every_queue_needs_a_pool() -> None:
