@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dropq.errors import ConfigError
-from infra.topology import TOPOLOGY, Topology
+from infra.topology import SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
 
 if TYPE_CHECKING:
     import boto3
@@ -28,6 +28,8 @@ STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 PREFIX = "DROPQ_PREFIX"
+# The longest SQS delay one message of a task with a countdown gets (SQS allows 900 s); longer countdowns hop.
+DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
 # Set on each worker by its pool (infra/worker.py): which pool of the topology this worker belongs to.
 POOL = "DROPQ_POOL"
 # Extra Python modules a worker imports at start, comma-separated: where your own `@pipeline`s live.
@@ -65,6 +67,7 @@ class Settings:
     max_retries: int = 5
     max_input_bytes: int = TOPOLOGY.max_input_bytes
     prefix: str = DEFAULT_PREFIX
+    delay_hop_seconds: int = SQS_MAX_DELAY_SECONDS
     pool: str | None = None
     pipeline_modules: tuple[str, ...] = ()
     ecs_agent_uri: str | None = None
@@ -120,6 +123,7 @@ class Settings:
             MAX_RETRIES: str(self.max_retries),
             MAX_INPUT_BYTES: str(self.max_input_bytes),
             PREFIX: self.prefix,
+            DELAY_HOP_SECONDS: str(self.delay_hop_seconds),
             PIPELINE_MODULES: ",".join(self.pipeline_modules),
             SIGNING_KEY: self.signing_key or "",
             SIGNING_CERT: self.signing_cert or "",
@@ -157,6 +161,9 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
     prefix = environ.get(PREFIX, DEFAULT_PREFIX)
     if not PREFIX_PATTERN.match(prefix):
         raise ConfigError(f"{PREFIX}={prefix!r} must match {PREFIX_PATTERN.pattern}")
+    hop = _int(environ, DELAY_HOP_SECONDS, SQS_MAX_DELAY_SECONDS, 1)
+    if hop > SQS_MAX_DELAY_SECONDS:
+        raise ConfigError(f"{DELAY_HOP_SECONDS}={hop} is above SQS's longest delay, {SQS_MAX_DELAY_SECONDS}")
     pool = environ.get(POOL) or None
     if pool is not None and pool not in {p.name for p in topology.pools}:
         raise ConfigError(f"{POOL}={pool!r} names no pool of the topology; known: {', '.join(p.name for p in topology.pools)}")
@@ -178,6 +185,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         max_retries=_int(environ, MAX_RETRIES, 5, 0),
         max_input_bytes=_int(environ, MAX_INPUT_BYTES, topology.max_input_bytes, 1),
         prefix=prefix,
+        delay_hop_seconds=hop,
         pool=pool,
         pipeline_modules=modules,
         ecs_agent_uri=environ.get(ECS_AGENT_URI) or None,

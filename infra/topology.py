@@ -21,6 +21,8 @@ SQS_MIN_RETENTION = 60
 SQS_MAX_RETENTION = 14 * 24 * 60 * 60
 # Long polling: a receive waits up to this long for a message (SQS's maximum).
 SQS_MAX_WAIT_SECONDS = 20
+# A message can be delayed (DelaySeconds) at most 15 minutes.
+SQS_MAX_DELAY_SECONDS = 15 * 60
 # ReceiveMessage and every *Batch call take at most 10 messages.
 SQS_MAX_BATCH = 10
 SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

@@ -53,6 +53,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 1,
             # A worker receives once a batch fits in what it may hold (tasks/sqs.py).
             "receive_batch": pool.receive_batch,
+            # Countdowns and ETAs wait in SQS, a hop of at most this many seconds at a time (tasks/sqs.py).
+            "delay_hop_seconds": settings.delay_hop_seconds,
         },
         "broker_connection_retry_on_startup": True,
         "result_backend": result_backend_url(settings),

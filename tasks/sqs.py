@@ -10,6 +10,10 @@
 - A receive that fails (the endpoint is unreachable) is tried again, instead of ending the polling.
 - A worker that holds all it may prefetch polls again the moment a message is settled, instead of
   kombu's next `polling_interval` tick; acknowledgements are deleted ten to a DeleteMessageBatch.
+- A task with a countdown or ETA waits in SQS, not in a worker: it is sent with a per-message delay
+  (at most `delay_hop_seconds`, SQS allows 15 minutes). One received more than a second before its ETA
+  hops: it is sent again with the delay that remains and the copy received is deleted. Celery would
+  instead hold it unacknowledged in the worker, past its visibility timeout (run twice) or its worker's life.
 - A closing channel waits out its open long polls and releases what they return: SQS hands messages
   to a poll even when the process that opened it is exiting, and they would stay hidden a whole
   visibility timeout.
@@ -17,11 +21,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import math
 import select
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -34,7 +41,7 @@ from kombu.asynchronous.hub import READ, WRITE
 from kombu.transport import SQS, virtual
 from vine import promise
 
-from infra.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH
+from infra.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH, SQS_MAX_DELAY_SECONDS
 
 logger = logging.getLogger("dropq.worker")
 
@@ -48,6 +55,39 @@ COLD_SHUTDOWN_WAIT_SECONDS = SHUTDOWN_MARGIN // 3
 # requests time out after 20 s): its queue is polled again. Checked every POLL_CHECK_SECONDS.
 STALE_POLL_SECONDS = 30
 POLL_CHECK_SECONDS = 10
+# A message due within this many seconds of its receipt is handed to Celery, which holds it until its ETA;
+# one due later hops (SQS delays are whole seconds, so a message may arrive up to a second early).
+HOLD_SECONDS = 1.0
+
+
+def seconds_until(eta: Any, now: float) -> float | None:
+    """Seconds from `now` (epoch seconds) until a Celery ETA header (ISO 8601); None without a readable one."""
+    if not isinstance(eta, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(eta)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # Celery writes UTC (enable_utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() - now
+
+
+def delay_for(remaining: float | None, hop_seconds: int) -> int:
+    """The SQS delay of a message due in `remaining` seconds: whole seconds, rounded down, at most one hop."""
+    if remaining is None or remaining < 1:
+        return 0
+    return min(int(remaining), hop_seconds)
+
+
+def task_headers(body: str) -> dict[str, Any]:
+    """The Celery headers of an SQS message body written by kombu (base64 JSON); empty if it has none."""
+    try:
+        envelope = json.loads(base64.b64decode(body, validate=True))
+    except (ValueError, TypeError):
+        return {}
+    headers = envelope.get("headers") if isinstance(envelope, dict) else None
+    return headers if isinstance(headers, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -273,7 +313,44 @@ class Channel(SQS.Channel):
                 else:
                     logger.info("gave back %d of %d messages received from %s while stopping", released, len(received), qname)
             return 0
+        if messages.get("Messages"):
+            messages = {**messages, "Messages": self._hop_early(queue, name, messages["Messages"])}
         return super()._on_messages_ready(queue, qname, messages)
+
+    @cached_property
+    def delay_hop_seconds(self) -> int:
+        """The longest delay one SQS message gets; a longer countdown takes several hops."""
+        return max(1, min(SQS_MAX_DELAY_SECONDS, int(self.transport_options.get("delay_hop_seconds", SQS_MAX_DELAY_SECONDS))))
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        properties = message.setdefault("properties", {})
+        for stale in ("delay_seconds", "DelaySeconds"):  # a message sent again carries its first delay
+            properties.pop(stale, None)
+        delay = delay_for(seconds_until((message.get("headers") or {}).get("eta"), time.time()), self.delay_hop_seconds)
+        if delay:
+            properties["delay_seconds"] = delay
+        super()._put(queue, message, **kwargs)
+
+    def _hop_early(self, url: str, name: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send again, with the delay that remains, the messages received over HOLD_SECONDS before their ETA; return the rest."""
+        due = []
+        for message in messages:
+            headers = task_headers(message.get("Body", ""))
+            remaining = seconds_until(headers.get("eta"), time.time())
+            if remaining is None or remaining <= HOLD_SECONDS:
+                due.append(message)
+                continue
+            delay = delay_for(remaining, self.delay_hop_seconds)
+            sqs = self.sqs(queue=name)
+            try:
+                sqs.send_message(QueueUrl=url, MessageBody=message["Body"], DelaySeconds=delay)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            except (ClientError, BotoCoreError) as exc:
+                # The received copy comes back after its visibility timeout and hops then; a copy sent twice runs once (the ledger).
+                logger.warning("a delayed message of %s could not hop (%s); it comes back to try again", name, exc)
+                continue
+            logger.info("task %s is due in %.0fs: hopped, back in %ds", headers.get("id"), remaining, delay)
+        return due
 
     def _may_receive(self) -> bool:
         """Whether to receive now: when a whole batch fits in the prefetch window, or the worker holds nothing."""

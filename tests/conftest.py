@@ -47,6 +47,21 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         yield running
 
 
+# The workloads cloud's longest SQS delay: short, so that a test sees a countdown take several hops in seconds.
+TEST_HOP_SECONDS = 2
+
+
+@pytest.fixture(scope="session")
+def workloads_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    """The local cloud with one worker per pool, the test workloads (tests/workloads.py) and 2-second delay hops."""
+    state = tmp_path_factory.mktemp("workloads")
+    settings = local_settings(
+        port=free_port(), state_dir=str(state), pipeline_modules=("tests.workloads",), delay_hop_seconds=TEST_HOP_SECONDS
+    )
+    with LocalCloud(settings, workers=1, record=True) as running:
+        yield running
+
+
 def drain(settings: Settings, queue: str) -> list[dict[str, Any]]:
     """Receive and delete every visible message of a queue; return them."""
     sqs = settings.client("sqs")

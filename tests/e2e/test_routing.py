@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from dropq.ledger import ledger_for
-from dropq.settings import local_settings
 from infra.local.cloud import LocalCloud
-from infra.local.server import free_port
 from infra.topology import TOPOLOGY
 from tests.conftest import wait_for, wait_for_outcome
 from tests.faults.inject import drop, send_task
@@ -24,13 +21,10 @@ BACKLOG = 16
 SLEEP_SECONDS = 1.5
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+@pytest.fixture
+def cloud(workloads_cloud: LocalCloud) -> LocalCloud:
     """The local cloud with one worker in each pool, and the test workloads."""
-    state = tmp_path_factory.mktemp("routing")
-    settings = local_settings(port=free_port(), state_dir=str(state), pipeline_modules=("tests.workloads",))
-    with LocalCloud(settings, workers=1) as running:
-        yield running
+    return workloads_cloud
 
 
 def noise_png(side: int) -> bytes:
