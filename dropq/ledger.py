@@ -44,6 +44,8 @@ class Claim:
     state: str
     lease_remaining: float
     attempts: int
+    # The file runs as parts (a chord) that finish it: another delivery has nothing to do.
+    split: bool = False
 
 
 def _now() -> datetime:
@@ -172,7 +174,7 @@ class Ledger:
         """
         owner = uuid.uuid4().hex
         now = time.time()
-        started = {"started_at": _iso(_now()), "worker": worker, "reason": None}
+        started = {"started_at": _iso(_now()), "worker": worker, "reason": None, "parts": None}
         acquired = self._update(
             ref,
             {
@@ -195,7 +197,12 @@ class Ledger:
         entry = self.get(ref.bucket, ref.key, ref.etag) or {}
         remaining = max(0.0, float(entry.get("lease_until") or 0) - time.time())
         return Claim(
-            acquired=False, owner=None, state=entry.get("state", "?"), lease_remaining=remaining, attempts=entry.get("attempts", 0)
+            acquired=False,
+            owner=None,
+            state=entry.get("state", "?"),
+            lease_remaining=remaining,
+            attempts=entry.get("attempts", 0),
+            split=bool(entry.get("parts")),
         )
 
     def renew(self, ref: ObjectRef, owner: str, lease_seconds: float) -> bool:
@@ -203,6 +210,18 @@ class Ledger:
         return self._write(
             ref,
             {"lease_until": time.time() + lease_seconds},
+            condition="#state = :running AND #lease_owner = :owner",
+            extra={":running": RUNNING, ":owner": owner},
+        )
+
+    def split(self, ref: ObjectRef, owner: str, parts: int, lease_seconds: float) -> bool:
+        """Record that a claimed file runs as `parts` parallel tasks, whose last one records its outcome with `owner`.
+
+        Nobody renews the lease meanwhile: it lasts as long as the parts may wait in their queue.
+        """
+        return self._write(
+            ref,
+            {"parts": parts, "lease_until": time.time() + lease_seconds},
             condition="#state = :running AND #lease_owner = :owner",
             extra={":running": RUNNING, ":owner": owner},
         )
@@ -216,7 +235,7 @@ class Ledger:
             extra={":running": RUNNING, ":owner": owner},
         )
 
-    def mark_succeeded(self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str) -> bool:
+    def mark_succeeded(self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str | None) -> bool:
         """Record a file's outputs, once: False if this attempt no longer holds the file (another one records it)."""
         return self._write(
             ref,

@@ -30,6 +30,8 @@ MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 PREFIX = "DROPQ_PREFIX"
 # The longest SQS delay one message of a task with a countdown gets (SQS allows 900 s); longer countdowns hop.
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
+# A table larger than this is converted in chunks of about this size, side by side (tasks/pipelines/tables.py).
+TABLE_CHUNK_BYTES = "DROPQ_TABLE_CHUNK_BYTES"
 # Set on each worker by its pool (infra/worker.py): which pool of the topology this worker belongs to.
 POOL = "DROPQ_POOL"
 # Extra Python modules a worker imports at start, comma-separated: where your own `@pipeline`s live.
@@ -68,6 +70,7 @@ class Settings:
     max_input_bytes: int = TOPOLOGY.max_input_bytes
     prefix: str = DEFAULT_PREFIX
     delay_hop_seconds: int = SQS_MAX_DELAY_SECONDS
+    table_chunk_bytes: int = 32 * 1024 * 1024
     pool: str | None = None
     pipeline_modules: tuple[str, ...] = ()
     ecs_agent_uri: str | None = None
@@ -124,6 +127,7 @@ class Settings:
             MAX_INPUT_BYTES: str(self.max_input_bytes),
             PREFIX: self.prefix,
             DELAY_HOP_SECONDS: str(self.delay_hop_seconds),
+            TABLE_CHUNK_BYTES: str(self.table_chunk_bytes),
             PIPELINE_MODULES: ",".join(self.pipeline_modules),
             SIGNING_KEY: self.signing_key or "",
             SIGNING_CERT: self.signing_cert or "",
@@ -186,6 +190,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         max_input_bytes=_int(environ, MAX_INPUT_BYTES, topology.max_input_bytes, 1),
         prefix=prefix,
         delay_hop_seconds=hop,
+        table_chunk_bytes=_int(environ, TABLE_CHUNK_BYTES, Settings.table_chunk_bytes, 64 * 1024),
         pool=pool,
         pipeline_modules=modules,
         ecs_agent_uri=environ.get(ECS_AGENT_URI) or None,

@@ -15,14 +15,17 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
-from celery.utils.time import get_exponential_backoff_interval
 
 from dropq.errors import InputError, TransientError
-from dropq.ledger import SUCCEEDED, Claim, Ledger, hold, ledger_for
+from dropq.ledger import RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import PROCESS_TASK
 from dropq.settings import Settings
 from tasks.app import app, settings
+from tasks.backoff import backoff
+from tasks.parts import plan as parts_plan
+from tasks.parts import split_of
+from tasks.parts import start as start_parts
 from tasks.pipelines import PIPELINES, Job
 from tasks.storage import delete_keys, download, upload_folder
 
@@ -32,8 +35,6 @@ logger = logging.getLogger("dropq.worker")
 S3_MAX_KEY_BYTES = 1024
 # The longest output name a built-in pipeline writes ("thumb-512.png", "metadata.json", ...).
 LONGEST_OUTPUT_NAME = 16
-RETRY_BACKOFF_FACTOR = 2
-RETRY_BACKOFF_MAX = 300
 # A claimed file's lease: renewed every third of it while its task runs; a crashed worker's runs out this
 # long after the crash, before its message comes back (at least two thirds of a visibility timeout).
 LEASE_SECONDS = 15
@@ -150,6 +151,9 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
         if claim.state == SUCCEEDED:
             logger.info("task %s: %s (etag %s) already succeeded; duplicate delivery skipped", task_id, ref.uri, ref.etag)
             return {"state": "skipped", "key": ref.key}
+        if claim.state == RUNNING and claim.split:
+            logger.info("task %s: %s runs in parts that record its outcome; duplicate delivery skipped", task_id, ref.uri)
+            return {"state": "skipped", "key": ref.key}
         # Another delivery of this file is running (or its worker died and its lease has not run out yet).
         # Not an attempt: this may repeat while the other attempt keeps its lease, at most its time limit.
         countdown = max(1, min(LEASE_SECONDS / 3, claim.lease_remaining + 1))
@@ -173,9 +177,18 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
         with ledger_writes(task_id):
             ledger.mark_failed(ref, owner, reason, pipeline)
 
+    parts: list[dict[str, Any]] = []
     with hold(leases, ref, owner, LEASE_SECONDS) as lost:
         try:
-            outputs, sha256 = run_pipeline(ref, pipeline, s3, settings, lost)
+            split = split_of(pipeline)
+            if split is not None:
+                check_input(ref, pipeline, settings)
+                parts = parts_plan(split, ref, s3)
+            if len(parts) > 1:
+                queue = (task.request.delivery_info or {}).get("routing_key") or settings.topology.default_queue
+                group = start_parts(ref, pipeline, parts, owner, queue)
+            else:
+                outputs, sha256 = run_pipeline(ref, pipeline, s3, settings, lost)
         except LeaseLost:
             logger.warning("task %s: %s: another attempt took the file over; this one stops without uploading", task_id, ref.uri)
             return {"state": "superseded", "key": ref.key}
@@ -186,7 +199,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
             if attempts > settings.max_retries:
                 failed(f"gave up after {attempts} attempts: {exc}")
                 raise
-            countdown = get_exponential_backoff_interval(RETRY_BACKOFF_FACTOR, attempts - 1, RETRY_BACKOFF_MAX, full_jitter=True)
+            countdown = backoff(attempts - 1)
             logger.warning("task %s: %s: transient error, retry in %ss: %s", task_id, ref.uri, countdown, exc)
             with ledger_writes(task_id):
                 ledger.release(ref, owner)
@@ -197,11 +210,18 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
         except Exception as exc:
             failed(f"internal error in the {pipeline} pipeline: {type(exc).__name__}: {exc}")
             raise
-        duration_ms = int((time.monotonic() - started) * 1000)
+        if len(parts) <= 1:
+            duration_ms = int((time.monotonic() - started) * 1000)
+            with ledger_writes(task_id):
+                succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256)
+            if not succeeded:
+                logger.warning("task %s: %s: lost its lease while running; the attempt that took over records it", task_id, ref.uri)
+                return {"state": "superseded", "key": ref.key}
+    if len(parts) > 1:
+        # From here the lease lasts as long as the parts may wait in their queue: nobody renews it.
         with ledger_writes(task_id):
-            succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256)
-        if not succeeded:
-            logger.warning("task %s: %s: lost its lease while running; the attempt that took over records the outcome", task_id, ref.uri)
-            return {"state": "superseded", "key": ref.key}
+            ledger.split(ref, owner, len(parts), lease_seconds=settings.topology.queue(queue).retention_seconds)
+        logger.info("task %s: %s runs in %d parts side by side (group %s)", task_id, ref.uri, len(parts), group)
+        return {"state": "split", "key": ref.key, "parts": len(parts), "group": group}
     logger.info("task %s: %s succeeded in %d ms with %d outputs", task_id, ref.uri, duration_ms, len(outputs))
     return {"state": "succeeded", "key": ref.key, "outputs": outputs, "sha256": sha256}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 from dropq.ledger import Ledger, ledger_for
+from dropq.protocol import decode_task_message
 from dropq.settings import Settings, local_settings
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
@@ -49,6 +52,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
 
 # The workloads cloud's longest SQS delay: short, so that a test sees a countdown take several hops in seconds.
 TEST_HOP_SECONDS = 2
+# The workloads cloud's table chunk size (the smallest allowed), so that a table of a few hundred KiB is split.
+TEST_CHUNK_BYTES = 64 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +61,31 @@ def workloads_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
     """The local cloud with one worker per pool, the test workloads (tests/workloads.py) and 2-second delay hops."""
     state = tmp_path_factory.mktemp("workloads")
     settings = local_settings(
-        port=free_port(), state_dir=str(state), pipeline_modules=("tests.workloads",), delay_hop_seconds=TEST_HOP_SECONDS
+        port=free_port(),
+        state_dir=str(state),
+        pipeline_modules=("tests.workloads",),
+        delay_hop_seconds=TEST_HOP_SECONDS,
+        table_chunk_bytes=TEST_CHUNK_BYTES,
     )
     with LocalCloud(settings, workers=1, record=True) as running:
         yield running
+
+
+def sent_tasks(recording: Path) -> Counter[str]:
+    """The Celery task names of every message sent to SQS in a moto recording (SendMessage and SendMessageBatch)."""
+    sent: Counter[str] = Counter()
+    for line in recording.read_text().splitlines() if recording.exists() else ():
+        request = json.loads(line)
+        target = {k.lower(): v for k, v in request["headers"].items()}.get("x-amz-target", "")
+        if target not in ("AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch"):
+            continue
+        params = json.loads(base64.b64decode(request["body"]) if request.get("body_encoded") else request["body"])
+        for body in [params["MessageBody"]] if "MessageBody" in params else [e["MessageBody"] for e in params["Entries"]]:
+            try:
+                sent[decode_task_message(body)["headers"]["task"]] += 1
+            except ValueError:  # an event or a failure record, not a task
+                sent["(not a task)"] += 1
+    return sent
 
 
 def drain(settings: Settings, queue: str) -> list[dict[str, Any]]:

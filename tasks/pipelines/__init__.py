@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tasks.pipelines.base import Job, Pipeline
+from tasks.pipelines.base import Job, Pipeline, Split
 
 PIPELINES: dict[str, Pipeline] = {}
 
@@ -23,4 +23,4 @@ def pipeline(name: str) -> Callable[[Pipeline], Pipeline]:
 
 from tasks.pipelines import images, metadata, tables  # noqa: E402,F401  (register the built-in pipelines)
 
-__all__ = ["PIPELINES", "Job", "Pipeline", "pipeline"]
+__all__ = ["PIPELINES", "Job", "Pipeline", "Split", "pipeline"]

@@ -1,15 +1,17 @@
-"""Images (JPEG, PNG, WebP): auto-oriented thumbnails and a JSON manifest."""
+"""Images (JPEG, PNG, WebP): auto-oriented thumbnails, each size its own task, and a JSON manifest."""
 
 from __future__ import annotations
 
 import json
 import warnings
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dropq.errors import InputError
+from dropq.objects import ObjectRef
 from tasks.pipelines import pipeline
-from tasks.pipelines.base import Job
+from tasks.pipelines.base import Job, ReadRange, Split
 
 THUMBNAIL_SIZES = (128, 512)
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"}
@@ -37,32 +39,47 @@ def _open(job: Job) -> Image.Image:
     return image
 
 
-@pipeline("images")
-def thumbnails(job: Job) -> None:
-    """Write thumb-<size>.{jpg,png} for each size, oriented by EXIF, and manifest.json."""
+def plan(ref: ObjectRef, read: ReadRange) -> list[dict[str, Any]]:
+    """One part per thumbnail size, rendered side by side."""
+    return [{"size": size} for size in THUMBNAIL_SIZES]
+
+
+def render(job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    """Write thumb-<size>.{jpg,png}, oriented by EXIF; return it and what the manifest says of the source."""
     original = _open(job)
     image_format = original.format
     orientation = original.getexif().get(EXIF_ORIENTATION, 1)
     image = ImageOps.exif_transpose(original)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    outputs = []
-    for size in THUMBNAIL_SIZES:
-        thumb = image.copy()
-        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-        if has_alpha:
-            name, thumb, kind = f"thumb-{size}.png", thumb.convert("RGBA"), "PNG"
-        else:
-            name, thumb, kind = f"thumb-{size}.jpg", thumb.convert("RGB"), "JPEG"
-        path = job.out_dir / name
-        thumb.save(path, kind, **({"quality": 85, "optimize": True} if kind == "JPEG" else {"optimize": True}))
-        outputs.append({"key": job.output_key(name), "width": thumb.width, "height": thumb.height, "bytes": path.stat().st_size})
-    manifest = {
-        "source": job.source_summary(),
+    size = int(args["size"])
+    thumb = image.copy()
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    if has_alpha:
+        name, thumb, kind = f"thumb-{size}.png", thumb.convert("RGBA"), "PNG"
+    else:
+        name, thumb, kind = f"thumb-{size}.jpg", thumb.convert("RGB"), "JPEG"
+    path = job.out_dir / name
+    thumb.save(path, kind, **({"quality": 85, "optimize": True} if kind == "JPEG" else {"optimize": True}))
+    return {
+        "thumbnail": {"key": job.output_key(name), "width": thumb.width, "height": thumb.height, "bytes": path.stat().st_size},
         "format": image_format,
         "width": image.width,
         "height": image.height,
         "mode": image.mode,
         "exif_orientation": orientation,
-        "thumbnails": outputs,
     }
-    (job.out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+
+def manifest(job: Job, thumbnails: list[dict[str, Any]]) -> None:
+    """Write manifest.json: the source and every thumbnail."""
+    first = thumbnails[0]
+    record = {
+        "source": job.source_summary(),
+        **{field: first[field] for field in ("format", "width", "height", "mode", "exif_orientation")},
+        "thumbnails": [t["thumbnail"] for t in thumbnails],
+    }
+    (job.out_dir / "manifest.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
+
+
+# Thumbnails of each size in parallel (a group); the manifest is the chord's callback.
+pipeline("images")(Split(plan=plan, part=render, combine=manifest))

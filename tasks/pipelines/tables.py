@@ -1,10 +1,12 @@
-"""Tables (CSV, JSON Lines): a Parquet file and a JSON column profile."""
+"""Tables (CSV, JSON Lines): a Parquet dataset and a JSON column profile; large files in chunks, side by side."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import decimal
+import io
+import itertools
 import json
 from typing import Any
 
@@ -15,11 +17,15 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from dropq.errors import InputError
+from dropq.objects import ObjectRef
+from dropq.settings import load_settings
 from tasks.pipelines import pipeline
-from tasks.pipelines.base import Job
+from tasks.pipelines.base import Job, ReadRange, Split
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 SNIFF_BYTES = 64 * 1024
+# A chunked table's column types are inferred from this much of its start, as pyarrow infers from its first block.
+SCHEMA_SAMPLE_BYTES = 1024 * 1024
 # Wider tables are refused before parsing: pyarrow's memory grows with the column count, not the file size.
 MAX_COLUMNS = 10_000
 # An empty CSV field is a missing value, in string columns too.
@@ -47,18 +53,34 @@ def _check_width(job: Job) -> None:
                 return
 
 
-def read_table(job: Job) -> tuple[pa.Table, str]:
-    """Parse the input as CSV or JSON Lines (by its extension)."""
-    json_lines = job.ref.key.lower().endswith(JSON_LINES_SUFFIXES)
-    kind = "JSON Lines" if json_lines else "CSV"
+def _kind(ref: ObjectRef) -> tuple[bool, str]:
+    json_lines = ref.key.lower().endswith(JSON_LINES_SUFFIXES)
+    return json_lines, "JSON Lines" if json_lines else "CSV"
+
+
+def _parse(source: Any, json_lines: bool, schema: pa.Schema | None = None, header: bool = True) -> pa.Table:
+    """Parse CSV or JSON Lines; with a `schema` (a chunk), its columns and types are not inferred again."""
+    if json_lines:
+        options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error") if schema is not None else None
+        return pajson.read_json(source, parse_options=options)
+    if schema is None:
+        return pacsv.read_csv(source, convert_options=CSV_CONVERSION)
+    read = pacsv.ReadOptions(column_names=schema.names, skip_rows=1 if header else 0)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, column_types=schema)
+    return pacsv.read_csv(source, read_options=read, convert_options=convert)
+
+
+def read_table(job: Job, schema: pa.Schema | None = None, header: bool = True, where: str = "") -> tuple[pa.Table, str]:
+    """Parse the input (or a chunk of it) as CSV or JSON Lines, by its extension."""
+    json_lines, kind = _kind(job.ref)
     _check_text(job, kind)
-    if not json_lines:
+    if not json_lines and header:
         _check_width(job)
     try:
-        table = pajson.read_json(job.source) if json_lines else pacsv.read_csv(job.source, convert_options=CSV_CONVERSION)
+        table = _parse(job.source, json_lines, schema, header)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         detail = str(exc).strip().splitlines()[0]
-        raise InputError(f"not a valid {kind} file: {detail}") from exc
+        raise InputError(f"not a valid {kind} file{where}: {detail}") from exc
     if table.num_columns == 0:
         raise InputError(f"not a valid {kind} file: no columns found")
     for name, column in zip(table.column_names, table.columns, strict=True):
@@ -91,17 +113,84 @@ def profile_column(name: str, column: pa.ChunkedArray) -> dict[str, Any]:
     return entry
 
 
-@pipeline("tables")
-def convert(job: Job) -> None:
-    """Write data.parquet and profile.json."""
-    table, kind = read_table(job)
-    pq.write_table(table, job.out_dir / "data.parquet", compression="zstd")
-    profile = {
+def _line_end(read: ReadRange, size: int, offset: int) -> int:
+    """The offset just after the first newline at or after `offset` (or the end of the file)."""
+    while offset < size:
+        window = read(offset, min(size, offset + SNIFF_BYTES))
+        newline = window.find(b"\n")
+        if newline >= 0:
+            return offset + newline + 1
+        offset += len(window)
+    return size
+
+
+def infer_schema(ref: ObjectRef, read: ReadRange) -> pa.Schema:
+    """The columns and types of a table, from its first SCHEMA_SAMPLE_BYTES (pyarrow infers them from its first block too)."""
+    json_lines, kind = _kind(ref)
+    sample = read(0, min(ref.size, SCHEMA_SAMPLE_BYTES))
+    if b"\x00" in sample[:SNIFF_BYTES]:
+        raise InputError(f"not a {kind} file: it contains binary data (NUL bytes), not text")
+    if not json_lines and sample.split(b"\n", 1)[0].count(b",") >= MAX_COLUMNS:
+        raise InputError(f"not a table dropq converts: the CSV header has more than {MAX_COLUMNS} columns")
+    try:
+        table = _parse(io.BytesIO(sample[: sample.rfind(b"\n") + 1] or sample), json_lines)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise InputError(f"not a valid {kind} file: {str(exc).strip().splitlines()[0]}") from exc
+    # A column empty throughout the sample may hold text further on.
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema])
+
+
+def plan(ref: ObjectRef, read: ReadRange) -> list[dict[str, Any]]:
+    """Chunks of about `chunk_bytes` (DROPQ_TABLE_CHUNK_BYTES), cut at line ends; one part for a smaller file."""
+    chunk_bytes = load_settings().table_chunk_bytes
+    if ref.size <= chunk_bytes:
+        return [{"range": [0, ref.size]}]
+    schema = base64.b64encode(infer_schema(ref, read).serialize().to_pybytes()).decode("ascii")
+    cuts = [0]
+    while cuts[-1] + chunk_bytes < ref.size:
+        cut = _line_end(read, ref.size, cuts[-1] + chunk_bytes)
+        if cut >= ref.size:
+            break
+        cuts.append(cut)
+    cuts.append(ref.size)
+    return [{"range": [start, end], "schema": schema} for start, end in itertools.pairwise(cuts)]
+
+
+def convert_chunk(job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    """Write one chunk as data/part-<n>.parquet; return its rows and column profile."""
+    start, end = args["range"]
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(args["schema"]))) if "schema" in args else None
+    where = f" (in bytes {start}..{end})" if schema is not None else ""
+    table, kind = read_table(job, schema=schema, header=start == 0, where=where)
+    name = f"data/part-{start:012d}.parquet"
+    (job.out_dir / "data").mkdir(exist_ok=True)
+    pq.write_table(table, job.out_dir / name, compression="zstd")
+    columns = [profile_column(n, c) for n, c in zip(table.column_names, table.columns, strict=False)]
+    return {"key": job.output_key(name), "format": kind, "rows": table.num_rows, "columns": columns}
+
+
+def _merge_column(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    merged = {**parts[0], "null_count": sum(p["null_count"] for p in parts)}
+    for bound, pick in (("min", min), ("max", max)):
+        values = [p[bound] for p in parts if p[bound] is not None]
+        merged[bound] = pick(values) if values else None
+    return merged
+
+
+def profile(job: Job, chunks: list[dict[str, Any]]) -> None:
+    """Write profile.json for the whole table, from its chunks' profiles."""
+    names = [c["name"] for c in chunks[0]["columns"]]
+    record = {
         "source": job.source_summary(),
-        "format": kind,
-        "row_count": table.num_rows,
-        "column_count": table.num_columns,
-        "columns": [profile_column(name, column) for name, column in zip(table.column_names, table.columns, strict=False)],
-        "outputs": [job.output_key("data.parquet")],
+        "format": chunks[0]["format"],
+        "row_count": sum(c["rows"] for c in chunks),
+        "column_count": len(names),
+        "columns": [_merge_column([c["columns"][i] for c in chunks]) for i in range(len(names))],
+        "outputs": [c["key"] for c in chunks],
     }
-    (job.out_dir / "profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))
+    (job.out_dir / "profile.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
+
+
+# A Parquet dataset (data/part-*.parquet) and a profile.json; a large file is converted in chunks side by side
+# (a chord), and the profile is the chord's callback.
+pipeline("tables")(Split(plan=plan, part=convert_chunk, combine=profile))

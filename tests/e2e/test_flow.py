@@ -92,7 +92,7 @@ def test_a_jpeg_a_csv_and_an_unknown_file_are_processed(cloud: LocalCloud, cloud
     # The table: Parquet rows and a profile
     table_key = f"{inbox}stock.csv"
     folder = f"processed/tables/{table_key}/"
-    table = pq.read_table(io.BytesIO(read(cloud, f"{folder}data.parquet")))
+    table = pq.read_table(io.BytesIO(read(cloud, f"{folder}data/part-000000000000.parquet")))
     assert table.to_pylist()[1] == {"sku": "B-2", "qty": None, "price": 4.5}
     assert table.num_rows == 4
     profile = json.loads(read(cloud, f"{folder}profile.json"))

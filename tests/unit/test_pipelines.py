@@ -17,6 +17,7 @@ from tasks.pipelines import PIPELINES, Job
 
 
 def make_job(tmp_path: Path, key: str, data: bytes) -> Job:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     source = tmp_path / "input"
     source.write_bytes(data)
     out_dir = tmp_path / "out"
@@ -107,7 +108,7 @@ def test_csv_becomes_parquet_and_a_column_profile(tmp_path: Path) -> None:
 
     PIPELINES["tables"](job)
 
-    table = pq.read_table(job.out_dir / "data.parquet")
+    table = pq.read_table(job.out_dir / "data")
     assert table.num_rows == 3 and table.column_names == ["id", "city", "amount"]
     assert table.column("city").to_pylist() == ["Oslo", None, "Lima"]
     profile = json.loads((job.out_dir / "profile.json").read_text())
@@ -121,7 +122,7 @@ def test_csv_becomes_parquet_and_a_column_profile(tmp_path: Path) -> None:
 def test_json_lines_become_parquet(tmp_path: Path) -> None:
     job = make_job(tmp_path, "incoming/events.jsonl", b'{"user": "a", "n": 1}\n{"user": "b", "n": null}\n')
     PIPELINES["tables"](job)
-    assert pq.read_table(job.out_dir / "data.parquet").to_pylist() == [{"user": "a", "n": 1}, {"user": "b", "n": None}]
+    assert pq.read_table(job.out_dir / "data").to_pylist() == [{"user": "a", "n": 1}, {"user": "b", "n": None}]
     assert json.loads((job.out_dir / "profile.json").read_text())["format"] == "JSON Lines"
 
 
@@ -156,3 +157,23 @@ def test_metadata_detects_content_type_and_hashes(tmp_path: Path, key: str, data
     record = json.loads((job.out_dir / "metadata.json").read_text())
     assert record["content_type"] == content_type
     assert record["source"] == {"bucket": "b", "key": key, "etag": "e", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_a_table_over_the_chunk_size_is_converted_in_line_aligned_chunks_to_the_same_rows_and_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b"id,city,amount\n" + "".join(f"{i},c{i % 7},{i / 4}\n" for i in range(20_000)).encode()
+    whole = make_job(tmp_path / "whole", "incoming/t.csv", data)
+    PIPELINES["tables"](whole)
+
+    monkeypatch.setenv("DROPQ_TABLE_CHUNK_BYTES", str(64 * 1024))
+    chunked = make_job(tmp_path / "chunked", "incoming/t.csv", data)
+    PIPELINES["tables"](chunked)
+
+    parts = sorted((chunked.out_dir / "data").iterdir())
+    assert len(parts) == -(-len(data) // (64 * 1024)) and len(list((whole.out_dir / "data").iterdir())) == 1
+    assert pq.read_table(chunked.out_dir / "data").equals(pq.read_table(whole.out_dir / "data"))
+    chunked_profile = json.loads((chunked.out_dir / "profile.json").read_text())
+    whole_profile = json.loads((whole.out_dir / "profile.json").read_text())
+    assert chunked_profile["columns"] == whole_profile["columns"] and chunked_profile["row_count"] == 20_000
+    assert len(chunked_profile["outputs"]) == len(parts)
