@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cloud_settings = local_settings(port=free_port(), state_dir=str(state / "cloud"))
     processes = cloud_settings.topology.pools[0].concurrency
-    with LocalCloud(cloud_settings, workers=1) as cloud:
+    with LocalCloud(cloud_settings, workers={"default": 1}) as cloud:
         lat = latency.measure(cloud, sizes.latency_files, sizes.latency_interval)
         counts = {"images": sizes.images, "tables": sizes.tables}
         efficiency = [pipelines.compare(cloud, name, count, processes) for name, count in counts.items()]

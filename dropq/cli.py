@@ -107,6 +107,38 @@ def put(files: tuple[Path, ...], prefix: str) -> None:
 
 
 @main.group()
+def schedule() -> None:
+    """Periodic tasks: EventBridge Scheduler (or `dropq up`) fires them; each period runs once."""
+
+
+@schedule.command(name="list")
+def schedule_list() -> None:
+    """Show the topology's schedules."""
+    settings = _settings()
+    for entry in settings.topology.schedules:
+        click.echo(f"{entry.name:<16} {entry.expression:<24} {entry.task} on {settings.topology.schedule(entry.name).queue}")
+
+
+@schedule.command(name="run")
+@click.argument("name")
+def schedule_run(name: str) -> None:
+    """Run the schedule NAME now (a period of its own: the current second)."""
+    from datetime import UTC, datetime
+
+    from dropq.signing import signer_for
+    from lambdas.producer.schedules import Firing, enqueue_run, period_id
+
+    settings = _settings()
+    known = [s.name for s in settings.topology.schedules]
+    if name not in known:
+        raise click.BadParameter(f"no schedule {name!r}; known: {', '.join(known)}", param_hint="NAME")
+    firing = Firing(schedule=name, scheduled_time=period_id(datetime.now(UTC)))
+    with _reaching(settings):
+        task_id = enqueue_run(firing, settings, settings.client("sqs"), signer_for(settings))
+    click.echo(f"enqueued {settings.topology.schedule(name).task} for {firing.scheduled_time} (task {task_id})")
+
+
+@main.group()
 def dlq() -> None:
     """Dead-letter queues: messages that could not be run after maxReceiveCount receives."""
 

@@ -27,6 +27,8 @@ from infra.topology import TableSpec
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
 WORKER_PK = "worker"
+# A periodic task's runs: pk = "schedule#<name>", sk = the scheduled time of the period.
+SCHEDULE_PK = "schedule#"
 # A worker whose heartbeat is older than this is not listed as alive.
 WORKER_STALE_SECONDS = 90
 # DynamoDB's item size limit is 400 KB; a reason longer than this is cut, never the write refused.
@@ -305,6 +307,100 @@ class Ledger:
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def day(self, day: str) -> list[dict[str, Any]]:
+        """Every file entry last updated on `day` (YYYY-MM-DD, UTC), from the `recent` index."""
+        index, hash_key, _ = self.table.indexes[0]
+        return [
+            decode_item(item)
+            for page in self._pages(
+                TableName=self.table_name,
+                IndexName=index,
+                KeyConditionExpression="#h = :day",
+                ExpressionAttributeNames={"#h": hash_key},
+                ExpressionAttributeValues={":day": {"S": day}},
+            )
+            for item in page
+        ]
+
+    def _stuck_condition(self) -> str:
+        return (
+            "updated_at < :cutoff AND (#state = :queued OR "
+            "(#state = :running AND (attribute_not_exists(#lease_until) OR #lease_until < :now)))"
+        )
+
+    def requeue(self, ref: ObjectRef, task_id: str, cutoff: str) -> bool:
+        """Queue again a file stuck since before `cutoff` (queued, or running with a lease run out); count the sweep."""
+        return self._write(
+            ref,
+            {"state": QUEUED, "task_id": task_id, "queued_at": _iso(_now()), "lease_until": None, "parts": None},
+            condition=self._stuck_condition(),
+            extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
+            add={"sweeps": 1},
+        )
+
+    def fail_stuck(self, ref: ObjectRef, cutoff: str, reason: str) -> bool:
+        """Record why a file that stays stuck since before `cutoff` will not be tried again."""
+        return self._write(
+            ref,
+            {"state": FAILED, "reason": reason, "finished_at": _iso(_now()), "lease_until": None},
+            condition=self._stuck_condition(),
+            extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
+        )
+
+    def _period_key(self, schedule: str, period: str) -> dict[str, Any]:
+        return {"pk": {"S": f"{SCHEDULE_PK}{schedule}"}, "sk": {"S": period}}
+
+    def claim_period(self, schedule: str, period: str, task_id: str, lease_seconds: float) -> Claim:
+        """Take a schedule's run for one period, unless it ran already or another run holds a live claim on it."""
+        now = time.time()
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._period_key(schedule, period),
+                UpdateExpression="SET #state = :running, task_id = :task, lease_until = :until, started_at = :started, #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(#state) OR (#state = :running AND lease_until < :now)",
+                ExpressionAttributeNames={"#state": "state", "#ttl": self.table.ttl_attribute},
+                ExpressionAttributeValues={
+                    ":running": {"S": RUNNING},
+                    ":task": {"S": task_id},
+                    ":until": _encode(now + lease_seconds),
+                    ":started": {"S": _iso(_now())},
+                    ":ttl": _encode(int(now) + self.ttl_seconds),
+                    ":now": _encode(now),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            item = self.client.get_item(TableName=self.table_name, Key=self._period_key(schedule, period), ConsistentRead=True)
+            entry = decode_item(item.get("Item", {}))
+            remaining = max(0.0, float(entry.get("lease_until") or 0) - time.time())
+            return Claim(acquired=False, owner=None, state=entry.get("state", "?"), lease_remaining=remaining, attempts=0)
+        return Claim(acquired=True, owner=task_id, state=RUNNING, lease_remaining=lease_seconds, attempts=1)
+
+    def finish_period(self, schedule: str, period: str, task_id: str, state: str, summary: dict[str, Any]) -> bool:
+        """Record how a period's run ended (only the run holding the claim can)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._period_key(schedule, period),
+                UpdateExpression="SET #state = :state, summary = :summary, finished_at = :finished",
+                ConditionExpression="task_id = :task",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":state": {"S": state},
+                    ":summary": _encode(summary),
+                    ":finished": {"S": _iso(_now())},
+                    ":task": {"S": task_id},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def period(self, schedule: str, period: str) -> dict[str, Any] | None:
+        """A schedule's run for one period, or None."""
+        item = self.client.get_item(TableName=self.table_name, Key=self._period_key(schedule, period), ConsistentRead=True)
+        return decode_item(item["Item"]) if "Item" in item else None
 
     def heartbeat(self, hostname: str, info: dict[str, Any]) -> None:
         """Record that a worker is alive (its entry expires by itself)."""

@@ -30,6 +30,8 @@ MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 PREFIX = "DROPQ_PREFIX"
 # The longest SQS delay one message of a task with a countdown gets (SQS allows 900 s); longer countdowns hop.
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
+# The sweep (a periodic task) enqueues again the files stuck in queued or running for longer than this.
+STUCK_AFTER_SECONDS = "DROPQ_STUCK_AFTER_SECONDS"
 # A table larger than this is converted in chunks of about this size, side by side (tasks/pipelines/tables.py).
 TABLE_CHUNK_BYTES = "DROPQ_TABLE_CHUNK_BYTES"
 # Set on each worker by its pool (infra/worker.py): which pool of the topology this worker belongs to.
@@ -71,6 +73,7 @@ class Settings:
     prefix: str = DEFAULT_PREFIX
     delay_hop_seconds: int = SQS_MAX_DELAY_SECONDS
     table_chunk_bytes: int = 32 * 1024 * 1024
+    stuck_after_seconds: int = 60 * 60
     pool: str | None = None
     pipeline_modules: tuple[str, ...] = ()
     ecs_agent_uri: str | None = None
@@ -128,6 +131,7 @@ class Settings:
             PREFIX: self.prefix,
             DELAY_HOP_SECONDS: str(self.delay_hop_seconds),
             TABLE_CHUNK_BYTES: str(self.table_chunk_bytes),
+            STUCK_AFTER_SECONDS: str(self.stuck_after_seconds),
             PIPELINE_MODULES: ",".join(self.pipeline_modules),
             SIGNING_KEY: self.signing_key or "",
             SIGNING_CERT: self.signing_cert or "",
@@ -191,6 +195,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         prefix=prefix,
         delay_hop_seconds=hop,
         table_chunk_bytes=_int(environ, TABLE_CHUNK_BYTES, Settings.table_chunk_bytes, 64 * 1024),
+        stuck_after_seconds=_int(environ, STUCK_AFTER_SECONDS, Settings.stuck_after_seconds, 1),
         pool=pool,
         pipeline_modules=modules,
         ecs_agent_uri=environ.get(ECS_AGENT_URI) or None,

@@ -7,6 +7,7 @@ Lambda bundle carries this module.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -155,6 +156,62 @@ class Placement(NamedTuple):
     queue: str
 
 
+RATE_EXPRESSION = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+CRON_EXPRESSION = re.compile(r"^cron\((.+)\)$")
+SCHEDULE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A periodic task: the Celery task `task`, sent to `queue` (the first queue if None) at the times of `expression`.
+
+    `expression` is EventBridge Scheduler's, in UTC: `rate(10 minutes)` or `cron(minutes hours day-of-month
+    month day-of-week year)`. The stack deploys it as a schedule; `dropq up` fires it locally at the same times.
+    """
+
+    name: str
+    expression: str
+    task: str
+    queue: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(SCHEDULE_NAME.match(self.name)), f"schedule name {self.name!r} must match {SCHEDULE_NAME.pattern}")
+        rate, cron = RATE_EXPRESSION.match(self.expression), CRON_EXPRESSION.match(self.expression)
+        _check(
+            bool(rate or cron),
+            f"schedule {self.name}: {self.expression!r} is neither a rate like 'rate(10 minutes)' nor a cron like 'cron(5 0 * * ? *)'",
+        )
+        if rate:
+            value, unit = int(rate.group(1)), rate.group(2)
+            _check(value >= 1, f"schedule {self.name}: a rate of {value} must be at least 1")
+            _check(
+                unit.endswith("s") == (value != 1),
+                f"schedule {self.name}: EventBridge wants 'rate(1 {unit.rstrip('s')})' or 'rate({value} {unit.rstrip('s')}s)'",
+            )
+        if cron:
+            fields = cron.group(1).split()
+            _check(len(fields) == 6, f"schedule {self.name}: a cron expression has six fields (minutes ... year), not {len(fields)}")
+            _check(fields[5] == "*", f"schedule {self.name}: the year field must be '*' (a schedule that stops is not supported)")
+
+    @property
+    def rate_seconds(self) -> int | None:
+        """The period of a rate expression, in seconds (None for a cron)."""
+        rate = RATE_EXPRESSION.match(self.expression)
+        return int(rate.group(1)) * RATE_UNITS[rate.group(2).rstrip("s")] if rate else None
+
+    @property
+    def cron(self) -> str | None:
+        """A cron expression as classic five-field cron reads it (days of the week 0-6 from Sunday), or None."""
+        cron = CRON_EXPRESSION.match(self.expression)
+        if not cron:
+            return None
+        minutes, hours, day_of_month, month, day_of_week, _year = cron.group(1).split()
+        # EventBridge numbers days of the week 1-7 from Sunday and writes '?' for "any".
+        day_of_week = re.sub(r"\d", lambda d: str(int(d.group()) - 1), day_of_week)
+        return " ".join(field.replace("?", "*") for field in (minutes, hours, day_of_month, month, day_of_week))
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A DynamoDB table: keys, TTL attribute and secondary indexes (name -> (hash, range))."""
@@ -243,8 +300,11 @@ class Topology:
     results_table: TableSpec
     # The first rule a file matches names its queue; a file no rule matches waits in the first queue.
     queue_rules: tuple[QueueRule, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
     inbox_prefix: str = "incoming/"
     output_prefix: str = "processed/"
+    # Where periodic tasks write what they produce (the daily report).
+    reports_prefix: str = "reports/"
     result_ttl_seconds: int = 7 * 24 * 60 * 60
     ledger_ttl_seconds: int = 90 * 24 * 60 * 60
     # Where the producer sends events it could not handle after its retries (its on-failure destination).
@@ -255,12 +315,17 @@ class Topology:
 
     def __post_init__(self) -> None:
         _check(bool(S3_BUCKET_NAME.match(self.bucket)), f"bucket name {self.bucket!r} must match {S3_BUCKET_NAME.pattern}")
-        for label, prefix in (("inbox_prefix", self.inbox_prefix), ("output_prefix", self.output_prefix)):
+        for label, prefix in (
+            ("inbox_prefix", self.inbox_prefix),
+            ("output_prefix", self.output_prefix),
+            ("reports_prefix", self.reports_prefix),
+        ):
             _check(prefix.endswith("/") and len(prefix) > 1, f"{label} {prefix!r} must be a non-empty folder ending in '/'")
-        _check(
-            not self.output_prefix.startswith(self.inbox_prefix) and not self.inbox_prefix.startswith(self.output_prefix),
-            f"inbox_prefix {self.inbox_prefix!r} and output_prefix {self.output_prefix!r} overlap: outputs would re-trigger the producer",
-        )
+        for label, prefix in (("output_prefix", self.output_prefix), ("reports_prefix", self.reports_prefix)):
+            _check(
+                not prefix.startswith(self.inbox_prefix) and not self.inbox_prefix.startswith(prefix),
+                f"inbox_prefix {self.inbox_prefix!r} and {label} {prefix!r} overlap: what dropq writes would re-trigger the producer",
+            )
         names = [q.name for q in self.queues]
         _check(len(set(names)) == len(names), f"queue names repeat: {names}")
         object.__setattr__(self, "queue_names", frozenset(names))
@@ -277,6 +342,13 @@ class Topology:
             unknown = set(pool.queues) - self.queue_names
             _check(not unknown, f"pool {pool.name} consumes unknown queues {sorted(unknown)}")
         _check(consumed == set(self.queue_names), f"queues no pool consumes: {sorted(self.queue_names - consumed)}")
+        schedule_names = [s.name for s in self.schedules]
+        _check(len(set(schedule_names)) == len(schedule_names), f"schedule names repeat: {schedule_names}")
+        for schedule in self.schedules:
+            _check(
+                schedule.queue is None or schedule.queue in self.queue_names,
+                f"schedule {schedule.name} names unknown queue {schedule.queue!r}",
+            )
         _check(self.max_input_bytes > 0, f"max_input_bytes {self.max_input_bytes} must be positive")
         _check(0 <= self.producer_retries <= 2, f"producer_retries {self.producer_retries} is outside Lambda's range 0..2")
 
@@ -293,6 +365,13 @@ class Topology:
             if spec.name == name:
                 return spec
         raise KeyError(f"no queue {name!r} in the topology; known: {sorted(self.queue_names)}")
+
+    def schedule(self, name: str) -> Schedule:
+        """The schedule called `name`, with its queue filled in."""
+        for schedule in self.schedules:
+            if schedule.name == name:
+                return schedule if schedule.queue else dataclasses.replace(schedule, queue=self.default_queue)
+        raise KeyError(f"no schedule {name!r} in the topology; known: {sorted(s.name for s in self.schedules)}")
 
     def is_inbox_key(self, key: str) -> bool:
         """Whether an object key is an input the producer should handle."""
@@ -350,6 +429,12 @@ TOPOLOGY = Topology(
         QueueRule(URGENT_QUEUE, pattern="urgent/*"),
         QueueRule(HEAVY_QUEUE, pipelines=("images",), min_bytes=16 * MiB),
         QueueRule(HEAVY_QUEUE, pipelines=("tables",), min_bytes=64 * MiB),
+    ),
+    schedules=(
+        # Just after midnight UTC: the day before, summed up in reports/daily/<day>.json (tasks/periodic.py).
+        Schedule("daily-report", "cron(5 0 * * ? *)", "dropq.report"),
+        # Files stuck in queued or running (a lost message, a dead worker) are enqueued again.
+        Schedule("sweep", "rate(10 minutes)", "dropq.sweep"),
     ),
     pools=(
         WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4),

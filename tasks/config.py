@@ -27,9 +27,9 @@ def broker_url(settings: Settings) -> str:
 
 
 def result_backend_url(settings: Settings) -> str:
-    """Celery's DynamoDB backend URL, with the topology's results table and TTL."""
+    """Celery's DynamoDB backend URL (dropq's subclass, tasks/results.py), with the topology's results table and TTL."""
     topology = settings.topology
-    return f"dynamodb://{_local_credentials(settings)}{settings.region}/{settings.physical_name(topology.results_table.name)}?ttl_seconds={topology.result_ttl_seconds}"
+    return f"tasks.results:DynamoDBBackend+dynamodb://{_local_credentials(settings)}{settings.region}/{settings.physical_name(topology.results_table.name)}?ttl_seconds={topology.result_ttl_seconds}"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -44,9 +44,9 @@ def moto_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
 
 @pytest.fixture(scope="session")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """The whole local cloud, as `dropq up` runs it (moto, the producer behind S3 notifications, workers), recording requests."""
+    """The whole local cloud, as `dropq up` runs it (moto, the producer behind S3 notifications, a default worker), recording requests."""
     state = tmp_path_factory.mktemp("cloud")
-    with LocalCloud(local_settings(port=free_port(), state_dir=str(state)), workers=1, record=True) as running:
+    with LocalCloud(local_settings(port=free_port(), state_dir=str(state)), workers={"default": 1}, record=True) as running:
         yield running
 
 
@@ -54,6 +54,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
 TEST_HOP_SECONDS = 2
 # The workloads cloud's table chunk size (the smallest allowed), so that a table of a few hundred KiB is split.
 TEST_CHUNK_BYTES = 64 * 1024
+# How long a file stays queued before the workloads cloud's sweep enqueues it again.
+TEST_STUCK_AFTER_SECONDS = 3
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +68,7 @@ def workloads_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
         pipeline_modules=("tests.workloads",),
         delay_hop_seconds=TEST_HOP_SECONDS,
         table_chunk_bytes=TEST_CHUNK_BYTES,
+        stuck_after_seconds=TEST_STUCK_AFTER_SECONDS,
     )
     with LocalCloud(settings, workers=1, record=True) as running:
         yield running

@@ -22,6 +22,7 @@ PRODUCER_MODULES = (
     "lambdas/producer/handler.py",
     "lambdas/producer/events.py",
     "lambdas/producer/enqueue.py",
+    "lambdas/producer/schedules.py",
     "dropq/__init__.py",
     "dropq/settings.py",
     "dropq/errors.py",

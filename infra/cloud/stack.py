@@ -17,6 +17,7 @@ from infra.cloud.monitoring import Monitoring
 from infra.cloud.nag import acknowledge
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
+from infra.cloud.schedules import Schedules
 from infra.cloud.storage import Storage
 from infra.cloud.workers import WorkerService
 from infra.topology import TOPOLOGY, Topology
@@ -51,6 +52,7 @@ class DropqStack(cdk.Stack):
             prefix=self.prefix,
         )
         self.producer = Producer(self, "Producer", self.settings, self.storage, self.queues)
+        self.schedules = Schedules(self, "Schedules", topology, self.producer, self.queues)
         self._acknowledge_cdk_handlers()
 
         self.vpc = ec2.Vpc(

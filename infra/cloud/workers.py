@@ -25,8 +25,9 @@ CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 # What a worker does, and nothing more (tasks/storage.py, dropq/ledger.py, Celery's DynamoDB result backend).
 INPUT_ACTIONS = ("s3:GetObject",)
 OUTPUT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
-# Ledger: state transitions (UpdateItem), reads by key (Query), its heartbeat (PutItem, DeleteItem).
-LEDGER_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem")
+# Ledger: state transitions and periodic runs' claims (UpdateItem), reads by key (Query, GetItem), a day's files for
+# the report and the sweep (Query on its `recent` index), its heartbeat (PutItem, DeleteItem).
+LEDGER_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
 # Results: Celery checks the table and its TTL at start, then reads and writes items (and counters, for chords).
 # Scale-in protection while busy (tasks/protection.py): the ECS agent calls these with the task role.
 PROTECTION_ACTIONS = ("ecs:GetTaskProtection", "ecs:UpdateTaskProtection")
@@ -122,22 +123,33 @@ class WorkerService(Construct):
         )
 
     def _grant(self, settings: Settings, storage: Storage, queues: Queues) -> None:
-        """Only what a worker does: consume (and, for retries, republish to) its queues, read inputs, write outputs, keep the ledger."""
+        """Only what a worker does: consume its queues, send tasks, read inputs, write outputs and reports, keep the ledger."""
         role = self.task_definition.task_role
         topology = settings.topology
         for name in self.pool.queues:
             queues.work[name].grant_consume_messages(role)
-            # Celery's retries publish the task again.
-            queues.work[name].grant_send_messages(role)
+        # Retries, delays that hop, parts of a file publish tasks; the sweep enqueues stuck files on any queue.
+        for queue in queues.work.values():
+            queue.grant_send_messages(role)
         inputs = storage.bucket.arn_for_objects(f"{topology.inbox_prefix}*")
         outputs = storage.bucket.arn_for_objects(f"{topology.output_prefix}*")
+        reports = storage.bucket.arn_for_objects(f"{topology.reports_prefix}*")
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(INPUT_ACTIONS), resources=[inputs]))
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(OUTPUT_ACTIONS), resources=[outputs]))
-        role.add_to_principal_policy(iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=[storage.ledger.table_arn]))
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
+        ledger = [storage.ledger.table_arn, f"{storage.ledger.table_arn}/index/*"]
+        role.add_to_principal_policy(iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=ledger))
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(RESULTS_ACTIONS), resources=[storage.results.table_arn]))
         policy = self.task_definition.task_role.node.try_find_child("DefaultPolicy")
-        for prefix in (topology.inbox_prefix, topology.output_prefix):
+        for prefix in (topology.inbox_prefix, topology.output_prefix, topology.reports_prefix):
             acknowledge_objects(policy, storage.bucket, prefix)
+        stack = cdk.Stack.of(self)
+        ledger_id = stack.resolve(stack.get_logical_id(storage.ledger.node.default_child))
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{ledger_id}.Arn>/index/*]",
+            "The ledger's own secondary indexes (its `recent` index): the daily report and the sweep query a day's files there.",
+        )
         execution_policy = self.task_definition.obtain_execution_role().node.try_find_child("DefaultPolicy")
         acknowledge(
             execution_policy,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,12 @@ from dropq.settings import Settings
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
 from infra.local.provision import provision
+from infra.local.scheduler import LocalScheduler
 from infra.local.server import MotoServer
 from infra.local.workers import WorkerSet
 from infra.scaling import scaling_policy
+from infra.topology import Schedule
+from lambdas.producer.schedules import SCHEDULE_FIELD, TIME_FIELD, period_id
 
 PRODUCER_HANDLER = "lambdas.producer.handler.handler"
 # Seconds between the local autoscaler's readings of the queues (CloudWatch's are a minute apart).
@@ -24,18 +29,19 @@ AUTOSCALE_INTERVAL = 2.0
 
 
 class LocalCloud:
-    """A moto server with the topology provisioned, the producer behind S3 notifications, and workers."""
+    """A moto server with the topology provisioned, the producer behind S3 notifications and the schedules, and workers."""
 
     def __init__(
         self,
         settings: Settings,
-        workers: int | None = None,
+        workers: int | Mapping[str, int] | None = None,
         record: bool = False,
         autoscale_interval: float = AUTOSCALE_INTERVAL,
         cooldowns: Mapping[str, float] | None = None,
         server_port: int | None = None,
     ) -> None:
-        """`workers` pins each pool to that many workers; None autoscales them with the stack's policy
+        """`workers` pins each pool to that many workers (or the pools named in a mapping, the others to none);
+        None autoscales them with the stack's policy
         (`cooldowns` overrides its cooldowns, in seconds, by field name of `ScalingPolicy`).
         `server_port` runs moto on another port than the endpoint's, for something in between (a fault proxy)."""
         if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
@@ -52,19 +58,23 @@ class LocalCloud:
         self.cooldowns = dict(cooldowns or {})
         self.autoscalers: list[Autoscaler] = []
         self.producer: subprocess.Popen[bytes] | None = None
+        self.events_url: str | None = None
+        self.scheduler: LocalScheduler | None = None
 
     def start(self) -> LocalCloud:
         """Start the server, provision, start the producer runtime and the workers."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.server.start()
         try:
-            events_url = provision(replace(self.settings, endpoint_url=self.server.endpoint_url))
+            self.events_url = provision(replace(self.settings, endpoint_url=self.server.endpoint_url))
             if self.recording is not None:
                 self.server.reset_recording()  # record what dropq does at run time, not its provisioning
-            self.start_producer(events_url)
+            self.start_producer(self.events_url)
+            self.scheduler = LocalScheduler(self.settings.topology.schedules, self.fire).start()
             if self.workers is not None:
                 for workers in self.pools:
-                    workers.scale_to(self.workers)
+                    pinned = self.workers if isinstance(self.workers, int) else self.workers.get(workers.pool.name, 0)
+                    workers.scale_to(pinned)
             else:
                 self.start_autoscalers()
         except BaseException:
@@ -87,6 +97,15 @@ class LocalCloud:
         ]
         self.producer = start_process(command, self.state_dir / "lambda.log", self.env)
 
+    def invoke_producer(self, event: dict[str, Any]) -> None:
+        """Invoke the producer asynchronously with `event`, through the local Lambda runtime (as S3 and EventBridge do)."""
+        assert self.events_url is not None, "the cloud is not started"
+        self.settings.client("sqs").send_message(QueueUrl=self.events_url, MessageBody=json.dumps(event))
+
+    def fire(self, schedule: Schedule, scheduled_time: datetime) -> None:
+        """Fire one schedule for one period, as EventBridge Scheduler does: the producer, with the schedule payload."""
+        self.invoke_producer({SCHEDULE_FIELD: schedule.name, TIME_FIELD: period_id(scheduled_time)})
+
     def start_autoscalers(self) -> None:
         """Scale each pool on its queues' backlog, as the stack's scaling policies do in AWS."""
         sqs = self.settings.client("sqs")
@@ -98,7 +117,10 @@ class LocalCloud:
             self.autoscalers.append(autoscaler.start())
 
     def stop(self) -> None:
-        """Stop everything this cloud started: workers first, then the producer, then the server."""
+        """Stop everything this cloud started: the scheduler and workers first, then the producer, then the server."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         for autoscaler in self.autoscalers:
             autoscaler.stop()
         self.autoscalers.clear()

@@ -9,6 +9,8 @@ receives that do not slow down with the queue's length.
   of 10 from a queue of 1,000 took over a second, so every consumer drained a backlog in quadratic time.
   The retention period is read directly instead, and GetQueueAttributes computes the attributes once
   instead of three times per name asked for. Same answers, same behaviour.
+- moto's request recorder (which tests count requests with) writes each line in two unlocked writes;
+  it takes the same lock, so that lines from two server threads never interleave.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from moto.core.utils import unix_time
 from moto.dynamodb.models import DynamoDBBackend
+from moto.moto_api._internal.recorder.models import Recorder
 from moto.server import main
 from moto.sqs.exceptions import InvalidAttributeName
 from moto.sqs.models import Message, SQSBackend
@@ -58,6 +61,8 @@ def _get_queue_attributes(self: SQSBackend, queue_name: str, attribute_names: li
 
 for _name in ITEM_OPERATIONS:
     setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+# moto's recorder appends a request in two writes, unlocked: two server threads would interleave their lines.
+Recorder._record_request = _atomic(Recorder._record_request)  # type: ignore[method-assign]
 SQSBackend.is_message_valid_based_on_retention_period = _is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 SQSBackend.get_queue_attributes = _get_queue_attributes  # type: ignore[method-assign]
 

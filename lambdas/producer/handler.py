@@ -10,6 +10,7 @@ from dropq.settings import Settings, load_settings
 from dropq.signing import Signer, signer_for
 from lambdas.producer.enqueue import enqueue_objects
 from lambdas.producer.events import parse_s3_event
+from lambdas.producer.schedules import enqueue_run, is_schedule_event, parse_firing
 
 logger = logging.getLogger("dropq.producer")
 logger.setLevel(logging.INFO)
@@ -31,9 +32,14 @@ def _cold_start() -> tuple[Settings, Any, Any, Signer | None]:
     return _settings, _clients["sqs"], _clients["ledger"], _clients["signer"]
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    """Handle one S3 event notification (S3 invokes this asynchronously; an exception makes Lambda retry)."""
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Handle one S3 event notification, or one schedule's firing (both invoke this asynchronously; an exception makes Lambda retry)."""
     settings, sqs, ledger, signer = _cold_start()
+    if is_schedule_event(event):
+        firing = parse_firing(event, settings.topology)
+        task_id = enqueue_run(firing, settings, sqs, signer)
+        logger.info("schedule %s fired for %s: task %s enqueued", firing.schedule, firing.scheduled_time, task_id)
+        return {"schedule": firing.schedule, "scheduled_time": firing.scheduled_time, "task_id": task_id}
     parsed = parse_s3_event(event, settings.topology)
     enqueued = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger, signer=signer)
     logger.info("event handled: %d enqueued, %d ignored", len(enqueued), parsed.ignored)

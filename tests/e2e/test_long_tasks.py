@@ -26,7 +26,7 @@ def test_a_task_twice_as_long_as_the_visibility_timeout_is_received_once(tmp_pat
     queue = dataclasses.replace(TOPOLOGY.queues[0], visibility_timeout=VISIBILITY)
     topology = dataclasses.replace(TOPOLOGY, queues=(queue, *TOPOLOGY.queues[1:]))
     settings = local_settings(port=free_port(), state_dir=str(tmp_path), topology=topology, pipeline_modules=("tests.workloads",))
-    with LocalCloud(settings, workers=2) as cloud:
+    with LocalCloud(settings, workers={"default": 2}) as cloud:
         (ref,) = drop(settings, {"work/long/task.txt": str(TASK_SECONDS).encode()}).values()
         task_id = send_task(settings, ref, "sleep")
         sqs, url = settings.client("sqs"), settings.queue_url("default")

@@ -27,7 +27,7 @@ def test_a_busy_worker_is_protected_from_scale_in_and_an_idle_one_is_not(tmp_pat
     with FakeEcsAgent() as agent:
         monkeypatch.setenv("ECS_AGENT_URI", agent.uri)
         settings = local_settings(port=free_port(), state_dir=str(tmp_path), pipeline_modules=("tests.workloads",))
-        with LocalCloud(settings, workers=1):
+        with LocalCloud(settings, workers={"default": 1}):
             (ref,) = drop(settings, {"work/protect/busy.txt": b"3"}).values()
             send_task(settings, ref, "sleep")
             wait_for(lambda: agent.enabled, 30, "protection while the worker is busy")

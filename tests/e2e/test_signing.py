@@ -30,7 +30,7 @@ def test_signed_drops_are_processed_and_unsigned_or_forged_messages_end_in_the_d
         signing_cert=str(cert),
         signing_cert_store=str(tmp_path / "trusted"),
     )
-    with LocalCloud(settings, workers=1):
+    with LocalCloud(settings, workers={"default": 1}):
         ledger = ledger_for(settings)
         drop(settings, {"incoming/signed/ok.txt": b"signed by the producer\n"})
         assert wait_for_outcome(ledger, settings.bucket, "incoming/signed/ok.txt")["state"] == "succeeded"

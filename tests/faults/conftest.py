@@ -101,5 +101,5 @@ def fault_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
     settings = local_settings(
         port=free_port(), state_dir=str(state), pipeline_modules=("tests.workloads",), max_input_bytes=MAX_INPUT_BYTES
     )
-    with LocalCloud(settings, workers=2) as cloud:
+    with LocalCloud(settings, workers={"default": 2}) as cloud:
         yield cloud

@@ -261,7 +261,7 @@ def test_a_broker_outage_of_fifteen_seconds_loses_nothing(tmp_path: Path) -> Non
     settings = local_settings(port=proxy.port, state_dir=str(tmp_path))
     proxy.start()
     try:
-        with LocalCloud(settings, workers=2, server_port=server_port):
+        with LocalCloud(settings, workers={"default": 2}, server_port=server_port):
             files = {f"incoming/outage/{i:03}.txt": f"file {i}\n".encode() for i in range(60)}
             drop(settings, files)
             time.sleep(1)

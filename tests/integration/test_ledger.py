@@ -93,3 +93,42 @@ def _race(settings: Settings, ref: ObjectRef, claimants: int) -> list[bool]:
 def test_concurrent_claims_of_one_file_have_one_winner(moto_settings: Settings) -> None:
     for _ in range(5):
         assert sorted(_race(moto_settings, _ref(), 8)) == [False] * 7 + [True]
+
+
+def test_a_periodic_run_is_claimed_once_per_period_and_taken_over_once_its_claim_runs_out(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    period = f"2026-11-22T08:{uuid.uuid4().int % 60:02d}:00Z"
+    schedules = [f"s-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(ledger.claim_period(schedules[0], period, uuid.uuid4().hex, 30).acquired))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True], "eight schedulers at once: one run"
+
+    short = ledger.claim_period(schedules[1], period, "run-1", lease_seconds=0.5)
+    assert short.acquired and not ledger.claim_period(schedules[1], period, "run-2", 30).acquired
+    time.sleep(0.6)
+    assert ledger.claim_period(schedules[1], period, "run-3", 30).acquired, "the first run's worker died: its claim ran out"
+    assert not ledger.finish_period(schedules[1], period, "run-1", SUCCEEDED, {}), "only the run holding the claim records it"
+    assert ledger.finish_period(schedules[1], period, "run-3", SUCCEEDED, {"files": 2})
+    done = ledger.claim_period(schedules[1], period, "run-4", 30)
+    assert (done.acquired, done.state) == (False, SUCCEEDED)
+    assert ledger.period(schedules[1], period)["summary"] == {"files": 2}
+
+
+def test_the_sweep_requeues_a_file_stuck_before_the_cutoff_and_never_a_fresh_or_live_one(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    stuck, fresh, live = _ref(), _ref(), _ref()
+    for ref in (stuck, fresh, live):
+        assert ledger.mark_queued(ref, "metadata", "default", "t0")
+    assert ledger.claim(live, "metadata", "t1", worker="w", lease_seconds=60).acquired
+    assert ledger.requeue(stuck, "t2", "2999-01-01T00:00:00.000Z") and ledger.get(stuck.bucket, stuck.key)["sweeps"] == 1
+    assert not ledger.requeue(fresh, "t3", "2000-01-01T00:00:00.000Z"), "updated after the cutoff: not stuck"
+    assert not ledger.requeue(live, "t4", "2999-01-01T00:00:00.000Z"), "a running file whose lease is live is left alone"
+    assert ledger.fail_stuck(stuck, "2999-01-01T00:00:00.000Z", "stuck: gave up")
+    assert (ledger.get(stuck.bucket, stuck.key)["state"], ledger.get(stuck.bucket, stuck.key)["reason"]) == (FAILED, "stuck: gave up")

@@ -244,8 +244,9 @@ def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:
     s3_statements = [s for s in worker if any(a.startswith("s3:") for a in actions(s))]
     by_resource = {json.dumps(s["Resource"]): set(actions(s)) for s in s3_statements}
     assert sorted(by_resource.values(), key=sorted) == sorted(
-        [{"s3:GetObject"}, {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}], key=sorted
+        [{"s3:GetObject"}, {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}, {"s3:PutObject"}], key=sorted
     )
+    assert any(TOPOLOGY.reports_prefix in r for r, granted in by_resource.items() if granted == {"s3:PutObject"}), "reports: write only"
     assert any(TOPOLOGY.inbox_prefix in r for r in by_resource) and any(TOPOLOGY.output_prefix in r for r in by_resource)
     protections = [s for s in worker if any(a.startswith("ecs:") for a in actions(s))]
     assert len(protections) == len(TOPOLOGY.pools), "each pool's task role protects its own tasks"
@@ -324,3 +325,21 @@ def test_an_acknowledgement_without_a_reason_is_refused() -> None:
 
     with pytest.raises(ValueError, match="reason"):
         acknowledge(cdk.Stack(cdk.App(), "s"), "AwsSolutions-S1", "ok")
+
+
+def test_each_schedule_is_an_eventbridge_schedule_invoking_the_producer_with_its_scheduled_time(synthesized: Synthesized) -> None:
+    from infra.cloud.schedules import SCHEDULED_TIME
+
+    schedules = list(synthesized.of_type("AWS::Scheduler::Schedule").values())
+    assert sorted(s["ScheduleExpression"] for s in schedules) == sorted(s.expression for s in TOPOLOGY.schedules)
+    (producer,) = [k for k, props in synthesized.of_type("AWS::Lambda::Function").items() if k.startswith("ProducerFunction")]
+    for schedule in schedules:
+        assert schedule["ScheduleExpressionTimezone"] == "UTC" and schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        target = schedule["Target"]
+        assert target["Arn"] == {"Fn::GetAtt": [producer, "Arn"]}
+        payload = json.loads(target["Input"])
+        assert payload["scheduled_time"] == SCHEDULED_TIME and payload["dropq_schedule"] in {s.name for s in TOPOLOGY.schedules}
+        assert "DeadLetterConfig" in target, "a firing EventBridge cannot deliver is kept, not dropped"
+    scheduler_role = statements(synthesized, "SchedulesRole")
+    granted = {a for s in scheduler_role for a in actions(s)}
+    assert granted == {"lambda:InvokeFunction", "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}

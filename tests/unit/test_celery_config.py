@@ -12,13 +12,13 @@ def test_local_config_points_everything_at_the_local_cloud() -> None:
     }
     assert config["broker_transport_options"]["is_secure"] is False
     assert config["dynamodb_endpoint_url"] == "http://127.0.0.1:5000"
-    assert config["result_backend"] == "dynamodb://testing:testing@us-east-1/dropq-results?ttl_seconds=604800"
+    assert config["result_backend"] == "tasks.results:DynamoDBBackend+dynamodb://testing:testing@us-east-1/dropq-results?ttl_seconds=604800"
 
 
 def test_aws_config_uses_the_default_credential_chain() -> None:
     config = celery_config(load_settings({"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1", "DROPQ_ACCOUNT_ID": "111122223333"}))
     assert config["broker_url"] == "sqs://"
-    assert config["result_backend"].startswith("dynamodb://eu-west-1/dropq-results?")
+    assert config["result_backend"].startswith("tasks.results:DynamoDBBackend+dynamodb://eu-west-1/dropq-results?")
     assert config["broker_transport_options"]["predefined_queues"]["default"]["url"] == (
         "https://sqs.eu-west-1.amazonaws.com/111122223333/dropq-default"
     )

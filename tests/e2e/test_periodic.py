@@ -1,0 +1,74 @@
+"""Periodic tasks without a beat singleton: fired through the producer, each period's run claimed in DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dropq.ledger import ledger_for
+from infra.local.cloud import LocalCloud
+from lambdas.producer.enqueue import plan
+from lambdas.producer.schedules import period_id
+from tests.conftest import TEST_STUCK_AFTER_SECONDS, wait_for, wait_for_outcome
+from tests.faults.inject import drop
+
+pytestmark = pytest.mark.e2e
+
+
+def dropq(cloud: LocalCloud, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **cloud.exports()}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("dropq")), *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+
+
+def test_two_schedulers_firing_the_same_period_run_the_daily_report_once(workloads_cloud: LocalCloud) -> None:
+    settings = workloads_cloud.settings
+    ledger = ledger_for(settings)
+    drop(settings, {"incoming/report/good.txt": b"fine", "incoming/report/empty.txt": b""})
+    failed = wait_for_outcome(ledger, settings.bucket, "incoming/report/empty.txt")
+    wait_for_outcome(ledger, settings.bucket, "incoming/report/good.txt")
+
+    # The period that reports on today: tomorrow's 00:05, as EventBridge would fire it (twice: it delivers at least once).
+    period = period_id(datetime.now(UTC).replace(hour=0, minute=5, second=0) + timedelta(days=1))
+    for _ in range(2):
+        workloads_cloud.invoke_producer({"dropq_schedule": "daily-report", "scheduled_time": period})
+
+    run = wait_for(lambda: (e := ledger.period("daily-report", period)) and e["state"] == "succeeded" and e, 60, "the report's run")
+    report_key = f"reports/daily/{datetime.now(UTC).date().isoformat()}.json"
+    assert run["summary"]["report"] == report_key
+    report = json.loads(settings.client("s3").get_object(Bucket=settings.bucket, Key=report_key)["Body"].read())
+    assert report["files"] >= 2 and report["by_state"]["failed"] >= 1
+    assert {"key": "incoming/report/empty.txt", "reason": failed["reason"]} in report["failures"]
+
+    def logs() -> str:
+        return "".join(p.read_text() for p in Path(workloads_cloud.state_dir).glob("worker-*.log"))
+
+    skipped = f"schedule daily-report: the run for {period} already succeeded; this one is skipped"
+    wait_for(lambda: skipped in logs(), 60, "the second delivery to be skipped")
+    assert logs().count(f"schedule daily-report: the run for {period} succeeded") == 1, "one run for the period"
+
+
+def test_the_sweep_enqueues_again_a_file_stuck_in_queued_and_the_command_fires_it_now(workloads_cloud: LocalCloud) -> None:
+    settings = workloads_cloud.settings
+    ledger = ledger_for(settings)
+    # A file recorded as queued whose message was lost (outside the inbox, so S3 triggers nothing).
+    (ref,) = drop(settings, {"work/stuck/lost.txt": b"never delivered"}).values()
+    item = plan(ref, settings)
+    assert ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id)
+    time.sleep(TEST_STUCK_AFTER_SECONDS + 1)
+
+    fired = dropq(workloads_cloud, "schedule", "run", "sweep")
+    assert "enqueued dropq.sweep" in fired.stdout
+
+    entry = wait_for_outcome(ledger, settings.bucket, ref.key)
+    assert entry["state"] == "succeeded" and entry["sweeps"] == 1 and entry["task_id"] != item.task_id
+    listed = dropq(workloads_cloud, "schedule", "list").stdout
+    assert "daily-report" in listed and "cron(5 0 * * ? *)" in listed and "sweep" in listed
