@@ -266,6 +266,10 @@ class Ledger:
             ref, values, condition="#state = :running AND #lease_owner = :owner", extra={":running": RUNNING, ":owner": owner}
         )
 
+    def mark_webhook(self, ref: ObjectRef, delivery: dict[str, Any]) -> None:
+        """Record how the file's webhook went (delivered, or failed with a reason)."""
+        self._update(ref, {"webhook": delivery})
+
     def get(self, bucket: str, key: str, etag: str | None = None) -> dict[str, Any] | None:
         """The newest entry for a key (or the entry for one ETag), or None."""
         request: dict[str, Any] = {

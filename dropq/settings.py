@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dropq.errors import ConfigError
-from infra.topology import SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
+from infra.topology import RATE_LIMIT, SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
 
 if TYPE_CHECKING:
     import boto3
@@ -58,6 +58,21 @@ PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+def webhook_variable(name: str, field: str) -> str:
+    """The environment variable of one field (URL, SECRET, RATE_LIMIT) of the webhook called `name`."""
+    return f"DROPQ_WEBHOOK_{name.upper()}_{field}"
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """Where a topology webhook points in this deployment, the secret its requests are signed with, and its rate limit."""
+
+    name: str
+    url: str
+    secret: str
+    rate_limit: str | None = None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where dropq's resources are and how it behaves; built by `load_settings`."""
@@ -80,6 +95,11 @@ class Settings:
     signing_key: str | None = None
     signing_cert: str | None = None
     signing_cert_store: str | None = None
+    webhook_endpoints: tuple[WebhookEndpoint, ...] = ()
+
+    def webhook(self, name: str) -> WebhookEndpoint | None:
+        """The deployment's endpoint of the topology webhook `name`, or None when it is off."""
+        return next((e for e in self.webhook_endpoints if e.name == name), None)
 
     @property
     def shutdown_grace(self) -> int:
@@ -137,6 +157,10 @@ class Settings:
             SIGNING_CERT: self.signing_cert or "",
             SIGNING_CERT_STORE: self.signing_cert_store or "",
         }
+        for endpoint in self.webhook_endpoints:
+            env[webhook_variable(endpoint.name, "URL")] = endpoint.url
+            env[webhook_variable(endpoint.name, "SECRET")] = endpoint.secret
+            env[webhook_variable(endpoint.name, "RATE_LIMIT")] = endpoint.rate_limit or ""
         if self.is_local:
             env.update(LOCAL_CREDENTIALS)
         return env
@@ -183,6 +207,20 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
     if any(signing.values()) and not all(signing.values()):
         missing = ", ".join(name for name, value in signing.items() if not value)
         raise ConfigError(f"message signing needs {SIGNING_KEY}, {SIGNING_CERT} and {SIGNING_CERT_STORE}; missing: {missing}")
+    endpoints = []
+    for webhook in topology.webhooks:
+        url, secret, rate = (environ.get(webhook_variable(webhook.name, f)) or "" for f in ("URL", "SECRET", "RATE_LIMIT"))
+        if not url:
+            continue
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise ConfigError(f"{webhook_variable(webhook.name, 'URL')}={url!r} is not an http(s) URL")
+        if not secret:
+            raise ConfigError(
+                f"{webhook_variable(webhook.name, 'URL')} is set without {webhook_variable(webhook.name, 'SECRET')}: webhooks are signed"
+            )
+        if rate and not RATE_LIMIT.match(rate):
+            raise ConfigError(f"{webhook_variable(webhook.name, 'RATE_LIMIT')}={rate!r} is not like '10/s' or '100/m'")
+        endpoints.append(WebhookEndpoint(name=webhook.name, url=url, secret=secret, rate_limit=rate or None))
     return Settings(
         topology=topology,
         endpoint_url=endpoint.rstrip("/") or None,
@@ -202,6 +240,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         signing_key=signing[SIGNING_KEY],
         signing_cert=signing[SIGNING_CERT],
         signing_cert_store=signing[SIGNING_CERT_STORE],
+        webhook_endpoints=tuple(endpoints),
     )
 
 

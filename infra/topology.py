@@ -212,6 +212,39 @@ class Schedule:
         return " ".join(field.replace("?", "*") for field in (minutes, hours, day_of_month, month, day_of_week))
 
 
+WEBHOOK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+# Celery's rate limit syntax: tasks per second, minute or hour.
+RATE_LIMIT = re.compile(r"^\d+(\.\d+)?/[smh]$")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A destination that files' outcomes are POSTed to, as signed JSON (tasks/webhooks.py).
+
+    Its URL and secret are the deployment's: DROPQ_WEBHOOK_<NAME>_URL and _SECRET (dropq/settings.py); without
+    them it is off. Files whose key (relative to the inbox) matches one of `patterns` use it, and any file may
+    ask for it in its metadata (`x-amz-meta-dropq-webhook`: the name, or a URL below the destination's URL).
+    Deliveries are rate limited with Celery's `rate_limit` (per worker), retried with backoff on 5xx, 429 and
+    timeouts, and given up after `max_attempts`, with the reason in the ledger.
+    """
+
+    name: str
+    patterns: tuple[str, ...] = ()
+    rate_limit: str = "10/s"
+    max_attempts: int = 5
+    timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(bool(WEBHOOK_NAME.match(self.name)), f"webhook name {self.name!r} must match {WEBHOOK_NAME.pattern}")
+        _check(bool(RATE_LIMIT.match(self.rate_limit)), f"webhook {self.name}: rate_limit {self.rate_limit!r} is not like '10/s', '100/m'")
+        _check(1 <= self.max_attempts <= 20, f"webhook {self.name}: max_attempts {self.max_attempts} is outside 1..20")
+        _check(0 < self.timeout_seconds <= 60, f"webhook {self.name}: timeout_seconds {self.timeout_seconds} is outside 0..60")
+
+    def matches(self, relative_key: str) -> bool:
+        """Whether a key below the inbox prefix uses this webhook by its pattern."""
+        return any(_glob(pattern, relative_key) for pattern in self.patterns)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A DynamoDB table: keys, TTL attribute and secondary indexes (name -> (hash, range))."""
@@ -301,6 +334,7 @@ class Topology:
     # The first rule a file matches names its queue; a file no rule matches waits in the first queue.
     queue_rules: tuple[QueueRule, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
     inbox_prefix: str = "incoming/"
     output_prefix: str = "processed/"
     # Where periodic tasks write what they produce (the daily report).
@@ -342,6 +376,8 @@ class Topology:
             unknown = set(pool.queues) - self.queue_names
             _check(not unknown, f"pool {pool.name} consumes unknown queues {sorted(unknown)}")
         _check(consumed == set(self.queue_names), f"queues no pool consumes: {sorted(self.queue_names - consumed)}")
+        webhook_names = [w.name for w in self.webhooks]
+        _check(len(set(webhook_names)) == len(webhook_names), f"webhook names repeat: {webhook_names}")
         schedule_names = [s.name for s in self.schedules]
         _check(len(set(schedule_names)) == len(schedule_names), f"schedule names repeat: {schedule_names}")
         for schedule in self.schedules:
@@ -436,6 +472,8 @@ TOPOLOGY = Topology(
         # Files stuck in queued or running (a lost message, a dead worker) are enqueued again.
         Schedule("sweep", "rate(10 minutes)", "dropq.sweep"),
     ),
+    # Off until a deployment sets DROPQ_WEBHOOK_NOTIFY_URL and _SECRET; files ask for it in their metadata.
+    webhooks=(Webhook(name="notify"),),
     pools=(
         WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4),
         # One big file at a time per worker, with room for it; none prefetched, so a second worker can take the next.

@@ -26,6 +26,7 @@ from tasks.app import app, settings
 from tasks.backoff import backoff
 from tasks.pipelines import PIPELINES, Job, Split
 from tasks.storage import aws_errors, delete_keys, download, upload_folder
+from tasks.webhooks import notify
 
 logger = logging.getLogger("dropq.worker")
 
@@ -146,7 +147,9 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
     if reason is not None:
         delete_keys(s3, ref.bucket, written + outputs)
         with ledger_writes(task_id):
-            ledger.mark_failed(ref, owner, reason, pipeline)
+            recorded = ledger.mark_failed(ref, owner, reason, pipeline)
+        if recorded:
+            notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
         logger.warning("task %s: %s failed: %s", task_id, ref.uri, reason)
         return {"state": "failed", "key": ref.key, "reason": reason}
     duration_ms = int((time.time() - started) * 1000)
@@ -156,5 +159,8 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
         logger.warning("task %s: %s: another attempt took the file over; it records the outcome", task_id, ref.uri)
         return {"state": "superseded", "key": ref.key}
     everything = sorted(written + outputs)
+    notify(
+        ref, {"state": "succeeded", "pipeline": pipeline, "outputs": everything, "duration_ms": duration_ms, "task_id": task_id}, s3, ledger
+    )
     logger.info("task %s: %s succeeded in %d ms with %d outputs from %d parts", task_id, ref.uri, duration_ms, len(everything), len(parts))
     return {"state": "succeeded", "key": ref.key, "outputs": everything}

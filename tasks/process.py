@@ -28,6 +28,7 @@ from tasks.parts import split_of
 from tasks.parts import start as start_parts
 from tasks.pipelines import PIPELINES, Job
 from tasks.storage import delete_keys, download, upload_folder
+from tasks.webhooks import notify
 
 logger = logging.getLogger("dropq.worker")
 
@@ -169,13 +170,16 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
         # Every attempt counts, however it ended: a file whose worker keeps dying stops here, with a reason.
         reason = f"started {attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
         with ledger_writes(task_id):
-            ledger.mark_failed(ref, owner, reason, pipeline)
+            if ledger.mark_failed(ref, owner, reason, pipeline):
+                notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
         return {"state": "failed", "key": ref.key, "reason": reason}
     started = time.monotonic()
 
     def failed(reason: str) -> None:
         with ledger_writes(task_id):
-            ledger.mark_failed(ref, owner, reason, pipeline)
+            recorded = ledger.mark_failed(ref, owner, reason, pipeline)
+        if recorded:
+            notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
 
     parts: list[dict[str, Any]] = []
     with hold(leases, ref, owner, LEASE_SECONDS) as lost:
@@ -217,6 +221,8 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
             if not succeeded:
                 logger.warning("task %s: %s: lost its lease while running; the attempt that took over records it", task_id, ref.uri)
                 return {"state": "superseded", "key": ref.key}
+            outcome = {"state": "succeeded", "pipeline": pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": task_id}
+            notify(ref, outcome, s3, ledger)
     if len(parts) > 1:
         # From here the lease lasts as long as the parts may wait in their queue: nobody renews it.
         with ledger_writes(task_id):

@@ -14,10 +14,11 @@ import pytest
 
 from dropq.ledger import Ledger, ledger_for
 from dropq.protocol import decode_task_message
-from dropq.settings import Settings, local_settings
+from dropq.settings import Settings, WebhookEndpoint, local_settings
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
+from tests.webhook_server import WebhookReceiver
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -56,12 +57,25 @@ TEST_HOP_SECONDS = 2
 TEST_CHUNK_BYTES = 64 * 1024
 # How long a file stays queued before the workloads cloud's sweep enqueues it again.
 TEST_STUCK_AFTER_SECONDS = 3
+# The workloads cloud's webhook: its secret, and its rate limit (low enough for a test to see it).
+TEST_WEBHOOK_SECRET = "test-webhook-secret"
+TEST_WEBHOOK_RATE = 4
 
 
 @pytest.fixture(scope="session")
-def workloads_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """The local cloud with one worker per pool, the test workloads (tests/workloads.py) and 2-second delay hops."""
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """An HTTP server on 127.0.0.1 that records webhooks and fails on purpose (tests/webhook_server.py)."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def workloads_cloud(tmp_path_factory: pytest.TempPathFactory, webhook_receiver: WebhookReceiver) -> Iterator[LocalCloud]:
+    """The local cloud with one worker per pool, the test workloads (tests/workloads.py), 2-second delay hops, small
+    table chunks, a quick sweep, and its `notify` webhook pointing at the test receiver."""
     state = tmp_path_factory.mktemp("workloads")
+    endpoint = WebhookEndpoint("notify", f"{webhook_receiver.url}/", TEST_WEBHOOK_SECRET, rate_limit=f"{TEST_WEBHOOK_RATE}/s")
     settings = local_settings(
         port=free_port(),
         state_dir=str(state),
@@ -69,6 +83,7 @@ def workloads_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalC
         delay_hop_seconds=TEST_HOP_SECONDS,
         table_chunk_bytes=TEST_CHUNK_BYTES,
         stuck_after_seconds=TEST_STUCK_AFTER_SECONDS,
+        webhook_endpoints=(endpoint,),
     )
     with LocalCloud(settings, workers=1, record=True) as running:
         yield running

@@ -1,7 +1,7 @@
 """A local webhook receiver for tests: records every POST, and fails on purpose as each path asks.
 
 `/fail-<n>/...` answers 503 to the first n requests for that path, then 200; `/always-500/...` always answers
-500; `/slow/...` answers after longer than any client waits; anything else answers 200.
+500; `/refuse-404/...` answers 404; `/slow/...` answers after `slow_seconds`; anything else answers 200.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class WebhookReceiver:
             return 503 if count <= int(failing.group(1)) else 200
         if path.startswith("/always-500/"):
             return 500
+        if path.startswith("/refuse-404/"):
+            return 404
         if path.startswith("/slow/"):
             time.sleep(self.slow_seconds)
         return 200

@@ -19,6 +19,7 @@ from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.schedules import Schedules
 from infra.cloud.storage import Storage
+from infra.cloud.webhooks import WebhookSecrets
 from infra.cloud.workers import WorkerService
 from infra.topology import TOPOLOGY, Topology
 
@@ -71,9 +72,10 @@ class DropqStack(cdk.Stack):
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED, enable_fargate_capacity_providers=True
         )
+        self.webhooks = WebhookSecrets(self, "Webhooks", topology)
         image = ecs.ContainerImage.from_asset(str(ROOT), file="Dockerfile", platform=ecr_assets.Platform.LINUX_AMD64)
         self.pools = [
-            WorkerService(self, f"Pool-{pool.name}", pool, self.settings, self.cluster, image, self.storage, self.queues)
+            WorkerService(self, f"Pool-{pool.name}", pool, self.settings, self.cluster, image, self.storage, self.queues, self.webhooks)
             for pool in topology.pools
         ]
         self.monitoring = Monitoring(self, "Monitoring", topology, self.queues, self.producer, self.pools)
@@ -111,5 +113,7 @@ class DropqStack(cdk.Stack):
             outputs[f"Queue{output_id(name)}DlqUrl"] = self.queues.dead_letter[name].queue_url
         for pool in self.pools:
             outputs[f"Pool{output_id(pool.pool.name)}Service"] = pool.service.service_name
+        for name, secret in self.webhooks.generated.items():
+            outputs[f"Webhook{output_id(name)}Secret"] = secret.secret_arn
         for key, value in outputs.items():
             cdk.CfnOutput(self, key, value=value)

@@ -16,6 +16,7 @@ from dropq.settings import Settings
 from infra.cloud.nag import acknowledge, acknowledge_objects
 from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
+from infra.cloud.webhooks import WebhookSecrets
 from infra.scaling import BACKLOG_PER_WORKER_EXPRESSION, METRIC_PERIOD, WAKE_EXPRESSION, backlog_expression, scaling_policy
 from infra.topology import WorkerPool
 from infra.worker import worker_arguments, worker_environment
@@ -54,6 +55,7 @@ class WorkerService(Construct):
         image: ecs.ContainerImage,
         storage: Storage,
         queues: Queues,
+        webhooks: WebhookSecrets,
     ) -> None:
         super().__init__(scope, id)
         self.pool = pool
@@ -71,7 +73,8 @@ class WorkerService(Construct):
             "worker",
             image=image,
             command=["celery", *worker_arguments(pool, f"{pool.name}@%h")],
-            environment={**settings.environment(), **worker_environment(pool)},
+            environment={**settings.environment(), **worker_environment(pool), **webhooks.environment},
+            secrets=webhooks.secrets,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=pool.name, log_group=self.log_group),
             stop_timeout=cdk.Duration.seconds(pool.stop_timeout),
             readonly_root_filesystem=False,

@@ -73,8 +73,7 @@ class LocalCloud:
             self.scheduler = LocalScheduler(self.settings.topology.schedules, self.fire).start()
             if self.workers is not None:
                 for workers in self.pools:
-                    pinned = self.workers if isinstance(self.workers, int) else self.workers.get(workers.pool.name, 0)
-                    workers.scale_to(pinned)
+                    workers.scale_to(self.pinned(workers.pool.name) or 0)
             else:
                 self.start_autoscalers()
         except BaseException:
@@ -96,6 +95,12 @@ class LocalCloud:
             str(topology.producer_retries),
         ]
         self.producer = start_process(command, self.state_dir / "lambda.log", self.env)
+
+    def pinned(self, pool: str) -> int | None:
+        """How many workers the pool called `pool` is pinned to; None when pools autoscale."""
+        if self.workers is None or isinstance(self.workers, int):
+            return self.workers
+        return self.workers.get(pool, 0)
 
     def invoke_producer(self, event: dict[str, Any]) -> None:
         """Invoke the producer asynchronously with `event`, through the local Lambda runtime (as S3 and EventBridge do)."""

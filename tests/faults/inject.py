@@ -113,7 +113,7 @@ def kill_worker(cloud: LocalCloud, number: int) -> None:
     process = workers.processes[number]
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    workers.scale_to(cloud.workers or 1)
+    workers.scale_to(cloud.pinned(workers.pool.name) or 1)
 
 
 def kill_pool_child(cloud: LocalCloud, number: int) -> bool:

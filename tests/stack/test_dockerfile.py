@@ -83,5 +83,12 @@ print(" ".join(sorted(t for t in tasks.app.tasks if t.startswith("dropq."))))
 """
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["dropq.combine", "dropq.part", "dropq.process", "dropq.report", "dropq.sweep"]
+    assert result.stdout.split() == [
+        "dropq.combine",
+        "dropq.part",
+        "dropq.process",
+        "dropq.report",
+        "dropq.sweep",
+        "dropq.webhook.notify",
+    ]
     assert (src / "pyproject.toml").exists()

@@ -343,3 +343,30 @@ def test_each_schedule_is_an_eventbridge_schedule_invoking_the_producer_with_its
     scheduler_role = statements(synthesized, "SchedulesRole")
     granted = {a for s in scheduler_role for a in actions(s)}
     assert granted == {"lambda:InvokeFunction", "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+
+
+def test_a_webhook_turned_on_by_context_gives_workers_its_url_and_a_generated_secret(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from infra.cloud.app import build_app, cdk_json_context
+    from infra.cloud.webhooks import context_key
+
+    context = {**cdk_json_context(), context_key("notify"): "https://hooks.example.com/dropq/"}
+    app, stack = build_app(cdk.App(outdir=str(tmp_path), context=context))
+    app.synth()  # cdk-nag's checks pass with the secret
+    template = json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())
+    (secret_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SecretsManager::Secret"]
+    tasks = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    assert len(tasks) == len(TOPOLOGY.pools)
+    for task in tasks:
+        (container,) = task["ContainerDefinitions"]
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert env["DROPQ_WEBHOOK_NOTIFY_URL"] == "https://hooks.example.com/dropq/"
+        assert container["Secrets"] == [{"Name": "DROPQ_WEBHOOK_NOTIFY_SECRET", "ValueFrom": {"Ref": secret_id}}]
+    assert "WebhookNotifySecret" in template["Outputs"]
+
+
+def test_without_context_no_webhook_is_on_and_no_secret_is_made(synthesized: Synthesized) -> None:
+    assert synthesized.of_type("AWS::SecretsManager::Secret") == {}
+    for task in synthesized.of_type("AWS::ECS::TaskDefinition").values():
+        assert not any(e["Name"].startswith("DROPQ_WEBHOOK_") for e in task["ContainerDefinitions"][0]["Environment"])
