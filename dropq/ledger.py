@@ -286,19 +286,11 @@ class Ledger:
 
     def recent(self, limit: int = 20, days: int = 2) -> list[dict[str, Any]]:
         """The most recently updated files, newest first, from the last `days` days."""
-        index, hash_key, range_key = self.table.indexes[0]
+        range_key = self.table.indexes[0][2]
         found: list[dict[str, Any]] = []
         today = _now().date()
         for offset in range(days):
-            day = (today - timedelta(days=offset)).isoformat()
-            for page in self._pages(
-                TableName=self.table_name,
-                IndexName=index,
-                KeyConditionExpression="#h = :day",
-                ExpressionAttributeNames={"#h": hash_key},
-                ExpressionAttributeValues={":day": {"S": day}},
-                ScanIndexForward=False,
-            ):
+            for page in self._day_pages((today - timedelta(days=offset)).isoformat(), newest_first=True):
                 found.extend(decode_item(i) for i in page)
                 if len(found) >= limit:
                     return sorted(found, key=lambda i: i[range_key], reverse=True)[:limit]
@@ -312,20 +304,21 @@ class Ledger:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def _day_pages(self, day: str, newest_first: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """The pages of the `recent` index for one day (YYYY-MM-DD, UTC)."""
+        index, hash_key, _ = self.table.indexes[0]
+        return self._pages(
+            TableName=self.table_name,
+            IndexName=index,
+            KeyConditionExpression="#h = :day",
+            ExpressionAttributeNames={"#h": hash_key},
+            ExpressionAttributeValues={":day": {"S": day}},
+            ScanIndexForward=not newest_first,
+        )
+
     def day(self, day: str) -> list[dict[str, Any]]:
         """Every file entry last updated on `day` (YYYY-MM-DD, UTC), from the `recent` index."""
-        index, hash_key, _ = self.table.indexes[0]
-        return [
-            decode_item(item)
-            for page in self._pages(
-                TableName=self.table_name,
-                IndexName=index,
-                KeyConditionExpression="#h = :day",
-                ExpressionAttributeNames={"#h": hash_key},
-                ExpressionAttributeValues={":day": {"S": day}},
-            )
-            for item in page
-        ]
+        return [decode_item(item) for page in self._day_pages(day) for item in page]
 
     def _stuck_condition(self) -> str:
         return (

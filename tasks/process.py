@@ -166,20 +166,19 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
 def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any, ledger: Ledger, leases: Ledger) -> dict[str, Any]:
     """Run a file this attempt claimed, and record how it ended (or give it back to be retried)."""
     task_id, owner, attempts = task.request.id, str(claim.owner), claim.attempts
-    if attempts > settings.max_retries + 1:
-        # Every attempt counts, however it ended: a file whose worker keeps dying stops here, with a reason.
-        reason = f"started {attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
-        with ledger_writes(task_id):
-            if ledger.mark_failed(ref, owner, reason, pipeline):
-                notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
-        return {"state": "failed", "key": ref.key, "reason": reason}
-    started = time.monotonic()
 
     def failed(reason: str) -> None:
         with ledger_writes(task_id):
             recorded = ledger.mark_failed(ref, owner, reason, pipeline)
         if recorded:
             notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
+
+    if attempts > settings.max_retries + 1:
+        # Every attempt counts, however it ended: a file whose worker keeps dying stops here, with a reason.
+        reason = f"started {attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
+        failed(reason)
+        return {"state": "failed", "key": ref.key, "reason": reason}
+    started = time.monotonic()
 
     parts: list[dict[str, Any]] = []
     with hold(leases, ref, owner, LEASE_SECONDS) as lost:

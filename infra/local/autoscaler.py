@@ -8,7 +8,6 @@ queues) every `interval` seconds and starts or stops `celery worker` processes.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dropq.status import queue_counts
+from infra.local.ticker import Ticker
 from infra.local.workers import WorkerSet
 from infra.scaling import ScalingPolicy
 
@@ -35,7 +35,7 @@ class Observation:
     workers: int
 
 
-class Autoscaler:
+class Autoscaler(Ticker):
     """Keeps one pool's worker count where its scaling policy wants it."""
 
     def __init__(
@@ -47,17 +47,15 @@ class Autoscaler:
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(f"autoscaler-{workers.pool.name}", interval)
         self.workers = workers
         self.sqs = sqs
         self.queue_urls = queue_urls
         self.policy = policy
-        self.interval = interval
         self.clock = clock
         self.history: deque[Observation] = deque(maxlen=HISTORY_LENGTH)
         self._last_wake = self._last_scale_out = float("-inf")
         self._low_since: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def backlog(self) -> int:
         """Messages waiting or in flight over the pool's queues (what the stack's `backlog` expression sums)."""
@@ -88,23 +86,3 @@ class Autoscaler:
         observation = Observation(at=now, backlog=backlog, running=running, workers=target)
         self.history.append(observation)
         return observation
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # the local endpoint restarting, say: log it and try again next tick
-                logger.exception("autoscaler tick failed for pool %s", self.workers.pool.name)
-            self._stop.wait(self.interval)
-
-    def start(self) -> Autoscaler:
-        """Scale in the background until `stop`."""
-        self._thread = threading.Thread(target=self._run, name=f"autoscaler-{self.workers.pool.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop scaling (the workers keep running; the cloud stops them)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -129,8 +130,12 @@ class LocalCloud:
         for autoscaler in self.autoscalers:
             autoscaler.stop()
         self.autoscalers.clear()
-        for workers in self.pools:
-            workers.stop()
+        # Side by side: each pool's workers may take their stop timeout, as Fargate stops services independently.
+        stopping = [threading.Thread(target=workers.stop, name=f"stop-{workers.pool.name}") for workers in self.pools]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         if self.producer is not None:
             stop_process(self.producer, timeout=10)
             self.producer = None

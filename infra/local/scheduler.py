@@ -8,12 +8,12 @@ catch up on times that passed while it was not running.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
+from infra.local.ticker import Ticker
 from infra.topology import Schedule
 
 logger = logging.getLogger("dropq.scheduler")
@@ -32,21 +32,19 @@ def latest_time(schedule: Schedule, now: datetime) -> datetime:
     return croniter(schedule.cron, now.replace(microsecond=0) + timedelta(seconds=1)).get_prev(datetime).astimezone(UTC)
 
 
-class LocalScheduler:
+class LocalScheduler(Ticker):
     """Fires each schedule once per scheduled time, from a background thread, until stopped."""
 
     def __init__(
         self, schedules: Iterable[Schedule], fire: Fire, clock: Callable[[], datetime] = lambda: datetime.now(UTC), interval: float = 1.0
     ) -> None:
+        super().__init__("dropq-scheduler", interval)
         self.schedules = tuple(schedules)
         self.fire = fire
         self.clock = clock
-        self.interval = interval
         now = clock()
         # Times already passed when the scheduler starts are not fired (EventBridge does not backfill either).
         self.last = {s.name: latest_time(s, now) for s in self.schedules}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def tick(self) -> list[tuple[str, datetime]]:
         """Fire the schedules whose next time has come; return what was fired."""
@@ -59,22 +57,3 @@ class LocalScheduler:
                 self.last[schedule.name] = due
                 fired.append((schedule.name, due))
         return fired
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.tick()
-            except Exception:  # the endpoint restarting, say: the time is fired at the next tick
-                logger.exception("the local scheduler could not fire a schedule")
-
-    def start(self) -> LocalScheduler:
-        """Fire in the background until `stop`."""
-        self._thread = threading.Thread(target=self._run, name="dropq-scheduler", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop firing."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
