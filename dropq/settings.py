@@ -32,6 +32,9 @@ PREFIX = "DROPQ_PREFIX"
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
 # The sweep (a periodic task) enqueues again the files stuck in queued or running for longer than this.
 STUCK_AFTER_SECONDS = "DROPQ_STUCK_AFTER_SECONDS"
+# An image at least this large renders its thumbnail sizes side by side (tasks/pipelines/images.py); a smaller one
+# renders them in one task, in less time than the messages of a chord take.
+IMAGE_SPLIT_BYTES = "DROPQ_IMAGE_SPLIT_BYTES"
 # A table larger than this is converted in chunks of about this size, side by side (tasks/pipelines/tables.py).
 TABLE_CHUNK_BYTES = "DROPQ_TABLE_CHUNK_BYTES"
 # Set on each worker by its pool (infra/worker.py): which pool of the topology this worker belongs to.
@@ -88,6 +91,7 @@ class Settings:
     prefix: str = DEFAULT_PREFIX
     delay_hop_seconds: int = SQS_MAX_DELAY_SECONDS
     table_chunk_bytes: int = 32 * 1024 * 1024
+    image_split_bytes: int = 8 * 1024 * 1024
     stuck_after_seconds: int = 60 * 60
     pool: str | None = None
     pipeline_modules: tuple[str, ...] = ()
@@ -151,6 +155,7 @@ class Settings:
             PREFIX: self.prefix,
             DELAY_HOP_SECONDS: str(self.delay_hop_seconds),
             TABLE_CHUNK_BYTES: str(self.table_chunk_bytes),
+            IMAGE_SPLIT_BYTES: str(self.image_split_bytes),
             STUCK_AFTER_SECONDS: str(self.stuck_after_seconds),
             PIPELINE_MODULES: ",".join(self.pipeline_modules),
             SIGNING_KEY: self.signing_key or "",
@@ -233,6 +238,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         prefix=prefix,
         delay_hop_seconds=hop,
         table_chunk_bytes=_int(environ, TABLE_CHUNK_BYTES, Settings.table_chunk_bytes, 64 * 1024),
+        image_split_bytes=_int(environ, IMAGE_SPLIT_BYTES, Settings.image_split_bytes, 0),
         stuck_after_seconds=_int(environ, STUCK_AFTER_SECONDS, Settings.stuck_after_seconds, 1),
         pool=pool,
         pipeline_modules=modules,

@@ -72,8 +72,8 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(scope="session")
 def workloads_cloud(tmp_path_factory: pytest.TempPathFactory, webhook_receiver: WebhookReceiver) -> Iterator[LocalCloud]:
-    """The local cloud with one worker per pool, the test workloads (tests/workloads.py), 2-second delay hops, small
-    table chunks, a quick sweep, and its `notify` webhook pointing at the test receiver."""
+    """The local cloud with one worker per pool, the test workloads (tests/workloads.py), 2-second delay hops, every image
+    split by size and small table chunks, a quick sweep, and its `notify` webhook pointing at the test receiver."""
     state = tmp_path_factory.mktemp("workloads")
     endpoint = WebhookEndpoint("notify", f"{webhook_receiver.url}/", TEST_WEBHOOK_SECRET, rate_limit=f"{TEST_WEBHOOK_RATE}/s")
     settings = local_settings(
@@ -82,6 +82,7 @@ def workloads_cloud(tmp_path_factory: pytest.TempPathFactory, webhook_receiver: 
         pipeline_modules=("tests.workloads",),
         delay_hop_seconds=TEST_HOP_SECONDS,
         table_chunk_bytes=TEST_CHUNK_BYTES,
+        image_split_bytes=0,
         stuck_after_seconds=TEST_STUCK_AFTER_SECONDS,
         webhook_endpoints=(endpoint,),
     )

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dropq.errors import InputError
 from dropq.objects import ObjectRef
+from dropq.settings import load_settings
 from tasks.pipelines import pipeline
 from tasks.pipelines.base import Job, ReadRange, Split
 
@@ -40,28 +41,31 @@ def _open(job: Job) -> Image.Image:
 
 
 def plan(ref: ObjectRef, read: ReadRange) -> list[dict[str, Any]]:
-    """One part per thumbnail size, rendered side by side."""
-    return [{"size": size} for size in THUMBNAIL_SIZES]
+    """One part per thumbnail size: side by side from DROPQ_IMAGE_SPLIT_BYTES (8 MiB) on, one after another below."""
+    parts = [{"size": size} for size in THUMBNAIL_SIZES]
+    return parts if ref.size >= load_settings().image_split_bytes else [{"sizes": THUMBNAIL_SIZES}]
 
 
 def render(job: Job, args: dict[str, Any]) -> dict[str, Any]:
-    """Write thumb-<size>.{jpg,png}, oriented by EXIF; return it and what the manifest says of the source."""
+    """Write thumb-<size>.{jpg,png} for the part's size (or sizes), oriented by EXIF; return them and what the manifest says."""
     original = _open(job)
     image_format = original.format
     orientation = original.getexif().get(EXIF_ORIENTATION, 1)
     image = ImageOps.exif_transpose(original)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    size = int(args["size"])
-    thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    if has_alpha:
-        name, thumb, kind = f"thumb-{size}.png", thumb.convert("RGBA"), "PNG"
-    else:
-        name, thumb, kind = f"thumb-{size}.jpg", thumb.convert("RGB"), "JPEG"
-    path = job.out_dir / name
-    thumb.save(path, kind, **({"quality": 85, "optimize": True} if kind == "JPEG" else {"optimize": True}))
+    thumbnails = []
+    for size in args["sizes"] if "sizes" in args else [args["size"]]:
+        thumb = image.copy()
+        thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+        if has_alpha:
+            name, thumb, kind = f"thumb-{size}.png", thumb.convert("RGBA"), "PNG"
+        else:
+            name, thumb, kind = f"thumb-{size}.jpg", thumb.convert("RGB"), "JPEG"
+        path = job.out_dir / name
+        thumb.save(path, kind, **({"quality": 85, "optimize": True} if kind == "JPEG" else {"optimize": True}))
+        thumbnails.append({"key": job.output_key(name), "width": thumb.width, "height": thumb.height, "bytes": path.stat().st_size})
     return {
-        "thumbnail": {"key": job.output_key(name), "width": thumb.width, "height": thumb.height, "bytes": path.stat().st_size},
+        "thumbnails": thumbnails,
         "format": image_format,
         "width": image.width,
         "height": image.height,
@@ -71,15 +75,15 @@ def render(job: Job, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest(job: Job, thumbnails: list[dict[str, Any]]) -> None:
-    """Write manifest.json: the source and every thumbnail."""
+    """Write manifest.json: the source and every thumbnail, from the parts' results."""
     first = thumbnails[0]
     record = {
         "source": job.source_summary(),
         **{field: first[field] for field in ("format", "width", "height", "mode", "exif_orientation")},
-        "thumbnails": [t["thumbnail"] for t in thumbnails],
+        "thumbnails": [t for part in thumbnails for t in part["thumbnails"]],
     }
     (job.out_dir / "manifest.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
 
 
-# Thumbnails of each size in parallel (a group); the manifest is the chord's callback.
+# A large image's thumbnail sizes in parallel (a group), the manifest the chord's callback; a small one in one task.
 pipeline("images")(Split(plan=plan, part=render, combine=manifest))

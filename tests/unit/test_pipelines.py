@@ -177,3 +177,22 @@ def test_a_table_over_the_chunk_size_is_converted_in_line_aligned_chunks_to_the_
     whole_profile = json.loads((whole.out_dir / "profile.json").read_text())
     assert chunked_profile["columns"] == whole_profile["columns"] and chunked_profile["row_count"] == 20_000
     assert len(chunked_profile["outputs"]) == len(parts)
+
+
+def test_an_image_rendered_in_parts_has_the_outputs_of_one_rendered_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipelines.images import plan
+
+    data = jpeg(1600, 800, orientation=6)
+    ref = ObjectRef(bucket="b", key="incoming/cam.jpg", etag="e", size=len(data))
+    assert len(plan(ref, lambda start, end: data[start:end])) == 1, "a small image: one task renders both sizes"
+    whole = make_job(tmp_path / "whole", "incoming/cam.jpg", data)
+    PIPELINES["images"](whole)
+
+    monkeypatch.setenv("DROPQ_IMAGE_SPLIT_BYTES", "0")
+    assert len(plan(ref, lambda start, end: data[start:end])) == 2, "from the threshold on: one part per size"
+    parts = make_job(tmp_path / "parts", "incoming/cam.jpg", data)
+    PIPELINES["images"](parts)
+
+    names = sorted(p.name for p in whole.out_dir.iterdir())
+    assert names == sorted(p.name for p in parts.out_dir.iterdir()) == ["manifest.json", "thumb-128.jpg", "thumb-512.jpg"]
+    assert (whole.out_dir / "manifest.json").read_text() == (parts.out_dir / "manifest.json").read_text()
