@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # The AWS CDK command line, installed into this project from package-lock.json.
 NODE_STAMP := node_modules/.installed
 CDK := node_modules/.bin/cdk
+# The browser the dashboard's test drives: Debian's chromium, installed with apt (as root, or through sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # jsii (under aws-cdk-lib) prints a banner at every start on Node 20, past its end of life; it works.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -21,7 +24,11 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+install: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 
 run: $(STAMP)
 	$(BIN)/dropq up
@@ -30,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) $(NODE_STAMP) lint
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest -ra
 
 # Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.

@@ -11,9 +11,14 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
+
+import click
 
 from bench import latency, pipelines, producer, throughput
 from bench.throughput import Drain, Idle
@@ -21,6 +26,8 @@ from dropq.settings import local_settings
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
+
+T = TypeVar("T")
 
 # SQS standard queues: USD per million requests beyond the free tier (https://aws.amazon.com/sqs/pricing/, 2026).
 SQS_USD_PER_MILLION = 0.40
@@ -259,24 +266,39 @@ def main(argv: list[str] | None = None) -> None:
     sizes = SMOKE if args.smoke else FULL
     state = Path(tempfile.mkdtemp(prefix="dropq-bench-"))
 
-    port = free_port()
-    settings = local_settings(port=port, state_dir=str(state / "server"), pipeline_modules=("bench.workloads",))
-    server = MotoServer(port, state / "moto.log", record_to=state / "requests.jsonl")
-    server.start()
-    try:
-        provision(settings)
-        drains = {b: throughput.compare(settings, server, b, state / f"backlog-{b}", sizes.rounds) for b in sizes.backlogs}
-        idle = throughput.idle(settings, server, sizes.idle_seconds, state)
-        costs = [producer.measure(settings, server, sizes.producer_records, n) for n in (1, 10)]
-    finally:
-        server.stop()
+    # A drain per backlog, then idle, producer, latency and the two pipelines.
+    steps = len(sizes.backlogs) + 5
+    with click.progressbar(length=steps, label="benchmarks", file=sys.stderr, item_show_func=lambda name: name) as bar:
 
-    cloud_settings = local_settings(port=free_port(), state_dir=str(state / "cloud"))
-    processes = cloud_settings.topology.pools[0].concurrency
-    with LocalCloud(cloud_settings, workers={"default": 1}) as cloud:
-        lat = latency.measure(cloud, sizes.latency_files, sizes.latency_interval)
-        counts = {"images": sizes.images, "tables": sizes.tables}
-        efficiency = [pipelines.compare(cloud, name, count, processes) for name, count in counts.items()]
+        def step(name: str, measure: Callable[[], T]) -> T:
+            bar.update(0, name)
+            result = measure()
+            bar.update(1)
+            return result
+
+        port = free_port()
+        settings = local_settings(port=port, state_dir=str(state / "server"), pipeline_modules=("bench.workloads",))
+        server = MotoServer(port, state / "moto.log", record_to=state / "requests.jsonl")
+        server.start()
+        try:
+            provision(settings)
+            drains = {
+                b: step(f"drain {b} tasks", partial(throughput.compare, settings, server, b, state / f"backlog-{b}", sizes.rounds))
+                for b in sizes.backlogs
+            }
+            idle = step("idle workers", partial(throughput.idle, settings, server, sizes.idle_seconds, state))
+            costs = step("producer", lambda: [producer.measure(settings, server, sizes.producer_records, n) for n in (1, 10)])
+        finally:
+            server.stop()
+
+        cloud_settings = local_settings(port=free_port(), state_dir=str(state / "cloud"))
+        processes = cloud_settings.topology.pools[0].concurrency
+        with LocalCloud(cloud_settings, workers={"default": 1}) as cloud:
+            lat = step("latency", partial(latency.measure, cloud, sizes.latency_files, sizes.latency_interval))
+            counts = {"images": sizes.images, "tables": sizes.tables}
+            efficiency = [
+                step(f"{name} pipeline", partial(pipelines.compare, cloud, name, count, processes)) for name, count in counts.items()
+            ]
 
     results = Results(drains, idle, costs, lat, efficiency, processes, len(settings.topology.pools[0].queues))
     command = "python -m bench.run" + (" --smoke" if args.smoke else "")

@@ -1,32 +1,51 @@
-"""The `dropq` command: run the local cloud, drop files, see what happened."""
+"""The `dropq` command: run the local cloud, drop files, see what happened, act on it; locally or on a stack (`--stack`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from dropq.errors import ConfigError
-from dropq.settings import LOCAL_PORT, Settings, load_settings, local_settings
+from dropq.deployment import Deployment, from_stack, local_deployment
+from dropq.errors import ActionError, ConfigError
+from dropq.settings import DASHBOARD_PORT, ENDPOINT_URL, LOCAL_PORT, Settings, load_settings, local_settings
+
+STACK_VARIABLE = "DROPQ_STACK"
+# Files `dropq put` uploads at once.
+UPLOAD_THREADS = 8
 
 
-def _settings() -> Settings:
+def _deployment() -> Deployment:
+    """The deployment the command operates: the stack named by --stack (or DROPQ_STACK), else the local cloud."""
+    stack = click.get_current_context().find_root().params.get("stack")
     try:
-        return load_settings()
+        if stack is None:
+            return local_deployment(load_settings())
+        # A stack lives in AWS, unless DROPQ_ENDPOINT_URL names another endpoint (a moto server in the tests).
+        settings = load_settings({**os.environ, ENDPOINT_URL: os.environ.get(ENDPOINT_URL, "")})
+        with _reaching(settings):
+            return from_stack(stack, settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
+def _settings() -> Settings:
+    return _deployment().settings
+
+
 @contextmanager
 def _reaching(settings: Settings) -> Iterator[None]:
-    """Turn "nothing listens there" into a sentence that says what to do."""
-    from botocore.exceptions import EndpointConnectionError
+    """Turn "nothing listens there" and refused actions into a sentence that says what to do."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
     try:
         yield
@@ -34,10 +53,20 @@ def _reaching(settings: Settings) -> Iterator[None]:
         where = settings.endpoint_url or f"AWS in {settings.region}"
         hint = " Is `dropq up` running, and DROPQ_ENDPOINT_URL set to its endpoint?" if settings.is_local else ""
         raise click.ClickException(f"cannot reach {where}.{hint}") from exc
+    except NoCredentialsError as exc:
+        raise click.ClickException(f"no AWS credentials for {settings.region}: set AWS_PROFILE or run `aws configure`") from exc
+    except ActionError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--stack",
+    envvar=STACK_VARIABLE,
+    default=None,
+    help="Operate the CloudFormation stack of this name (default: the local cloud).",
+)
+def main(stack: str | None) -> None:
     """dropq: drop files in S3, Celery workers on SQS process them."""
 
 
@@ -47,10 +76,14 @@ def main() -> None:
     "--workers", type=click.IntRange(min=0), default=None, help="Pin each pool to this many workers (default: autoscale on queue backlog)."
 )
 @click.option("--state-dir", default=".dropq", show_default=True, type=click.Path(file_okay=False), help="Where logs live.")
-def up(port: int, workers: int | None, state_dir: str) -> None:
-    """Start dropq locally on an embedded moto cloud, in the foreground until Ctrl-C."""
+@click.option("--dashboard-port", default=DASHBOARD_PORT, show_default=True, help="Port of the dashboard on 127.0.0.1.")
+def up(port: int, workers: int | None, state_dir: str, dashboard_port: int) -> None:
+    """Start dropq locally on an embedded moto cloud, with its dashboard, in the foreground until Ctrl-C."""
+    from dropq.dashboard.server import Dashboard
     from infra.local.cloud import LocalCloud
 
+    if click.get_current_context().find_root().params.get("stack"):
+        raise click.UsageError("`dropq up` runs the local cloud; --stack names a deployed one")
     settings = local_settings(port=port, state_dir=state_dir)
     cloud = LocalCloud(settings, workers=workers)
     stop = threading.Event()
@@ -58,12 +91,18 @@ def up(port: int, workers: int | None, state_dir: str) -> None:
         signal.signal(sig, lambda *_: stop.set())
     click.echo(f"starting the local cloud on {settings.endpoint_url} (logs in {state_dir}/) ...")
     cloud.start()
+    dashboard = None
     try:
+        try:
+            dashboard = Dashboard(cloud.deployment, port=dashboard_port).start()
+        except ConfigError as exc:
+            raise click.ClickException(f"{exc} (--dashboard-port)") from exc
         inbox = f"s3://{settings.bucket}/{settings.topology.inbox_prefix}"
         click.echo(f"dropq is up.\n  endpoint: {settings.endpoint_url}\n  bucket:   {settings.bucket}\n  inbox:    {inbox}")
         click.echo(f"  outputs:  s3://{settings.bucket}/{settings.topology.output_prefix}")
         pools = ", ".join(f"{p.name} {p.min_workers}..{p.max_workers}" for p in settings.topology.pools)
         click.echo(f"  workers:  {f'{workers} per pool' if workers is not None else f'autoscaled on queue backlog ({pools})'}")
+        click.echo(f"  dashboard: {dashboard.url}")
         click.echo("\nIn another shell:")
         for name, value in cloud.exports().items():
             click.echo(f"export {name}={value}")
@@ -72,6 +111,8 @@ def up(port: int, workers: int | None, state_dir: str) -> None:
         stop.wait()
     finally:
         click.echo("stopping ...")
+        if dashboard is not None:
+            dashboard.stop()
         cloud.stop()
         click.echo("stopped.")
 
@@ -79,15 +120,29 @@ def up(port: int, workers: int | None, state_dir: str) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--limit", default=20, show_default=True, help="How many recent files to show.")
-def status(as_json: bool, limit: int) -> None:
-    """Show queues, workers and recent files."""
+@click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds between refreshes with --watch.")
+def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
+    """Show queues, worker pools and recent files."""
     from dropq.ledger import ledger_for
     from dropq.status import collect_status, render_status
 
-    settings = _settings()
-    with _reaching(settings):
-        data = collect_status(settings, settings.client("sqs"), ledger_for(settings), recent=limit)
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render_status(data))
+    deployment = _deployment()
+    settings = deployment.settings
+    sqs, ecs, ledger = settings.client("sqs"), settings.client("ecs"), ledger_for(settings)
+    try:
+        while True:
+            with _reaching(settings):
+                data = collect_status(deployment, sqs, ecs, ledger, recent=limit)
+            text = json.dumps(data, indent=2, ensure_ascii=False) if as_json else render_status(data)
+            if not watch:
+                click.echo(text)
+                return
+            click.clear()
+            click.echo(f"{text}\n\nevery {interval:g}s; Ctrl-C stops")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
 
 
 @main.command()
@@ -99,11 +154,61 @@ def put(files: tuple[Path, ...], prefix: str) -> None:
     s3 = settings.client("s3")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    for path in files:
-        key = f"{settings.topology.inbox_prefix}{prefix}{path.name}"
+    folder = f"{settings.topology.inbox_prefix}{prefix}"
+    if len(files) == 1:
         with _reaching(settings):
-            s3.upload_file(str(path), settings.bucket, key)
-        click.echo(f"s3://{settings.bucket}/{key}")
+            s3.upload_file(str(files[0]), settings.bucket, folder + files[0].name)
+        click.echo(f"s3://{settings.bucket}/{folder}{files[0].name}")
+        return
+    with _reaching(settings), ThreadPoolExecutor(UPLOAD_THREADS) as uploads:
+        pending = [uploads.submit(s3.upload_file, str(path), settings.bucket, folder + path.name) for path in files]
+        with click.progressbar(length=sum(p.stat().st_size for p in files), label=f"uploading {len(files)} files", show_pos=False) as bar:
+            sizes = dict(zip(pending, (p.stat().st_size for p in files), strict=True))
+            for done in as_completed(pending):
+                done.result()
+                bar.update(sizes[done])
+    click.echo(f"{len(files)} files uploaded to s3://{settings.bucket}/{folder}")
+
+
+@main.command()
+@click.argument("key")
+def retry(key: str) -> None:
+    """Process the failed file KEY again (its key in the bucket, e.g. incoming/photo.jpg)."""
+    from dropq.ledger import ledger_for
+    from dropq.retry import retry_file
+    from dropq.signing import signer_for
+
+    settings = _settings()
+    with _reaching(settings):
+        item = retry_file(key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings))
+    click.echo(f"{key}: queued again on {settings.physical_name(item.queue)} (task {item.task_id})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs a token.")
+@click.option("--port", default=DASHBOARD_PORT, show_default=True, help="Port to listen on.")
+@click.option("--token", envvar="DROPQ_DASHBOARD_TOKEN", default=None, help="The token API calls need (made up beyond loopback).")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.5), help="Seconds between readings.")
+def dashboard(host: str, port: int, token: str | None, interval: float) -> None:
+    """Serve a live dashboard of queues, pools and files, with redrive, retry and purge, until Ctrl-C."""
+    from dropq.dashboard.server import Dashboard
+
+    deployment = _deployment()
+    board = Dashboard(deployment, host=host, port=port, token=token, interval=interval)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with _reaching(deployment.settings):
+            board.start()
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc} (--port)") from exc
+    try:
+        click.echo(f"dashboard of {deployment.name}: {board.url}\nCtrl-C stops it.")
+        sys.stdout.flush()
+        stop.wait()
+    finally:
+        board.stop()
 
 
 @main.group()

@@ -21,3 +21,7 @@ class TransientError(DropqError):
 
 class ProducerError(DropqError):
     """The producer could not enqueue every record of an event; the event must be retried."""
+
+
+class ActionError(DropqError):
+    """An operator's action (a retry, a redrive) cannot be done as asked; the message says why."""

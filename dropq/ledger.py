@@ -320,6 +320,31 @@ class Ledger:
         """Every file entry last updated on `day` (YYYY-MM-DD, UTC), from the `recent` index."""
         return [decode_item(item) for page in self._day_pages(day) for item in page]
 
+    def since(self, moment: datetime) -> list[dict[str, Any]]:
+        """Every file entry updated at or after `moment` (within the last day), newest first, from the `recent` index."""
+        index, hash_key, range_key = self.table.indexes[0]
+        found: list[dict[str, Any]] = []
+        for day in sorted({moment.date(), _now().date()}):
+            pages = self._pages(
+                TableName=self.table_name,
+                IndexName=index,
+                KeyConditionExpression="#h = :day AND #r >= :since",
+                ExpressionAttributeNames={"#h": hash_key, "#r": range_key},
+                ExpressionAttributeValues={":day": {"S": day.isoformat()}, ":since": {"S": _iso(moment)}},
+            )
+            found += [decode_item(item) for page in pages for item in page]
+        return sorted(found, key=lambda i: i[range_key], reverse=True)
+
+    def retry(self, ref: ObjectRef, task_id: str) -> bool:
+        """Queue a failed file again (`dropq retry`, the dashboard); False if it is not failed."""
+        return self._write(
+            ref,
+            {"state": QUEUED, "task_id": task_id, "queued_at": _iso(_now()), "reason": None, "parts": None},
+            condition="#state = :failed",
+            extra={":failed": FAILED},
+            add={"retries": 1},
+        )
+
     def _stuck_condition(self) -> str:
         return (
             "updated_at < :cutoff AND (#state = :queued OR "

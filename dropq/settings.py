@@ -51,6 +51,8 @@ ECS_AGENT_URI = "ECS_AGENT_URI"
 
 LOCAL_PORT = 4566
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
+# Where `dropq up` and `dropq dashboard` serve the dashboard.
+DASHBOARD_PORT = 8321
 # moto's fixed account; any credentials are accepted by the local cloud.
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

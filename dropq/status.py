@@ -1,17 +1,27 @@
-"""What `dropq status` reports: queues, workers and recent files, from SQS and the ledger only."""
+"""What `dropq status` and the dashboard show: queues, pools, workers and files, from SQS, ECS and the ledger only.
+
+On SQS Celery has no events and no `inspect`; everything here is read from what exists anyway: queue
+attributes, ECS services (desired counts), worker heartbeats and the files' entries in the ledger.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dropq.ledger import Ledger
-from dropq.settings import Settings
+from dropq.deployment import Deployment
+from dropq.ledger import FAILED, SUCCEEDED, Ledger
 
 QUEUE_COUNTS = {
     "visible": "ApproximateNumberOfMessages",
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
     "delayed": "ApproximateNumberOfMessagesDelayed",
 }
+FILE_FIELDS = ("state", "pipeline", "queue", "updated_at", "duration_ms", "outputs", "reason", "attempts")
+WORKER_FIELDS = ("pool", "pid", "queues", "concurrency", "active", "tasks_per_minute", "last_seen")
+# ECS DescribeServices takes at most this many services per call.
+ECS_MAX_SERVICES = 10
 
 
 def queue_counts(sqs: Any, url: str) -> dict[str, int]:
@@ -20,57 +30,104 @@ def queue_counts(sqs: Any, url: str) -> dict[str, int]:
     return {name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
 
 
-def collect_status(settings: Settings, sqs: Any, ledger: Ledger, recent: int = 20) -> dict[str, Any]:
-    """The status as plain data (what `--json` prints)."""
-    topology = settings.topology
+def desired_counts(ecs: Any, deployment: Deployment) -> dict[str, int | None]:
+    """Each pool's desired worker count from its ECS service (None where the service cannot be read)."""
+    names = {service: pool for pool, service in deployment.services.items()}
+    desired: dict[str, int | None] = dict.fromkeys(deployment.services)
+    services = list(names)
+    for start in range(0, len(services), ECS_MAX_SERVICES):
+        try:
+            described = ecs.describe_services(cluster=deployment.cluster, services=services[start : start + ECS_MAX_SERVICES])
+        except ecs.exceptions.ClusterNotFoundException:
+            return desired
+        for service in described["services"]:
+            desired[names[service["serviceName"]]] = service["desiredCount"]
+    return desired
+
+
+def throughput(entries: list[dict[str, Any]], now: datetime, minutes: int = 60) -> list[dict[str, Any]]:
+    """Files finished per minute over the last `minutes` (oldest first): succeeded, failed and the failure rate."""
+    start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
+    finished = Counter(
+        (entry["finished_at"][:16], entry["state"])
+        for entry in entries
+        if entry.get("state") in (SUCCEEDED, FAILED) and entry.get("finished_at")
+    )
+    series = []
+    for offset in range(minutes):
+        minute = (start + timedelta(minutes=offset)).strftime("%Y-%m-%dT%H:%M")
+        succeeded, failed = finished[(minute, SUCCEEDED)], finished[(minute, FAILED)]
+        rate = round(failed / (succeeded + failed), 3) if failed else 0.0
+        series.append({"minute": minute, "succeeded": succeeded, "failed": failed, "failure_rate": rate})
+    return series
+
+
+def collect_status(deployment: Deployment, sqs: Any, ecs: Any, ledger: Ledger, recent: int = 20) -> dict[str, Any]:
+    """The status as plain data (what `--json` prints and the dashboard renders)."""
+    settings, topology = deployment.settings, deployment.settings.topology
     queues = []
     for spec in topology.queues:
-        counts = queue_counts(sqs, settings.queue_url(spec.name))
         dead = queue_counts(sqs, settings.queue_url(spec.dlq_name))
-        dead_lettered = dead["visible"] + dead["in_flight"]
         queues.append(
             {
-                "name": settings.physical_name(spec.name),
-                **counts,
-                "dead_lettered": dead_lettered,
+                "name": spec.name,
+                "physical_name": settings.physical_name(spec.name),
+                **queue_counts(sqs, settings.queue_url(spec.name)),
+                "dead_lettered": dead["visible"] + dead["in_flight"],
                 "dlq": settings.physical_name(spec.dlq_name),
             }
         )
-    producer_failures = queue_counts(sqs, settings.queue_url(topology.producer_failure_queue))
+    workers = [{"hostname": w["sk"]} | {k: w.get(k) for k in WORKER_FIELDS} for w in ledger.workers()]
+    desired = desired_counts(ecs, deployment)
+    pools = []
+    for pool in topology.pools:
+        mine = [w for w in workers if w["pool"] == pool.name]
+        pools.append(
+            {
+                "name": pool.name,
+                "queues": list(pool.queues),
+                "workers": len(mine),
+                "desired": desired.get(pool.name),
+                "min": pool.min_workers,
+                "max": pool.max_workers,
+                "concurrency": pool.concurrency,
+                "active": sum(w["active"] or 0 for w in mine),
+                "tasks_per_minute": round(sum(w["tasks_per_minute"] or 0 for w in mine), 1),
+            }
+        )
     return {
+        "deployment": deployment.name,
+        "console_url": deployment.console_url,
         "endpoint_url": settings.endpoint_url,
         "region": settings.region,
         "bucket": settings.bucket,
         "inbox_prefix": topology.inbox_prefix,
         "output_prefix": topology.output_prefix,
         "queues": queues,
-        "producer_failures": producer_failures["visible"],
-        "workers": [{"hostname": w["sk"]} | {k: w.get(k) for k in ("pid", "queues", "concurrency", "last_seen")} for w in ledger.workers()],
-        "files": [
-            {"key": f["key"], "etag": f["sk"]}
-            | {k: f.get(k) for k in ("state", "pipeline", "updated_at", "duration_ms", "outputs", "reason")}
-            for f in ledger.recent(recent)
-        ],
+        "producer_failures": queue_counts(sqs, settings.queue_url(topology.producer_failure_queue))["visible"],
+        "pools": pools,
+        "workers": workers,
+        "files": [{"key": f["key"], "etag": f["sk"]} | {k: f.get(k) for k in FILE_FIELDS} for f in ledger.recent(recent)],
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 def render_status(status: dict[str, Any]) -> str:
     """The status as text for a terminal."""
     lines = [
+        f"{status['deployment']}  at {status['at']}",
         f"bucket  s3://{status['bucket']}/{status['inbox_prefix']}  ->  s3://{status['bucket']}/{status['output_prefix']}",
-        f"endpoint {status['endpoint_url'] or 'AWS ' + status['region']}",
         "",
         f"{'QUEUE':<28}{'VISIBLE':>9}{'IN FLIGHT':>11}{'DELAYED':>9}{'DEAD':>7}",
     ]
     for q in status["queues"]:
-        lines.append(f"{q['name']:<28}{q['visible']:>9}{q['in_flight']:>11}{q['delayed']:>9}{q['dead_lettered']:>7}")
+        lines.append(f"{q['physical_name']:<28}{q['visible']:>9}{q['in_flight']:>11}{q['delayed']:>9}{q['dead_lettered']:>7}")
     if status["producer_failures"]:
         lines.append(f"producer events that failed every retry: {status['producer_failures']}")
-    lines += ["", f"WORKERS ({len(status['workers'])})"]
-    lines += [
-        f"  {w['hostname']}  pid {w['pid']}  queues {','.join(w['queues'] or [])}  concurrency {w['concurrency']}"
-        for w in status["workers"]
-    ]
+    lines += ["", f"{'POOL':<12}{'WORKERS':>9}{'DESIRED':>9}{'MIN..MAX':>10}{'RUNNING':>9}{'TASKS/MIN':>11}"]
+    for p in status["pools"]:
+        desired, span = "?" if p["desired"] is None else p["desired"], f"{p['min']}..{p['max']}"
+        lines.append(f"{p['name']:<12}{p['workers']:>9}{desired:>9}{span:>10}{p['active']:>9}{p['tasks_per_minute']:>11}")
     lines += ["", f"{'STATE':<11}{'PIPELINE':<10}{'MS':>7}  KEY"]
     for f in status["files"]:
         ms = "" if f.get("duration_ms") is None else str(f["duration_ms"])

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from celery.signals import after_setup_logger
 from kombu import Queue
 
 from dropq.settings import LOCAL_CREDENTIALS, Settings
 from infra.topology import SQS_MAX_WAIT_SECONDS
+
+# Celery's two INFO lines per task ("Task ... received", "Task ... succeeded in ...") cost a measurable share of a
+# worker's CPU at high rates; dropq's JSON events (dropq/observe.py) replace them. Failures still log at ERROR.
+QUIET_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+@after_setup_logger.connect
+def quiet_task_lines(**_: Any) -> None:
+    """Log Celery's per-task lines from WARNING up (a worker calls this once its logging is set up)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _local_credentials(settings: Settings) -> str:

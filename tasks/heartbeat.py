@@ -5,23 +5,44 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import deque
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
+from celery.worker import state
 
 from dropq.ledger import ledger_for
 from tasks.app import settings
 
 logger = logging.getLogger("dropq.worker")
 HEARTBEAT_SECONDS = 15
+# Tasks per minute are counted over this many seconds of beats.
+RATE_WINDOW_SECONDS = 60
 _stop = threading.Event()
+
+
+class TaskRate:
+    """Tasks this worker started per minute, over the last RATE_WINDOW_SECONDS (Celery counts them in `state`)."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def sample(self, now: float, started: int) -> float:
+        self.samples.append((now, started))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_SECONDS:
+            self.samples.popleft()
+        then, before = self.samples[0]
+        return round((started - before) * 60 / (now - then), 1) if now > then else 0.0
 
 
 def _beat(hostname: str, info: dict[str, Any]) -> None:
     ledger = ledger_for(settings)
+    rate = TaskRate()
     while True:
         try:
-            ledger.heartbeat(hostname, info)
+            busy = {"tasks_per_minute": rate.sample(time.monotonic(), state.all_total_count[0]), "active": len(state.active_requests)}
+            ledger.heartbeat(hostname, info | busy)
         except Exception as exc:  # a missed beat must never take the worker down
             logger.warning("heartbeat for %s failed: %s", hostname, exc)
         if _stop.wait(HEARTBEAT_SECONDS):
@@ -32,7 +53,7 @@ def _beat(hostname: str, info: dict[str, Any]) -> None:
 def start_heartbeat(sender: Any = None, **_: Any) -> None:
     """Start beating once the worker consumes."""
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
-    info = {"pid": os.getpid(), "queues": queues, "concurrency": sender.controller.concurrency if sender else 0}
+    info = {"pid": os.getpid(), "pool": settings.pool, "queues": queues, "concurrency": sender.controller.concurrency if sender else 0}
     threading.Thread(target=_beat, args=(sender.hostname, info), name="dropq-heartbeat", daemon=True).start()
 
 

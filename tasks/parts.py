@@ -21,7 +21,9 @@ from celery import chord
 from celery.exceptions import SoftTimeLimitExceeded
 
 from dropq.errors import InputError, TransientError
+from dropq.ledger import FAILED, SUCCEEDED
 from dropq.objects import ObjectRef
+from dropq.observe import log_outcome
 from tasks.app import app, settings
 from tasks.backoff import backoff
 from tasks.pipelines import PIPELINES, Job, Split
@@ -112,7 +114,7 @@ def part(self: Any, *, pipeline: str, index: int, args: dict[str, Any], **fields
 @app.task(name=COMBINE_TASK, bind=True, acks_late=True)
 def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str, started: float, **fields: Any) -> dict[str, Any]:
     """The chord's callback: combine the parts' results, or fail the file with the first failed part's reason."""
-    from tasks.process import clients, ledger_writes
+    from tasks.process import clients, events, ledger_writes, service, superseded
 
     ref, split = ObjectRef.from_dict(fields), split_of(pipeline)
     s3, ledger, _ = clients()
@@ -144,23 +146,22 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
             except Exception as exc:
                 logger.exception("combining the parts of %s failed", ref.uri)
                 reason = f"internal error in the {pipeline} pipeline: {type(exc).__name__}: {exc}"
-    if reason is not None:
-        delete_keys(s3, ref.bucket, written + outputs)
-        with ledger_writes(task_id):
-            recorded = ledger.mark_failed(ref, owner, reason, pipeline)
-        if recorded:
-            notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
-        logger.warning("task %s: %s failed: %s", task_id, ref.uri, reason)
-        return {"state": "failed", "key": ref.key, "reason": reason}
     duration_ms = int((time.time() - started) * 1000)
-    with ledger_writes(task_id):
-        recorded = ledger.mark_succeeded(ref, owner, sorted(written + outputs), duration_ms, sha256)
-    if not recorded:
-        logger.warning("task %s: %s: another attempt took the file over; it records the outcome", task_id, ref.uri)
-        return {"state": "superseded", "key": ref.key}
     everything = sorted(written + outputs)
+    if reason is not None:
+        delete_keys(s3, ref.bucket, everything)
+    with ledger_writes(task_id):
+        if reason is None:
+            recorded = ledger.mark_succeeded(ref, owner, everything, duration_ms, sha256)
+        else:
+            recorded = ledger.mark_failed(ref, owner, reason, pipeline)
+    if not recorded:
+        return superseded(ref, task_id, pipeline)
+    log_outcome(events, service, ref, task_id, pipeline, succeeded=reason is None, duration_ms=duration_ms, reason=reason, parts=len(parts))
+    if reason is not None:
+        notify(ref, {"state": FAILED, "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
+        return {"state": FAILED, "key": ref.key, "reason": reason}
     notify(
-        ref, {"state": "succeeded", "pipeline": pipeline, "outputs": everything, "duration_ms": duration_ms, "task_id": task_id}, s3, ledger
+        ref, {"state": SUCCEEDED, "pipeline": pipeline, "outputs": everything, "duration_ms": duration_ms, "task_id": task_id}, s3, ledger
     )
-    logger.info("task %s: %s succeeded in %d ms with %d outputs from %d parts", task_id, ref.uri, duration_ms, len(everything), len(parts))
-    return {"state": "succeeded", "key": ref.key, "outputs": everything}
+    return {"state": SUCCEEDED, "key": ref.key, "outputs": everything}

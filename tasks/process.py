@@ -17,8 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from dropq.errors import InputError, TransientError
-from dropq.ledger import RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
+from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
 from dropq.objects import ObjectRef
+from dropq.observe import WORKER, deployment, event_logger, log_event, log_outcome
 from dropq.protocol import PROCESS_TASK
 from dropq.settings import Settings
 from tasks.app import app, settings
@@ -31,6 +32,9 @@ from tasks.storage import delete_keys, download, upload_folder
 from tasks.webhooks import notify
 
 logger = logging.getLogger("dropq.worker")
+# A file's events and outcome metrics (dropq/observe.py); `service` is this deployment's metrics dimension.
+events = event_logger(WORKER)
+service = deployment(settings.prefix)
 
 # S3 keys are at most 1024 bytes of UTF-8: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 S3_MAX_KEY_BYTES = 1024
@@ -122,6 +126,13 @@ def task_input(args: tuple[Any, ...], fields: dict[str, Any]) -> tuple[ObjectRef
     return ObjectRef.from_dict(fields), fields["pipeline"]
 
 
+def superseded(ref: ObjectRef, task_id: str, pipeline: str) -> dict[str, Any]:
+    """Log that another attempt took the file over (this one's lease ran out) and records its outcome; the task's result."""
+    reason = "another attempt took the file over; it records the outcome"
+    log_event(events, "superseded", ref=ref, task_id=task_id, state=RUNNING, level="warning", pipeline=pipeline, reason=reason)
+    return {"state": "superseded", "key": ref.key}
+
+
 @contextmanager
 def ledger_writes(task_id: str) -> Iterator[None]:
     """A ledger write that fails gives the message back (towards the DLQ if it keeps failing), never drops it."""
@@ -139,46 +150,51 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     Its fields are those of an `ObjectRef` and a `pipeline` (lambdas/producer/enqueue.py). A message without
     them names no file to record a failure against: it is rejected, towards the dead-letter queue.
     """
+    task_id = self.request.id
     try:
         ref, pipeline = task_input(args, fields)
     except ValueError as exc:
-        logger.error("task %s: rejected, towards the dead-letter queue: %s", self.request.id, exc)
+        key = fields.get("key") if isinstance(fields.get("key"), str) else None
+        log_event(events, "rejected", task_id=task_id, state="rejected", level="error", key=key, reason=f"{exc} (to the dead-letter queue)")
         raise Reject(str(exc), requeue=False) from exc
     s3, ledger, leases = clients()
-    task_id = self.request.id
     with ledger_writes(task_id):
         claim = ledger.claim(ref, pipeline, task_id, worker=self.request.hostname, lease_seconds=LEASE_SECONDS)
     if not claim.acquired:
-        if claim.state == SUCCEEDED:
-            logger.info("task %s: %s (etag %s) already succeeded; duplicate delivery skipped", task_id, ref.uri, ref.etag)
-            return {"state": "skipped", "key": ref.key}
-        if claim.state == RUNNING and claim.split:
-            logger.info("task %s: %s runs in parts that record its outcome; duplicate delivery skipped", task_id, ref.uri)
+        if claim.state == SUCCEEDED or (claim.state == RUNNING and claim.split):
+            why = "it already succeeded" if claim.state == SUCCEEDED else "it runs in parts, which record its outcome"
+            log_event(events, "skipped", ref=ref, task_id=task_id, state=claim.state, reason=f"duplicate delivery: {why}")
             return {"state": "skipped", "key": ref.key}
         # Another delivery of this file is running (or its worker died and its lease has not run out yet).
         # Not an attempt: this may repeat while the other attempt keeps its lease, at most its time limit.
         countdown = max(1, min(LEASE_SECONDS / 3, claim.lease_remaining + 1))
-        logger.info("task %s: %s is being processed by another attempt; checking again in %.0fs", task_id, ref.uri, countdown)
+        log_event(events, "retry", ref=ref, task_id=task_id, state=claim.state, countdown=countdown, reason="another attempt holds it")
         raise self.retry(countdown=countdown, max_retries=self.request.retries + 1)
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    log_event(events, "started", ref=ref, task_id=task_id, state=RUNNING, pipeline=pipeline, queue=queue, attempt=claim.attempts)
     return run_claimed(self, ref, pipeline, claim, s3, ledger, leases)
 
 
 def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any, ledger: Ledger, leases: Ledger) -> dict[str, Any]:
     """Run a file this attempt claimed, and record how it ended (or give it back to be retried)."""
     task_id, owner, attempts = task.request.id, str(claim.owner), claim.attempts
+    started = time.monotonic()
 
     def failed(reason: str) -> None:
         with ledger_writes(task_id):
             recorded = ledger.mark_failed(ref, owner, reason, pipeline)
-        if recorded:
-            notify(ref, {"state": "failed", "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
+        if not recorded:
+            superseded(ref, task_id, pipeline)
+            return
+        duration_ms = int((time.monotonic() - started) * 1000)
+        log_outcome(events, service, ref, task_id, pipeline, succeeded=False, duration_ms=duration_ms, reason=reason, attempt=attempts)
+        notify(ref, {"state": FAILED, "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
 
     if attempts > settings.max_retries + 1:
         # Every attempt counts, however it ended: a file whose worker keeps dying stops here, with a reason.
         reason = f"started {attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
         failed(reason)
         return {"state": "failed", "key": ref.key, "reason": reason}
-    started = time.monotonic()
 
     parts: list[dict[str, Any]] = []
     with hold(leases, ref, owner, LEASE_SECONDS) as lost:
@@ -193,8 +209,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
             else:
                 outputs, sha256 = run_pipeline(ref, pipeline, s3, settings, lost)
         except LeaseLost:
-            logger.warning("task %s: %s: another attempt took the file over; this one stops without uploading", task_id, ref.uri)
-            return {"state": "superseded", "key": ref.key}
+            return superseded(ref, task_id, pipeline)
         except InputError as exc:
             failed(str(exc))
             raise
@@ -203,9 +218,10 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
                 failed(f"gave up after {attempts} attempts: {exc}")
                 raise
             countdown = backoff(attempts - 1)
-            logger.warning("task %s: %s: transient error, retry in %ss: %s", task_id, ref.uri, countdown, exc)
             with ledger_writes(task_id):
                 ledger.release(ref, owner)
+            details = {"pipeline": pipeline, "countdown": countdown, "attempt": attempts, "reason": f"transient error: {exc}"}
+            log_event(events, "retry", ref=ref, task_id=task_id, state=QUEUED, level="warning", **details)
             raise task.retry(exc=exc, countdown=countdown, max_retries=task.request.retries + 1) from exc
         except SoftTimeLimitExceeded:
             failed(f"processing took longer than the {app.conf.task_soft_time_limit}s time limit; it was stopped")
@@ -218,15 +234,16 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
             with ledger_writes(task_id):
                 succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256)
             if not succeeded:
-                logger.warning("task %s: %s: lost its lease while running; the attempt that took over records it", task_id, ref.uri)
-                return {"state": "superseded", "key": ref.key}
-            outcome = {"state": "succeeded", "pipeline": pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": task_id}
+                return superseded(ref, task_id, pipeline)
+            log_outcome(
+                events, service, ref, task_id, pipeline, succeeded=True, duration_ms=duration_ms, outputs=len(outputs), attempt=attempts
+            )
+            outcome = {"state": SUCCEEDED, "pipeline": pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": task_id}
             notify(ref, outcome, s3, ledger)
     if len(parts) > 1:
         # From here the lease lasts as long as the parts may wait in their queue: nobody renews it.
         with ledger_writes(task_id):
             ledger.split(ref, owner, len(parts), lease_seconds=settings.topology.queue(queue).retention_seconds)
-        logger.info("task %s: %s runs in %d parts side by side (group %s)", task_id, ref.uri, len(parts), group)
+        log_event(events, "split", ref=ref, task_id=task_id, state=RUNNING, pipeline=pipeline, queue=queue, parts=len(parts), group=group)
         return {"state": "split", "key": ref.key, "parts": len(parts), "group": group}
-    logger.info("task %s: %s succeeded in %d ms with %d outputs", task_id, ref.uri, duration_ms, len(outputs))
     return {"state": "succeeded", "key": ref.key, "outputs": outputs, "sha256": sha256}

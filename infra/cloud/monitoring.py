@@ -1,4 +1,8 @@
-"""Alarms for what needs a person (dead letters, stale messages, producer errors) and one dashboard."""
+"""Alarms for what needs a person (dead letters, stale messages, producer errors) and one dashboard.
+
+The dashboard shows each pool's queues and tasks, then each pipeline's files: the metrics workers publish in
+CloudWatch's embedded metric format (dropq/observe.py), in the `dropq` namespace, by deployment and pipeline.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dropq.observe import BYTES, DURATION, FAILED, NAMESPACE, SUCCEEDED
 from infra.cloud.nag import acknowledge
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
@@ -61,15 +66,9 @@ class Monitoring(Construct):
         )
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cdk.Stack.of(self).stack_name}-dropq")
         for pool in pools:
-            self.dashboard.add_widgets(
-                cloudwatch.GraphWidget(title=f"{pool.pool.name}: backlog (waiting + in flight)", left=[pool.backlog], width=8),
-                cloudwatch.GraphWidget(
-                    title=f"{pool.pool.name}: backlog per task (target {pool.pool.backlog_per_worker})",
-                    left=[pool.backlog_per_task],
-                    width=8,
-                ),
-                cloudwatch.GraphWidget(title=f"{pool.pool.name}: running tasks", left=[pool.running_tasks], width=8),
-            )
+            self._pool_widgets(pool, queues)
+        for pipeline in dict.fromkeys(route.pipeline for route in topology.routes):
+            self._pipeline_widgets(pipeline)
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Dead letters",
@@ -84,6 +83,43 @@ class Monitoring(Construct):
             ),
         )
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24))
+
+    def _pool_widgets(self, pool: WorkerService, queues: Queues) -> None:
+        """One row: the pool's queues (waiting, in flight), its backlog, its backlog per task, its running tasks."""
+        name = pool.pool.name
+        depth: list[cloudwatch.IMetric] = []
+        for queue_name in pool.pool.queues:
+            queue = queues.work[queue_name]
+            depth.append(queue.metric_approximate_number_of_messages_visible(statistic="Maximum", label=f"{queue_name} waiting"))
+            depth.append(queue.metric_approximate_number_of_messages_not_visible(statistic="Maximum", label=f"{queue_name} in flight"))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title=f"{name}: queue depth", left=depth, width=6),
+            cloudwatch.GraphWidget(title=f"{name}: backlog (waiting + in flight)", left=[pool.backlog], width=6),
+            cloudwatch.GraphWidget(
+                title=f"{name}: backlog per task (target {pool.pool.backlog_per_worker})", left=[pool.backlog_per_task], width=6
+            ),
+            cloudwatch.GraphWidget(title=f"{name}: running tasks", left=[pool.running_tasks], width=6),
+        )
+
+    def _pipeline_widgets(self, pipeline: str) -> None:
+        """One row: how long the pipeline's files take, how many succeed and fail, how many bytes they bring."""
+        # The workers' `service` dimension: their resource prefix, `<stack name>-`, without its dash (dropq/observe.py).
+        dimensions = {"service": cdk.Stack.of(self).stack_name, "pipeline": pipeline}
+
+        def metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace=NAMESPACE, metric_name=name, dimensions_map=dimensions, statistic=statistic, label=label)
+
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"{pipeline}: duration of a succeeded file (ms)",
+                left=[metric(DURATION, "p50", "p50"), metric(DURATION, "p95", "p95")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{pipeline}: files", left=[metric(SUCCEEDED, "Sum", "succeeded"), metric(FAILED, "Sum", "failed")], width=8
+            ),
+            cloudwatch.GraphWidget(title=f"{pipeline}: input bytes", left=[metric(BYTES, "Sum", "bytes")], width=8),
+        )
 
     def _alarm(self, id: str, metric: cloudwatch.IMetric, threshold: float, description: str) -> None:
         alarm = cloudwatch.Alarm(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import aws_cdk as cdk
@@ -11,6 +10,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from constructs import Construct
 
+from dropq.deployment import BUCKET_OUTPUT, CLUSTER_OUTPUT, DASHBOARD_OUTPUT, PREFIX_OUTPUT, output_id, service_output
 from dropq.settings import PREFIX_PATTERN, Settings
 from infra.cloud.bundling import ROOT
 from infra.cloud.monitoring import Monitoring
@@ -24,11 +24,6 @@ from infra.cloud.workers import WorkerService
 from infra.topology import TOPOLOGY, Topology
 
 MAX_AZS = 2
-
-
-def output_id(name: str) -> str:
-    """A CloudFormation output id for a topology name ("default-dlq" -> "DefaultDlq")."""
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
 
 class DropqStack(cdk.Stack):
@@ -96,23 +91,23 @@ class DropqStack(cdk.Stack):
         """What `dropq --stack NAME` and people need: bucket, inbox, queues, tables, dashboard."""
         bucket = self.storage.bucket.bucket_name
         outputs = {
-            "Bucket": bucket,
+            BUCKET_OUTPUT: bucket,
             "Inbox": f"s3://{bucket}/{topology.inbox_prefix}",
-            "Prefix": self.prefix,
+            PREFIX_OUTPUT: self.prefix,
             "LedgerTable": self.storage.ledger.table_name,
             "ResultsTable": self.storage.results.table_name,
             "ProducerFunction": self.producer.function.function_name,
             "ProducerFailuresQueueUrl": self.queues.producer_failures.queue_url,
             "AlarmTopic": self.monitoring.topic.topic_arn,
-            "Dashboard": f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}#dashboards:name="
+            DASHBOARD_OUTPUT: f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}#dashboards:name="
             + self.monitoring.dashboard.dashboard_name,
-            "ClusterName": self.cluster.cluster_name,
+            CLUSTER_OUTPUT: self.cluster.cluster_name,
         }
         for name, queue in self.queues.work.items():
             outputs[f"Queue{output_id(name)}Url"] = queue.queue_url
             outputs[f"Queue{output_id(name)}DlqUrl"] = self.queues.dead_letter[name].queue_url
         for pool in self.pools:
-            outputs[f"Pool{output_id(pool.pool.name)}Service"] = pool.service.service_name
+            outputs[service_output(pool.pool.name)] = pool.service.service_name
         for name, secret in self.webhooks.generated.items():
             outputs[f"Webhook{output_id(name)}Secret"] = secret.secret_arn
         for key, value in outputs.items():

@@ -75,6 +75,10 @@ class WorkerService(Construct):
             command=["celery", *worker_arguments(pool, f"{pool.name}@%h")],
             environment={**settings.environment(), **worker_environment(pool), **webhooks.environment},
             secrets=webhooks.secrets,
+            # One log event per line. The EMF lines (dropq/observe.py) become the `dropq` metrics: CloudWatch Logs
+            # detects EMF without the `x-amzn-logs-format: json/emf` header, which awslogs on ECS cannot send
+            # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html);
+            # a region without that detection needs a FireLens sidecar that sends the header (not built here).
             logging=ecs.LogDrivers.aws_logs(stream_prefix=pool.name, log_group=self.log_group),
             stop_timeout=cdk.Duration.seconds(pool.stop_timeout),
             readonly_root_filesystem=False,

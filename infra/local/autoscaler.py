@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dropq.status import queue_counts
-from infra.local.ticker import Ticker
+from dropq.ticker import Ticker
 from infra.local.workers import WorkerSet
 from infra.scaling import ScalingPolicy
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dropq.deployment import local_deployment
 from dropq.settings import Settings
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
@@ -23,6 +25,8 @@ from infra.local.workers import WorkerSet
 from infra.scaling import scaling_policy
 from infra.topology import Schedule
 from lambdas.producer.schedules import SCHEDULE_FIELD, TIME_FIELD, period_id
+
+logger = logging.getLogger("dropq.local")
 
 PRODUCER_HANDLER = "lambdas.producer.handler.handler"
 # Seconds between the local autoscaler's readings of the queues (CloudWatch's are a minute apart).
@@ -53,7 +57,8 @@ class LocalCloud:
         port = server_port or int(settings.endpoint_url.rsplit(":", 1)[1])
         self.server = MotoServer(port, self.state_dir / "moto.log", record_to=self.recording)
         self.env = {**os.environ, **settings.environment()}
-        self.pools = [WorkerSet(pool, self.env, self.state_dir) for pool in settings.topology.pools]
+        self.deployment = local_deployment(settings)
+        self.pools = [WorkerSet(pool, self.env, self.state_dir, on_scale=self._desired(pool.name)) for pool in settings.topology.pools]
         self.workers = workers
         self.autoscale_interval = autoscale_interval
         self.cooldowns = dict(cooldowns or {})
@@ -61,6 +66,18 @@ class LocalCloud:
         self.producer: subprocess.Popen[bytes] | None = None
         self.events_url: str | None = None
         self.scheduler: LocalScheduler | None = None
+
+    def _desired(self, pool: str) -> Callable[[int], None]:
+        """Record a pool's new worker count as its ECS service's desired count, where `dropq status` reads it."""
+
+        def record(count: int) -> None:
+            try:
+                ecs = self.settings.client("ecs")
+                ecs.update_service(cluster=self.deployment.cluster, service=self.deployment.services[pool], desiredCount=count)
+            except Exception as exc:  # the count is for people to see; workers scale regardless
+                logger.warning("could not record %d workers for pool %s: %s", count, pool, exc)
+
+        return record
 
     def start(self) -> LocalCloud:
         """Start the server, provision, start the producer runtime and the workers."""

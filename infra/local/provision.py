@@ -6,6 +6,7 @@ import contextlib
 import json
 from typing import Any
 
+from dropq.deployment import local_deployment
 from dropq.settings import Settings
 from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, TableSpec
 
@@ -105,10 +106,22 @@ def provision_bucket(s3: Any, sqs: Any, settings: Settings) -> str:
     return events_url
 
 
+def provision_services(ecs: Any, settings: Settings) -> None:
+    """An ECS cluster with a service per pool, at no workers: the local cloud keeps their desired counts there, as ECS does."""
+    deployment = local_deployment(settings)
+    ecs.create_cluster(clusterName=deployment.cluster)
+    family = settings.physical_name("worker")
+    ecs.register_task_definition(family=family, containerDefinitions=[{"name": "worker", "image": "dropq-worker", "memory": 512}])
+    existing = ecs.describe_services(cluster=deployment.cluster, services=list(deployment.services.values()))["services"]
+    for service in set(deployment.services.values()) - {s["serviceName"] for s in existing}:
+        ecs.create_service(cluster=deployment.cluster, serviceName=service, taskDefinition=family, desiredCount=0)
+
+
 def provision(settings: Settings, session: Any = None) -> str:
     """Create everything the topology names; return the local events queue URL. Safe to run twice."""
     session = session or settings.session()
     sqs = session.client("sqs", endpoint_url=settings.endpoint_url)
     provision_queues(sqs, settings)
     provision_tables(session.client("dynamodb", endpoint_url=settings.endpoint_url), settings)
+    provision_services(session.client("ecs", endpoint_url=settings.endpoint_url), settings)
     return provision_bucket(session.client("s3", endpoint_url=settings.endpoint_url), sqs, settings)

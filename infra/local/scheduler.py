@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
-from infra.local.ticker import Ticker
+from dropq.ticker import Ticker
 from infra.topology import Schedule
 
 logger = logging.getLogger("dropq.scheduler")

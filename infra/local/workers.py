@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from infra.local.processes import start_process, stop_processes
@@ -20,8 +20,10 @@ def worker_command(pool: WorkerPool, index: int) -> list[str]:
 class WorkerSet:
     """The running workers of one pool."""
 
-    def __init__(self, pool: WorkerPool, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(self, pool: WorkerPool, env: Mapping[str, str], log_dir: Path, on_scale: Callable[[int], None] | None = None) -> None:
+        """`on_scale` is told each new worker count before the workers start or stop (the local cloud records it in ECS)."""
         self.pool = pool
+        self.on_scale = on_scale
         self.env = {**env, **worker_environment(pool)}
         self.log_dir = log_dir
         # Worker number -> process; the number names the worker's hostname and log, unique among live workers.
@@ -35,6 +37,8 @@ class WorkerSet:
 
     def scale_to(self, count: int) -> None:
         """Start or stop workers (highest numbers first) until `count` run; stopping is Fargate's SIGTERM, stop timeout, SIGKILL."""
+        if self.on_scale is not None:
+            self.on_scale(count)
         while self.running < count:
             index = next(i for i in range(1, count + 1) if i not in self.processes)
             log = self.log_dir / f"worker-{self.pool.name}-{index}.log"

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from dropq.errors import ProducerError
-from dropq.ledger import Ledger
+from dropq.ledger import QUEUED, Ledger
 from dropq.objects import ObjectRef
+from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import Settings
 from dropq.signing import Signer
 from infra.topology import SQS_MAX_BATCH
 
-logger = logging.getLogger("dropq.producer")
+events = event_logger(PRODUCER)
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,12 @@ def enqueue_objects(
     for ref in objects:
         item = plan(ref, settings, signer)
         if not ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id):
-            logger.info("skipped %s (etag %s): already running or done", ref.uri, ref.etag)
+            # Its planned task is never sent; the ledger keeps the id of the task that runs or ran it.
+            log_event(events, "skipped", ref=ref, state="skipped", pipeline=item.pipeline, reason="already running or done")
             continue
         by_queue[item.queue].append(item)
     for queue, items in by_queue.items():
         send_batches(sqs, settings.queue_url(queue), items)
+        for item in items:
+            log_event(events, "enqueued", ref=item.ref, task_id=item.task_id, state=QUEUED, pipeline=item.pipeline, queue=queue)
     return [item for items in by_queue.values() for item in items]

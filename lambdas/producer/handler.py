@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from dropq.ledger import ledger_for
+from dropq.ledger import QUEUED, ledger_for
+from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.settings import Settings, load_settings
 from dropq.signing import Signer, signer_for
 from lambdas.producer.enqueue import enqueue_objects
 from lambdas.producer.events import parse_s3_event
 from lambdas.producer.schedules import enqueue_run, is_schedule_event, parse_firing
 
-logger = logging.getLogger("dropq.producer")
-logger.setLevel(logging.INFO)
+events = event_logger(PRODUCER)
 
 _settings: Settings | None = None
 _clients: dict[str, Any] = {}
@@ -38,9 +37,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if is_schedule_event(event):
         firing = parse_firing(event, settings.topology)
         task_id = enqueue_run(firing, settings, sqs, signer)
-        logger.info("schedule %s fired for %s: task %s enqueued", firing.schedule, firing.scheduled_time, task_id)
+        log_event(events, "scheduled", task_id=task_id, state=QUEUED, schedule=firing.schedule, scheduled_time=firing.scheduled_time)
         return {"schedule": firing.schedule, "scheduled_time": firing.scheduled_time, "task_id": task_id}
     parsed = parse_s3_event(event, settings.topology)
     enqueued = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger, signer=signer)
-    logger.info("event handled: %d enqueued, %d ignored", len(enqueued), parsed.ignored)
+    log_event(events, "handled", enqueued=len(enqueued), ignored=parsed.ignored)
     return {"enqueued": len(enqueued), "ignored": parsed.ignored}

@@ -15,7 +15,9 @@ def _rows(text: str, first_cell: str) -> list[list[str]]:
 
 def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--smoke"])
-    report = capsys.readouterr().out
+    printed = capsys.readouterr()
+    report = printed.out
+    assert printed.err.startswith("benchmarks"), "a progress bar (on stderr, the report on stdout)"
 
     drains = {row[1]: row for row in _rows(report, "20") if len(row) == 6}
     assert set(drains) == {"naive Celery", "dropq", "boto3"}

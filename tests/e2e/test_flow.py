@@ -161,14 +161,16 @@ def test_put_and_status_from_the_cli(cloud: LocalCloud, cloud_ledger: Ledger, tm
 
     status: dict[str, Any] = json.loads(run_cli(cloud, dropq, "status", "--json").stdout)
     assert (status["bucket"], status["inbox_prefix"], status["output_prefix"]) == ("dropq-local", "incoming/", "processed/")
-    assert [q["name"] for q in status["queues"]] == [f"dropq-{q.name}" for q in TOPOLOGY.queues]
+    assert [q["physical_name"] for q in status["queues"]] == [f"dropq-{q.name}" for q in TOPOLOGY.queues]
     assert all({"visible", "in_flight", "dead_lettered"} <= queue.keys() for queue in status["queues"])
-    assert [w["hostname"].split("@")[0] for w in status["workers"]] == ["default-1"]
+    assert [(w["hostname"].split("@")[0], w["pool"]) for w in status["workers"]] == [("default-1", "default")]
+    assert {p["name"]: (p["workers"], p["desired"]) for p in status["pools"]} == {"default": (1, 1), "heavy": (0, 0), "urgent": (0, 0)}
     mine = [f for f in status["files"] if f["key"] == key]
     assert mine and mine[0]["state"] == "succeeded" and mine[0]["pipeline"] == "tables"
 
     text = run_cli(cloud, dropq, "status").stdout
-    assert "dropq-default" in text and key in text and "WORKERS (1)" in text
+    assert "dropq-default" in text and key in text
+    assert ["default", "1", "1", "0..4"] in [line.split()[:4] for line in text.splitlines()]
 
 
 def test_at_run_time_queues_are_predefined_never_listed_or_created(cloud: LocalCloud, cloud_ledger: Ledger, tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,9 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     dropq = str(Path(sys.executable).with_name("dropq"))
     pids: list[int] = []
-    up = subprocess.Popen([dropq, "up", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    dashboard_port = free_port()
+    command = [dropq, "up", "--port", str(port), "--dashboard-port", str(dashboard_port)]
+    up = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed: list[str] = []
         deadline = time.monotonic() + 90
@@ -43,6 +47,10 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
         exports = dict(line.removeprefix("export ").strip().split("=", 1) for line in printed if line.startswith("export "))
         assert exports["DROPQ_ENDPOINT_URL"] == exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
         assert f"aws --endpoint-url http://127.0.0.1:{port} s3 cp photo.jpg s3://dropq-local/incoming/\n" in printed
+        # The dashboard is served where `dropq up` says
+        assert f"  dashboard: http://127.0.0.1:{dashboard_port}/\n" in printed
+        with urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/api/state", timeout=30) as response:
+            assert [q["physical_name"] for q in json.load(response)["queues"]] == ["dropq-default", "dropq-heavy", "dropq-urgent"]
 
         # A plain `aws s3 cp` with the printed exports triggers processing
         (tmp_path / "notes.txt").write_text("hello from the aws CLI\n")
@@ -60,6 +68,6 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
         output, _ = up.communicate(timeout=90)
     assert up.returncode == 0, output
     assert output.rstrip().endswith("stopped.")
-    assert port_is_free(port)
+    assert port_is_free(port) and port_is_free(dashboard_port)
     assert not any(_alive(pid) for pid in pids)
     assert sorted(p.name for p in (tmp_path / ".dropq").iterdir()) == ["lambda.log", "moto.log", "worker-default-1.log"]

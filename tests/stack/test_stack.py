@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from dropq.observe import deployment
 from dropq.settings import POOL, PREFIX
 from infra.cloud.bundling import PRODUCER_MODULES
 from infra.cloud.producer import POWERTOOLS_LAYER
@@ -266,6 +267,39 @@ def test_alarms_watch_every_dead_letter_queue_message_age_and_producer_errors(sy
     assert "Errors" in metric_names
     assert all(a["AlarmActions"] for a in alarms)
     synthesized.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def dashboard_widgets(synthesized: Synthesized) -> list[dict[str, Any]]:
+    """The dashboard's widgets, with CloudFormation's references (region, queue names) as "<ref>"."""
+    (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["DashboardBody"]["Fn::Join"][1]
+    return json.loads("".join(part if isinstance(part, str) else "<ref>" for part in parts))["widgets"]
+
+
+def test_the_dashboard_charts_each_pipelines_emf_metrics_and_each_pools_queue_depth(synthesized: Synthesized) -> None:
+    widgets = {w["properties"]["title"]: w["properties"].get("metrics", []) for w in dashboard_widgets(synthesized)}
+    # The dimensions the workers publish with (dropq/observe.py): this deployment's, and the pipeline's
+    service = deployment(synthesized.stack.settings.prefix)
+
+    def charted(title: str) -> set[tuple[str, str, str, str]]:
+        """(metric, statistic, service, pipeline) of a widget's metrics in the dropq namespace."""
+        found = set()
+        for namespace, name, *dimensions, options in widgets[title]:
+            assert namespace == "dropq", title
+            by_name = dict(zip(dimensions[::2], dimensions[1::2], strict=True))
+            found.add((name, options["stat"], by_name["service"], by_name["pipeline"]))
+        return found
+
+    for pipeline in dict.fromkeys(route.pipeline for route in TOPOLOGY.routes):
+        assert charted(f"{pipeline}: duration of a succeeded file (ms)") == {
+            ("Duration", "p50", service, pipeline),
+            ("Duration", "p95", service, pipeline),
+        }
+        assert charted(f"{pipeline}: files") == {("Succeeded", "Sum", service, pipeline), ("Failed", "Sum", service, pipeline)}
+        assert charted(f"{pipeline}: input bytes") == {("Bytes", "Sum", service, pipeline)}
+    for pool in TOPOLOGY.pools:
+        depth = [metric[1] for metric in widgets[f"{pool.name}: queue depth"]]
+        assert depth == ["ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"] * len(pool.queues)
 
 
 def test_outputs_name_the_bucket_queues_tables_and_dashboard(synthesized: Synthesized) -> None:

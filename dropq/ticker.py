@@ -1,4 +1,4 @@
-"""A background thread that calls `tick` every `interval` seconds until stopped: the local autoscaler and scheduler."""
+"""A background thread that calls `tick` every `interval` seconds until stopped: the local autoscaler and scheduler, the dashboard."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any, Self
 
-logger = logging.getLogger("dropq.local")
+logger = logging.getLogger("dropq")
 
 
 class Ticker:
@@ -25,7 +25,7 @@ class Ticker:
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:  # the local endpoint restarting, say: the next tick tries again
+            except Exception:  # an endpoint restarting, say: the next tick tries again
                 logger.exception("%s: a tick failed", self.name)
             self._stop.wait(self.interval)
 

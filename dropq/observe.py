@@ -1,0 +1,123 @@
+"""What producer and workers tell operators: one JSON line per event of a file, one EMF metrics record per outcome.
+
+Lines are joined across Lambda and workers by `key` and `task_id`; `state` is the file's ledger state after the
+event. Both kinds of line go to the process's real stdout: a Celery worker replaces `sys.stdout` with a proxy
+that logs each write as a WARNING line, and CloudWatch extracts metrics only from a log event that is the bare
+EMF JSON object. Powertools and the standard library only: the producer's Lambda bundle ships this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import IO, Any, cast
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from dropq.objects import ObjectRef
+
+PRODUCER = "dropq-producer"
+WORKER = "dropq-worker"
+# CloudWatch namespace of the per-pipeline metrics; their dimensions are `service` (the deployment) and `pipeline`.
+NAMESPACE = "dropq"
+DURATION, SUCCEEDED, FAILED, BYTES = "Duration", "Succeeded", "Failed", "Bytes"
+# Powertools' logger reports the line that logged: the caller of `log_event` or `log_outcome`, two frames above it.
+_CALLER = 4
+
+
+def event_logger(service: str, stream: IO[str] | None = None) -> Logger:
+    """A Powertools logger that writes one JSON object per line to `stream` (the real stdout by default)."""
+    logger = Logger(service=service, stream=stream or sys.__stdout__)
+    # Its own handler writes the line; propagated, it would be printed again by the root logger Celery sets up.
+    logging.getLogger(service).propagate = False
+    return logger
+
+
+def _log(
+    logger: Logger, event: str, ref: ObjectRef | None, task_id: str | None, state: str | None, level: str, fields: dict[str, Any]
+) -> None:
+    where = {"key": ref.key, "bucket": ref.bucket, "etag": ref.etag} if ref is not None else {}
+    # Powertools leaves out the fields that are None.
+    extra = {"event": event, **where, "task_id": task_id, "state": state, **fields}
+    if ref is not None:
+        message = f"{event} {ref.uri}"
+    else:
+        message = " ".join([event, *(f"{k}={v}" for k, v in fields.items() if v is not None and k != "reason")])
+    if fields.get("reason"):
+        message += f": {fields['reason']}"
+    getattr(logger, level)(message, extra=extra, stacklevel=_CALLER)
+
+
+def log_event(
+    logger: Logger,
+    event: str,
+    *,
+    ref: ObjectRef | None = None,
+    task_id: str | None = None,
+    state: str | None = None,
+    level: str = "info",
+    **fields: Any,
+) -> None:
+    """Log one event as one JSON line: what happened, to which object, in which task, leaving which ledger state.
+
+    A file's event carries its `key`, `bucket` and `etag`; `task_id`, `state` and other fields are there when set.
+    """
+    _log(logger, event, ref, task_id, state, level, fields)
+
+
+def deployment(prefix: str) -> str:
+    """The `service` dimension of a deployment's metrics: its resource prefix without the dash ("dropq", the stack name)."""
+    return prefix.rstrip("-") or NAMESPACE
+
+
+def outcome_metrics(
+    service: str, pipeline: str, ref: ObjectRef, task_id: str, *, succeeded: bool, duration_ms: int | None
+) -> dict[str, Any]:
+    """The EMF record of one finished file: Succeeded or Failed, its input's Bytes, and how long a success took.
+
+    Failures are counted, not timed: files refused at once would pull the duration of real work down.
+    """
+    metrics = EphemeralMetrics(namespace=NAMESPACE)
+    metrics.add_dimension(name="service", value=service)
+    metrics.add_dimension(name="pipeline", value=pipeline)
+    metrics.add_metric(name=SUCCEEDED, unit=MetricUnit.Count, value=int(succeeded))
+    metrics.add_metric(name=FAILED, unit=MetricUnit.Count, value=int(not succeeded))
+    metrics.add_metric(name=BYTES, unit=MetricUnit.Bytes, value=ref.size)
+    if succeeded and duration_ms is not None:
+        metrics.add_metric(name=DURATION, unit=MetricUnit.Milliseconds, value=duration_ms)
+    # Searchable in the logs, not dimensions: which file and task the record is about.
+    metrics.add_metadata(key="key", value=ref.key)
+    metrics.add_metadata(key="task_id", value=task_id)
+    return dict(metrics.serialize_metric_set())
+
+
+def publish_metrics(logger: Logger, record: dict[str, Any]) -> None:
+    """Write an EMF record as one line, at once, where `logger` writes its lines (CloudWatch Logs turns it into metrics)."""
+    handler = cast(logging.StreamHandler, logger.registered_handler)
+    line = json.dumps(record, separators=(",", ":")) + "\n"
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.stream.flush()
+    finally:
+        handler.release()
+
+
+def log_outcome(
+    logger: Logger,
+    service: str,
+    ref: ObjectRef,
+    task_id: str,
+    pipeline: str,
+    *,
+    succeeded: bool,
+    duration_ms: int | None,
+    **fields: Any,
+) -> None:
+    """A file's final outcome: its `succeeded` or `failed` event, then its metrics record."""
+    state = "succeeded" if succeeded else "failed"
+    fields = {"pipeline": pipeline, "duration_ms": duration_ms, **fields}
+    _log(logger, state, ref, task_id, state, "info" if succeeded else "warning", fields)
+    publish_metrics(logger, outcome_metrics(service, pipeline, ref, task_id, succeeded=succeeded, duration_ms=duration_ms))

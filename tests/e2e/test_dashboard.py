@@ -1,0 +1,159 @@
+"""The dashboard in a real headless Chromium over the local cloud: a dropped file moving to succeeded, the pools, and the
+actions (redrive, retry, purge with its confirmation) clicked on the page. The test saves a screenshot in artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from dropq.dashboard.server import Dashboard
+from dropq.ledger import QUEUED, SUCCEEDED, Ledger
+from dropq.objects import ObjectRef
+from dropq.status import queue_counts
+from infra.local.cloud import LocalCloud
+from infra.local.server import free_port
+from lambdas.producer.enqueue import plan
+from tests.conftest import wait_for, wait_for_outcome
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard.png"
+# Playwright's waits, in milliseconds: a file goes through the producer and a worker in a few seconds.
+PAGE_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def dashboard(cloud: LocalCloud) -> Iterator[Dashboard]:
+    board = Dashboard(cloud.deployment, port=free_port(), interval=0.5).start()
+    yield board
+    board.stop()
+
+
+@pytest.fixture
+def page(dashboard: Dashboard) -> Iterator[Page]:
+    chromium = shutil.which("chromium")
+    assert chromium, "the dashboard's test drives Debian's chromium: `make test` installs it (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.goto(dashboard.url)
+        page.wait_for_selector("body[data-loaded=true]")
+        yield page
+        browser.close()
+
+
+def park(cloud: LocalCloud, name: str) -> ObjectRef:
+    """An object outside the inbox (no S3 event, so nothing processes it until the test says so)."""
+    key = f"parked/{uuid.uuid4().hex}/{name}"
+    s3 = cloud.settings.client("s3")
+    etag = s3.put_object(Bucket=cloud.settings.bucket, Key=key, Body=b"parked until the dashboard acts\n")["ETag"].strip('"')
+    return ObjectRef(bucket=cloud.settings.bucket, key=key, etag=etag, size=32)
+
+
+def cell(page: Page, row: str, column: str) -> str:
+    return page.locator(f"{row} .{column}").inner_text()
+
+
+def test_the_page_shows_a_dropped_file_reach_succeeded_with_its_outputs_and_the_pools(
+    cloud: LocalCloud, cloud_ledger: Ledger, page: Page
+) -> None:
+    key = f"incoming/dashboard/{uuid.uuid4().hex}.txt"
+    cloud.settings.client("s3").put_object(Bucket=cloud.settings.bucket, Key=key, Body=b"watched from the dashboard\n")
+
+    row = f'tr[data-key="{key}"]'
+    page.wait_for_selector(row)
+    seen = {cell(page, row, "state")}
+    deadline = time.monotonic() + 60
+    while "succeeded" not in seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen.add(cell(page, row, "state"))
+    assert "succeeded" in seen, f"the page showed only {seen}"
+    assert seen <= {QUEUED, "running", SUCCEEDED}
+
+    # Its output is linked, and the link serves the output's bytes.
+    link = page.locator(f"{row} .outputs a")
+    assert link.inner_text() == "metadata.json"
+    output = page.request.get(link.evaluate("a => a.href"))
+    assert output.ok and b'"sha256"' in output.body()
+    # The default pool runs its pinned worker (heartbeat) and ECS wants it (the local cloud's desired count).
+    page.wait_for_function("document.querySelector('tr[data-pool=default] .workers').textContent === '1'")
+    assert cell(page, "tr[data-pool=default]", "desired") == "1"
+    assert cell(page, "tr[data-pool=heavy]", "desired") == "0"
+    page.wait_for_selector("#throughput rect[height]:not([height='0'])", state="attached")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert cloud_ledger.get(cloud.settings.bucket, key)["state"] == SUCCEEDED
+
+
+def test_redrive_from_the_page_empties_the_dead_letter_queue_and_the_file_is_processed(
+    cloud: LocalCloud, cloud_ledger: Ledger, page: Page
+) -> None:
+    # Given a file whose task died too often: its message sits in the default queue's DLQ
+    settings = cloud.settings
+    ref = park(cloud, "died.txt")
+    item = plan(ref, settings)
+    assert cloud_ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id)
+    sqs = settings.client("sqs")
+    dlq_url = settings.queue_url(settings.topology.queue(item.queue).dlq_name)
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=item.body)
+    row = f"tr[data-queue={item.queue}]"
+    page.wait_for_function(f"document.querySelector('{row} .dead').textContent === '1'")
+
+    # When the operator clicks Redrive
+    page.click(f"{row} button.redrive")
+
+    # Then the DLQ is empty, on the page and in SQS, and a worker processes the file
+    page.wait_for_function(f"document.querySelector('{row} .dead').textContent === '0'")
+    assert page.locator("#message").inner_text() == f"1 message(s) moved back to {settings.physical_name(item.queue)}"
+    assert sum(queue_counts(sqs, dlq_url).values()) == 0
+    assert wait_for_outcome(cloud_ledger, settings.bucket, ref.key)["state"] == SUCCEEDED
+
+
+def test_retry_from_the_page_processes_a_failed_file_again(cloud: LocalCloud, cloud_ledger: Ledger, page: Page) -> None:
+    # Given a file that failed (its task gave up during an outage, say)
+    ref = park(cloud, "gave-up.txt")
+    claim = cloud_ledger.claim(ref, "metadata", "t-gave-up", worker="w", lease_seconds=30)
+    assert claim.owner and cloud_ledger.mark_failed(ref, claim.owner, "S3 was unreachable for every retry", pipeline="metadata")
+    row = f'tr[data-key="{ref.key}"]'
+    page.wait_for_selector(f"{row} button.retry")
+    assert cell(page, row, "reason") == "S3 was unreachable for every retry"
+
+    page.click(f"{row} button.retry")
+
+    entry = wait_for(
+        lambda: (e := cloud_ledger.get(ref.bucket, ref.key)) and e["state"] == SUCCEEDED and e, 60, "the retried file to succeed"
+    )
+    assert entry["retries"] == 1 and entry["reason"] is None
+    page.wait_for_function(f"document.querySelector('{row} .state').textContent === 'succeeded'")
+
+
+def test_purge_asks_for_confirmation_and_deletes_nothing_when_declined(cloud: LocalCloud, page: Page) -> None:
+    settings = cloud.settings
+    sqs = settings.client("sqs")
+    dlq_url = settings.queue_url("urgent-dlq")
+    sqs.send_message(QueueUrl=dlq_url, MessageBody="not a task: poison")
+    row = "tr[data-queue=urgent]"
+    page.wait_for_function(f"document.querySelector('{row} .dead').textContent === '1'")
+    prompts: list[str] = []
+
+    # Declined: nothing is deleted
+    page.once("dialog", lambda dialog: (prompts.append(dialog.message), dialog.dismiss()))
+    page.click(f"{row} button.purge")
+    wait_for(lambda: prompts, 10, "the confirmation")
+    assert "cannot be recovered" in prompts[0]
+    time.sleep(1)
+    assert queue_counts(sqs, dlq_url)["visible"] == 1
+
+    # Accepted: the dead letter is gone
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"{row} button.purge")
+    page.wait_for_function(f"document.querySelector('{row} .dead').textContent === '0'")
+    assert sum(queue_counts(sqs, dlq_url).values()) == 0
+    assert page.locator("#message").inner_text() == f"1 dead letter(s) of {settings.physical_name('urgent')} deleted"
