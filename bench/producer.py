@@ -6,13 +6,16 @@ bench's moto server, as Lambda would call it: one record per event (what S3 send
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+from dropq.observe import PRODUCER
 from dropq.settings import Settings
 from infra.local.server import MotoServer, recorded_actions
 
@@ -54,6 +57,12 @@ def measure(settings: Settings, server: MotoServer, records: int, per_event: int
     """Call the handler on `records` records, `per_event` to an event; count the requests at the server."""
     os.environ.update(settings.environment())
     from lambdas.producer.handler import handler
+
+    # Its JSON lines are written (their cost is measured) to a log file, as Lambda's go to CloudWatch, not the terminal.
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    log = (Path(settings.state_dir) / "producer.log").open("a")
+    for writer in logging.getLogger(PRODUCER).handlers:
+        cast(logging.StreamHandler, writer).setStream(log)
 
     bucket, inbox = settings.topology.bucket, settings.topology.inbox_prefix
     events = [

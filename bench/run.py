@@ -191,8 +191,8 @@ def misses(r: Results) -> str:
   runs at {naive.tasks_per_second:.0f} tasks/s.
 - **0.8× bare boto3** and **a quarter of naive's CPU**: dropq makes the same requests as the boto3 loop
   ({dropq.requests_per_task:.2f} per task, ReceiveMessage of 10, DeleteMessageBatch of 10, sent without blocking the worker), so
-  the gap is Celery's own work per task ({dropq.cpu_ms_per_task:.2f} ms of CPU: decoding, the request, the tracer, two log
-  lines) against the loop's {boto3.cpu_ms_per_task:.2f} ms, on the two CPUs moto also needs.
+  the gap is Celery's own work per task ({dropq.cpu_ms_per_task:.2f} ms of CPU: decoding, the request, the tracer; its
+  two INFO lines per task are off) against the loop's {boto3.cpu_ms_per_task:.2f} ms, on the two CPUs moto also needs.
 - **Pipeline efficiency** by time suffers from the local AWS, which runs on the same CPUs: {efficiency}. In AWS the
   requests' work is done by the services, not on the worker's CPUs."""
 

@@ -17,7 +17,7 @@ import click
 
 from dropq.deployment import Deployment, from_stack, local_deployment
 from dropq.errors import ActionError, ConfigError
-from dropq.settings import DASHBOARD_PORT, ENDPOINT_URL, LOCAL_PORT, Settings, load_settings, local_settings
+from dropq.settings import DASHBOARD_PORT, DEFAULT_REGION, ENDPOINT_URL, LOCAL_PORT, REGION, Settings, load_settings, local_settings
 
 STACK_VARIABLE = "DROPQ_STACK"
 # Files `dropq put` uploads at once.
@@ -30,8 +30,14 @@ def _deployment() -> Deployment:
     try:
         if stack is None:
             return local_deployment(load_settings())
-        # A stack lives in AWS, unless DROPQ_ENDPOINT_URL names another endpoint (a moto server in the tests).
-        settings = load_settings({**os.environ, ENDPOINT_URL: os.environ.get(ENDPOINT_URL, "")})
+        # A stack lives in AWS, unless DROPQ_ENDPOINT_URL names another endpoint (a moto server in the tests),
+        # in the region of the environment or else of the AWS profile.
+        environ = {**os.environ, ENDPOINT_URL: os.environ.get(ENDPOINT_URL, "")}
+        if not (environ.get(REGION) or environ.get(DEFAULT_REGION)):
+            import boto3
+
+            environ[REGION] = boto3.Session().region_name or ""
+        settings = load_settings(environ)
         with _reaching(settings):
             return from_stack(stack, settings)
     except ConfigError as exc:
@@ -45,7 +51,7 @@ def _settings() -> Settings:
 @contextmanager
 def _reaching(settings: Settings) -> Iterator[None]:
     """Turn "nothing listens there" and refused actions into a sentence that says what to do."""
-    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     try:
         yield
@@ -55,6 +61,9 @@ def _reaching(settings: Settings) -> Iterator[None]:
         raise click.ClickException(f"cannot reach {where}.{hint}") from exc
     except NoCredentialsError as exc:
         raise click.ClickException(f"no AWS credentials for {settings.region}: set AWS_PROFILE or run `aws configure`") from exc
+    except ClientError as exc:  # access denied, throttled: AWS's own words
+        error = exc.response.get("Error", {})
+        raise click.ClickException(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message', '')}") from exc
     except ActionError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -94,6 +94,11 @@ def decode_item(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _decode(attr) for name, attr in item.items()}
 
 
+def entry_ref(entry: dict[str, Any]) -> ObjectRef:
+    """The object version a file entry is about."""
+    return ObjectRef(bucket=entry["bucket"], key=entry["key"], etag=entry["sk"], size=int(entry.get("size") or 0))
+
+
 def file_pk(bucket: str, key: str) -> str:
     """The partition key of an object's ledger entries."""
     return f"file#s3://{bucket}/{key}"
@@ -320,26 +325,29 @@ class Ledger:
         """Every file entry last updated on `day` (YYYY-MM-DD, UTC), from the `recent` index."""
         return [decode_item(item) for page in self._day_pages(day) for item in page]
 
-    def since(self, moment: datetime) -> list[dict[str, Any]]:
-        """Every file entry updated at or after `moment` (within the last day), newest first, from the `recent` index."""
+    def since(self, moment: datetime, fields: tuple[str, ...] = ("state", "finished_at")) -> list[dict[str, Any]]:
+        """The `fields` of every file entry updated at or after `moment` (within the last day), newest first."""
         index, hash_key, range_key = self.table.indexes[0]
+        names = {"#h": hash_key, "#r": range_key, **{f"#f{i}": field for i, field in enumerate(fields)}}
         found: list[dict[str, Any]] = []
         for day in sorted({moment.date(), _now().date()}):
             pages = self._pages(
                 TableName=self.table_name,
                 IndexName=index,
                 KeyConditionExpression="#h = :day AND #r >= :since",
-                ExpressionAttributeNames={"#h": hash_key, "#r": range_key},
+                # Only what is asked for: an hour of a busy deployment is thousands of entries.
+                ProjectionExpression=", ".join(["#r", *(f"#f{i}" for i in range(len(fields)))]),
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues={":day": {"S": day.isoformat()}, ":since": {"S": _iso(moment)}},
             )
             found += [decode_item(item) for page in pages for item in page]
         return sorted(found, key=lambda i: i[range_key], reverse=True)
 
     def retry(self, ref: ObjectRef, task_id: str) -> bool:
-        """Queue a failed file again (`dropq retry`, the dashboard); False if it is not failed."""
+        """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed."""
         return self._write(
             ref,
-            {"state": QUEUED, "task_id": task_id, "queued_at": _iso(_now()), "reason": None, "parts": None},
+            {"state": QUEUED, "task_id": task_id, "queued_at": _iso(_now()), "reason": None, "parts": None, "attempts": 0},
             condition="#state = :failed",
             extra={":failed": FAILED},
             add={"retries": 1},

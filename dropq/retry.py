@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dropq.errors import ActionError
-from dropq.ledger import FAILED, Ledger
-from dropq.objects import ObjectRef
+from dropq.ledger import FAILED, Ledger, entry_ref
 from dropq.settings import Settings
 from dropq.signing import Signer
 from lambdas.producer.enqueue import Enqueued, plan, send_batches
@@ -19,7 +18,7 @@ def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: S
         raise ActionError(f"no file {key!r} in the ledger of s3://{settings.bucket}/ (keys look like 'incoming/photo.jpg')")
     if entry.get("state") != FAILED:
         raise ActionError(f"{key} is {entry.get('state')}, not failed: only a failed file is retried")
-    ref = ObjectRef(bucket=entry["bucket"], key=entry["key"], etag=entry["sk"], size=int(entry.get("size") or 0))
+    ref = entry_ref(entry)
     item = plan(ref, settings, signer)
     if not ledger.retry(ref, item.task_id):
         raise ActionError(f"{key} changed while it was being retried; look at it again")

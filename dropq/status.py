@@ -6,12 +6,15 @@ attributes, ECS services (desired counts), worker heartbeats and the files' entr
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dropq.deployment import Deployment
 from dropq.ledger import FAILED, SUCCEEDED, Ledger
+
+logger = logging.getLogger("dropq")
 
 QUEUE_COUNTS = {
     "visible": "ApproximateNumberOfMessages",
@@ -38,7 +41,8 @@ def desired_counts(ecs: Any, deployment: Deployment) -> dict[str, int | None]:
     for start in range(0, len(services), ECS_MAX_SERVICES):
         try:
             described = ecs.describe_services(cluster=deployment.cluster, services=services[start : start + ECS_MAX_SERVICES])
-        except ecs.exceptions.ClusterNotFoundException:
+        except ecs.exceptions.ClientError as exc:  # no cluster, or no ecs:DescribeServices: the counts stay unknown
+            logger.warning("cannot read the desired worker counts from ECS: %s", exc)
             return desired
         for service in described["services"]:
             desired[names[service["serviceName"]]] = service["desiredCount"]

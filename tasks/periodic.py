@@ -15,8 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, ledger_for
-from dropq.objects import ObjectRef
+from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, entry_ref, ledger_for
 from dropq.signing import signer_for
 from lambdas.producer.enqueue import plan, send_batches
 from tasks.app import app, settings
@@ -113,7 +112,7 @@ def sweep(scheduled: datetime) -> dict[str, Any]:
     ]
     requeued = failed = 0
     for entry in stuck:
-        ref = ObjectRef(bucket=entry["bucket"], key=entry["key"], etag=entry["sk"], size=int(entry.get("size") or 0))
+        ref = entry_ref(entry)
         if int(entry.get("sweeps") or 0) >= MAX_SWEEPS:
             reason = (
                 f"stuck in {entry['state']}: enqueued again {MAX_SWEEPS} times by the sweep and never finished (see the dead-letter queue)"

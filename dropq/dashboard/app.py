@@ -26,8 +26,10 @@ OUTPUT_LINK_SECONDS = 15 * 60
 STATIC = files("dropq.dashboard") / "static"
 
 
-def create_app(monitor: Monitor, token: str | None = None, loopback: bool = True) -> Flask:
-    """The application over `monitor`'s deployment; `token` guards the API; `loopback` answers only loopback's names."""
+def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | None = "127.0.0.1") -> Flask:
+    """The application over `monitor`'s deployment; `token` guards the API. Bound to a loopback address
+    (`loopback_host`; None when bound beyond loopback), it answers only to loopback's names and that address."""
+    names = LOOPBACK_NAMES | ({f"[{loopback_host}]" if ":" in loopback_host else loopback_host} if loopback_host else set())
     app = Flask(__name__, static_folder=None)
     settings = monitor.deployment.settings
     signer = signer_for(settings)
@@ -35,7 +37,7 @@ def create_app(monitor: Monitor, token: str | None = None, loopback: bool = True
     @app.before_request
     def guard() -> None:
         name = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-        if loopback and name not in LOOPBACK_NAMES:
+        if loopback_host and name not in names:
             abort(403, f"this dashboard answers on 127.0.0.1 or localhost, not {request.host}")
         if token is not None and request.path.startswith(("/api/", "/outputs/")):
             given = request.headers.get(TOKEN_HEADER) or request.args.get("token") or ""

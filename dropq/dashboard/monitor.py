@@ -6,15 +6,20 @@ from the monitor's own samples from then on; the local cloud has no CloudWatch m
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dropq.deployment import Deployment
 from dropq.ledger import ledger_for
 from dropq.status import collect_status, throughput
 from dropq.ticker import Ticker
+
+logger = logging.getLogger("dropq")
 
 HISTORY = timedelta(hours=1)
 # Recent files listed.
@@ -86,7 +91,10 @@ class Monitor(Ticker):
         if self.deployment.stack is not None:
             # Aligned on the minute, CloudWatch's periods are the minutes' (and its answer is quicker).
             now = datetime.now(UTC).replace(second=0, microsecond=0)
-            self._depths.extend(cloudwatch_depths(self.deployment.settings.client("cloudwatch"), self.deployment, now - HISTORY, now))
+            try:
+                self._depths.extend(cloudwatch_depths(self.deployment.settings.client("cloudwatch"), self.deployment, now - HISTORY, now))
+            except ClientError as exc:  # no cloudwatch:GetMetricData: the charts start now
+                logger.warning("cannot read the last hour of queue depths from CloudWatch: %s", exc)
         return super().start()
 
     def tick(self) -> dict[str, Any]:

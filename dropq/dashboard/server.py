@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from waitress import create_server
+from waitress.wasyncore import close_all
 
 from dropq.dashboard.app import create_app
 from dropq.dashboard.monitor import Monitor
@@ -54,21 +55,23 @@ class Dashboard:
 
     def start(self) -> Dashboard:
         """Serve in the background; ConfigError when the port is taken."""
-        app = create_app(self.monitor, self.token, loopback=is_loopback(self.host))
+        self.monitor.start()
+        app = create_app(self.monitor, self.token, loopback_host=self.host if is_loopback(self.host) else None)
         try:
             self._server = create_server(app, host=self.host, port=self._port, threads=SERVER_THREADS, ident="dropq")
         except OSError as exc:
+            self.monitor.stop()
             raise ConfigError(f"the dashboard cannot listen on {self.host}:{self._port} ({exc.strerror}): choose another port") from exc
-        self.monitor.start()
         self._thread = threading.Thread(target=self._server.run, name="dashboard", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            # Let requests under way finish writing (they need the server's trigger), then close it.
+            # Let requests under way finish writing (they need the server's trigger), then close it and every
+            # connection (a browser's keep-alive one would keep the server's loop running).
             self._server.task_dispatcher.shutdown()
-            self._server.close()
+            close_all(self._server._map)
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.monitor.stop()

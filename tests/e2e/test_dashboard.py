@@ -117,8 +117,11 @@ def test_redrive_from_the_page_empties_the_dead_letter_queue_and_the_file_is_pro
 
 
 def test_retry_from_the_page_processes_a_failed_file_again(cloud: LocalCloud, cloud_ledger: Ledger, page: Page) -> None:
-    # Given a file that failed (its task gave up during an outage, say)
+    # Given a file that failed after using up its attempts (during an outage, say)
     ref = park(cloud, "gave-up.txt")
+    for _ in range(cloud.settings.max_retries):
+        attempt = cloud_ledger.claim(ref, "metadata", "t-gave-up", worker="w", lease_seconds=30)
+        assert attempt.owner and cloud_ledger.release(ref, attempt.owner)
     claim = cloud_ledger.claim(ref, "metadata", "t-gave-up", worker="w", lease_seconds=30)
     assert claim.owner and cloud_ledger.mark_failed(ref, claim.owner, "S3 was unreachable for every retry", pipeline="metadata")
     row = f'tr[data-key="{ref.key}"]'
@@ -130,7 +133,7 @@ def test_retry_from_the_page_processes_a_failed_file_again(cloud: LocalCloud, cl
     entry = wait_for(
         lambda: (e := cloud_ledger.get(ref.bucket, ref.key)) and e["state"] == SUCCEEDED and e, 60, "the retried file to succeed"
     )
-    assert entry["retries"] == 1 and entry["reason"] is None
+    assert (entry["retries"], entry["attempts"], entry["reason"]) == (1, 1, None)
     page.wait_for_function(f"document.querySelector('{row} .state').textContent === 'succeeded'")
 
 

@@ -30,7 +30,7 @@ def loopback(monitor: Monitor) -> Iterator[FlaskClient]:
 
 @pytest.fixture
 def exposed(monitor: Monitor) -> Iterator[FlaskClient]:
-    yield create_app(monitor, token="s3cret", loopback=False).test_client()
+    yield create_app(monitor, token="s3cret", loopback_host=None).test_client()
 
 
 def test_the_state_has_every_queue_pool_and_an_hour_of_throughput(loopback: FlaskClient) -> None:
@@ -43,10 +43,14 @@ def test_the_state_has_every_queue_pool_and_an_hour_of_throughput(loopback: Flas
     assert loopback.get("/static/dashboard.js", headers=LOOPBACK).status_code == 200
 
 
-def test_on_loopback_a_request_for_another_host_name_is_refused(loopback: FlaskClient) -> None:
+def test_on_loopback_a_request_for_another_host_name_is_refused(monitor: Monitor, loopback: FlaskClient) -> None:
     # A page on evil.example whose name was rebound to 127.0.0.1 reaches the server with its own Host.
     assert loopback.get("/api/state", headers={"Host": "evil.example:8321"}).status_code == 403
     assert loopback.get("/api/state", headers={"Host": "localhost:8321"}).status_code == 200
+    # Bound to another loopback address, it answers to that one too.
+    other = create_app(monitor, loopback_host="127.0.0.2").test_client()
+    assert other.get("/api/state", headers={"Host": "127.0.0.2:8321"}).status_code == 200
+    assert other.get("/api/state", headers={"Host": "evil.example:8321"}).status_code == 403
 
 
 def test_an_action_takes_json_only(loopback: FlaskClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, hold, ledger_for
 from dropq.objects import ObjectRef
@@ -132,3 +133,34 @@ def test_the_sweep_requeues_a_file_stuck_before_the_cutoff_and_never_a_fresh_or_
     assert not ledger.requeue(live, "t4", "2999-01-01T00:00:00.000Z"), "a running file whose lease is live is left alone"
     assert ledger.fail_stuck(stuck, "2999-01-01T00:00:00.000Z", "stuck: gave up")
     assert (ledger.get(stuck.bucket, stuck.key)["state"], ledger.get(stuck.bucket, stuck.key)["reason"]) == (FAILED, "stuck: gave up")
+
+
+def test_a_retried_file_is_queued_with_its_attempts_counted_afresh(moto_settings: Settings) -> None:
+    # Given a file that failed after using up every attempt
+    ledger = ledger_for(moto_settings)
+    ref = _ref()
+    for _ in range(moto_settings.max_retries):
+        claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
+        assert claim.owner and ledger.release(ref, claim.owner)
+    last = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert last.owner and last.attempts == moto_settings.max_retries + 1
+    assert not ledger.retry(ref, "t2"), "only a failed file is retried"
+    assert ledger.mark_failed(ref, last.owner, "S3 kept timing out")
+
+    assert ledger.retry(ref, "t2")
+
+    entry = ledger.get(ref.bucket, ref.key) or {}
+    assert (entry["state"], entry["task_id"], entry["reason"], entry["retries"]) == (QUEUED, "t2", None, 1)
+    assert ledger.claim(ref, "metadata", "t2", worker="w1", lease_seconds=30).attempts == 1
+
+
+def test_since_lists_the_entries_updated_from_a_moment_with_only_the_fields_asked(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ref = _ref()
+    claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert claim.owner and ledger.mark_succeeded(ref, claim.owner, ["processed/x"], 5, "0" * 64)
+
+    assert [e["state"] for e in ledger.since(before, fields=("key", "state")) if e["key"] == ref.key] == [SUCCEEDED]
+    assert all(set(e) <= {"state", "finished_at", "updated_at"} for e in ledger.since(before))
+    assert ledger.since(datetime.now(UTC) + timedelta(seconds=5)) == []

@@ -25,14 +25,17 @@ function say(text) {
   document.getElementById("message").textContent = text;
 }
 
-// A line chart of `series` (lists of numbers, one colour each) scaled to their common maximum.
-function lines(series, colours, width, height, className) {
+const HOUR_MS = 3600 * 1000;
+
+// A line chart over the hour before `end` (ms) of `series` (lists of [time in ms, value], one colour each),
+// placed by time and scaled to their common maximum.
+function lines(series, colours, width, height, end, className) {
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: className });
-  const top = Math.max(1, ...series.flat());
+  const top = Math.max(1, ...series.flat().map(([, v]) => v));
   series.forEach((values, i) => {
     if (values.length < 2) return;
-    const step = width / (values.length - 1);
-    const points = values.map((v, x) => `${(x * step).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
+    const x = (t) => (Math.max(0, t - (end - HOUR_MS)) / HOUR_MS) * width;
+    const points = values.map(([t, v]) => `${x(t).toFixed(1)},${(height - 2 - (v / top) * (height - 4)).toFixed(1)}`);
     chart.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: colours[i], "stroke-width": 1.5 }));
   });
   return chart;
@@ -50,10 +53,10 @@ function renderQueues(state) {
   const body = document.querySelector("#queues tbody");
   body.replaceChildren(
     ...state.queues.map((q) => {
-      const depth = state.depths.map((d) => (d.queues[q.name] ? d.queues[q.name] : null)).filter(Boolean);
-      const waiting = depth.map((d) => d.visible + d.delayed);
-      const inFlight = depth.map((d) => d.in_flight);
-      const dead = depth.map((d) => d.dead_lettered);
+      const depth = state.depths.filter((d) => d.queues[q.name]).map((d) => [Date.parse(d.at), d.queues[q.name]]);
+      const waiting = depth.map(([t, d]) => [t, d.visible + d.delayed]);
+      const inFlight = depth.map(([t, d]) => [t, d.in_flight]);
+      const dead = depth.map(([t, d]) => [t, d.dead_lettered]);
       return el(
         "tr",
         { "data-queue": q.name },
@@ -62,7 +65,7 @@ function renderQueues(state) {
         el("td", { class: "num in-flight" }, String(q.in_flight)),
         el("td", { class: "num delayed" }, String(q.delayed)),
         el("td", { class: "num dead" }, String(q.dead_lettered)),
-        el("td", { title: "waiting (blue), in flight (green), dead-lettered (red)" }, lines([waiting, inFlight, dead], ["#1565c0", "#2e9d62", "#d84a4a"], 180, 34, "spark")),
+        el("td", { title: "waiting (blue), in flight (green), dead-lettered (red)" }, lines([waiting, inFlight, dead], ["#1565c0", "#2e9d62", "#d84a4a"], 180, 34, Date.parse(state.at), "spark")),
         el(
           "td",
           {},
@@ -121,7 +124,9 @@ function renderThroughput(state) {
     bar.append(svg("rect", { x: i * barWidth, y: height - ok - bad, width: barWidth * 0.8, height: bad, fill: "#d84a4a" }));
     chart.append(bar);
   });
-  const rate = lines([series.map((m) => m.failure_rate)], ["#6b4fbb"], width, height, "");
+  // Each minute's failure rate, at the minute's middle (a bar's), over the hour the bars cover.
+  const end = series.length ? Date.parse(`${series[series.length - 1].minute}:00Z`) + 60000 : Date.now();
+  const rate = lines([series.map((m) => [Date.parse(`${m.minute}:30Z`), m.failure_rate])], ["#6b4fbb"], width, height, end, "");
   chart.append(...rate.childNodes);
   document.getElementById("throughput").replaceChildren(chart);
   document.getElementById("throughput-start").textContent = series.length ? `${series[0].minute.slice(11)} UTC` : "";

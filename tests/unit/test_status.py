@@ -1,0 +1,38 @@
+"""What the status computes from what it read: throughput per minute, and each worker's tasks per minute."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dropq.status import throughput
+from tasks.heartbeat import TaskRate
+
+
+def test_throughput_counts_finished_files_per_minute_with_the_failure_rate() -> None:
+    now = datetime(2026, 11, 22, 12, 30, 40, tzinfo=UTC)
+    entries = [
+        {"state": "succeeded", "finished_at": "2026-11-22T12:30:01.000Z"},
+        {"state": "succeeded", "finished_at": "2026-11-22T12:30:39.000Z"},
+        {"state": "failed", "finished_at": "2026-11-22T12:30:20.000Z"},
+        {"state": "failed", "finished_at": "2026-11-22T11:31:59.000Z"},
+        {"state": "running", "finished_at": None},
+        {"state": "succeeded", "finished_at": "2026-11-22T11:30:59.000Z"},  # over an hour ago
+    ]
+
+    series = throughput(entries, now)
+
+    assert len(series) == 60 and (series[0]["minute"], series[-1]["minute"]) == ("2026-11-22T11:31", "2026-11-22T12:30")
+    assert series[-1] == {"minute": "2026-11-22T12:30", "succeeded": 2, "failed": 1, "failure_rate": 0.333}
+    assert series[0] == {"minute": "2026-11-22T11:31", "succeeded": 0, "failed": 1, "failure_rate": 1.0}
+    assert sum(m["succeeded"] + m["failed"] for m in series) == 4
+
+
+def test_tasks_per_minute_is_measured_over_the_last_minute_of_beats() -> None:
+    rate = TaskRate()
+    assert rate.sample(0, 0) == 0.0
+    assert rate.sample(15, 10) == 40.0  # 10 tasks in 15 s
+    assert rate.sample(30, 20) == 40.0
+    for t in (45, 60, 75, 90):
+        rate.sample(t, 20)
+    # Nothing started in the last minute: the first beats have left the window
+    assert rate.sample(105, 20) == 0.0
