@@ -11,9 +11,11 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from dropq.observe import PRODUCER
 from dropq.settings import Settings
@@ -53,16 +55,26 @@ def s3_record(bucket: str, key: str) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def lines_to(path: Path) -> Iterator[None]:
+    """The producer's JSON lines go to `path` meanwhile (their cost is measured), as Lambda's go to CloudWatch, not the terminal."""
+    writers = [h for h in logging.getLogger(PRODUCER).handlers if isinstance(h, logging.StreamHandler)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as log:
+        before = [writer.stream for writer in writers]
+        for writer in writers:
+            writer.setStream(log)
+        try:
+            yield
+        finally:
+            for writer, stream in zip(writers, before, strict=True):
+                writer.setStream(stream)
+
+
 def measure(settings: Settings, server: MotoServer, records: int, per_event: int) -> ProducerCost:
     """Call the handler on `records` records, `per_event` to an event; count the requests at the server."""
     os.environ.update(settings.environment())
     from lambdas.producer.handler import handler
-
-    # Its JSON lines are written (their cost is measured) to a log file, as Lambda's go to CloudWatch, not the terminal.
-    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
-    log = (Path(settings.state_dir) / "producer.log").open("a")
-    for writer in logging.getLogger(PRODUCER).handlers:
-        cast(logging.StreamHandler, writer).setStream(log)
 
     bucket, inbox = settings.topology.bucket, settings.topology.inbox_prefix
     events = [
@@ -71,9 +83,10 @@ def measure(settings: Settings, server: MotoServer, records: int, per_event: int
     handler(events[0], None)  # cold start outside the measurement
     assert server.record_to is not None
     server.reset_recording()
-    started = time.monotonic()
-    for event in events[1:]:
-        handler(event, None)
-    seconds = time.monotonic() - started
+    with lines_to(Path(settings.state_dir) / "producer.log"):
+        started = time.monotonic()
+        for event in events[1:]:
+            handler(event, None)
+        seconds = time.monotonic() - started
     measured = records - per_event
     return ProducerCost(per_event, measured, seconds, recorded_actions(server.record_to))
