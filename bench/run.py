@@ -7,6 +7,7 @@ Workers' and servers' logs stay in the folder printed at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -20,12 +21,14 @@ from typing import TypeVar
 
 import click
 
-from bench import latency, pipelines, producer, throughput
+from bench import latency, partitions, pipelines, producer, throughput
 from bench.throughput import Drain, Idle
+from dropq import capacity
 from dropq.settings import local_settings
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
+from infra.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, TOPOLOGY
 
 T = TypeVar("T")
 
@@ -45,6 +48,11 @@ class Sizes:
     latency_interval: float
     images: int
     tables: int
+    # Partition load: files of each small workload, files that wait, how long they wait, and ledger sizes a refresh reads.
+    partition_files: int
+    waiting_files: int
+    waiting_seconds: float
+    refresh_sizes: tuple[int, ...]
 
 
 FULL = Sizes(
@@ -56,8 +64,25 @@ FULL = Sizes(
     latency_interval=0.25,
     images=40,
     tables=30,
+    partition_files=300,
+    waiting_files=20,
+    waiting_seconds=60,
+    refresh_sizes=(1000, 10_000),
 )
-SMOKE = Sizes(backlogs=(20,), rounds=1, idle_seconds=3, producer_records=20, latency_files=5, latency_interval=0.1, images=2, tables=2)
+SMOKE = Sizes(
+    backlogs=(20,),
+    rounds=1,
+    idle_seconds=3,
+    producer_records=20,
+    latency_files=5,
+    latency_interval=0.1,
+    images=2,
+    tables=2,
+    partition_files=6,
+    waiting_files=2,
+    waiting_seconds=3,
+    refresh_sizes=(50, 200),
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,8 @@ class Results:
     efficiency: list[pipelines.Efficiency]
     processes: int
     queues: int  # queues one worker of the measured pool long-polls
+    partitions: list[partitions.PhaseLoad]
+    refreshes: list[partitions.RefreshCost]
 
 
 def _requests(counts: dict[tuple[str, str], int] | dict[str, int]) -> str:
@@ -171,6 +198,19 @@ def targets(r: Results) -> str:
     row("end-to-end latency p95", "< 600 ms", f"{p95 * 1000:.0f} ms", p95 < 0.6)
     for e in r.efficiency:
         row(f"pipeline efficiency, {e.pipeline}", "≥ 0.85", f"{e.ratio:.2f}", e.ratio >= 0.85)
+    target = partitions.TARGET_FILES_PER_SECOND
+    for phase in r.partitions:
+        projected = phase.projected_files_per_second
+        held = phase.bounded_keys_hold
+        row(f"projected files/s before a hot key, {phase.workload}", f"≥ {target:,}", f"{projected:,.0f}", projected >= target and held)
+    first, last = r.refreshes[0], r.refreshes[-1]
+    growth = last.total / first.total
+    row(
+        f"dashboard refresh at {last.files:,} files vs {first.files:,}",
+        "within 10%",
+        f"{last.total} vs {first.total} requests ({growth - 1:+.0%})",
+        abs(growth - 1) <= 0.10,
+    )
     return "| target | wanted | measured | met |\n|---|---|---:|---|\n" + "\n".join(rows)
 
 
@@ -195,6 +235,41 @@ def misses(r: Results) -> str:
   two INFO lines per task are off) against the loop's {boto3.cpu_ms_per_task:.2f} ms, on the two CPUs moto also needs.
 - **Pipeline efficiency** by time suffers from the local AWS, which runs on the same CPUs: {efficiency}. In AWS the
   requests' work is done by the services, not on the worker's CPUs."""
+
+
+def measured_workloads(r: Results, when: str) -> dict[str, capacity.Workload]:
+    """The capacity plan's workloads with the figures this run measured: worker CPU per file (the small files' from the
+    partition load, the large ones' from pipeline efficiency), ledger write units per file, and the shards' spread."""
+    phases = {phase.pipeline: phase for phase in r.partitions}
+    efficiency = {e.pipeline: e for e in r.efficiency}
+    indexes = [index.name for index in TOPOLOGY.ledger_table.indexes]
+
+    def ledger(phase: partitions.PhaseLoad) -> dict[str, float]:
+        return {
+            "table_writes": phase.units("ledger"),
+            "index_writes": phase.units("ledger", "open"),
+            "billed_index_writes": sum(phase.units("ledger", index) for index in indexes),
+            "hot_key_share": phase.busiest_share,
+        }
+
+    def small(name: str, phase: partitions.PhaseLoad, **fields: float) -> capacity.Workload:
+        cpu = partitions.worker_cpu_seconds(phase)
+        source = f"{capacity.MEASURED}: make bench, {when}, partition load ({phase.files} files: {cpu * 1000:.1f} ms of worker CPU each)"
+        return dataclasses.replace(capacity.WORKLOADS[name], cpu_seconds=cpu, source=source, **ledger(phase), **fields)
+
+    def large(name: str, e: pipelines.Efficiency) -> capacity.Workload:
+        cpu = e.dropq_cpu_ms / e.files / 1000
+        source = f"{capacity.MEASURED}: make bench, {when}, pipeline efficiency ({e.files} files: {cpu * 1000:.0f} ms of worker CPU each)"
+        return dataclasses.replace(capacity.WORKLOADS[name], cpu_seconds=cpu, source=source)
+
+    waiting = phases["wait"]
+    return {
+        "images-small": small("images-small", phases["images"]),
+        "images-12mp": large("images-12mp", efficiency["images"]),
+        "tables-100k": large("tables-100k", efficiency["tables"]),
+        "metadata": small("metadata", phases["metadata"]),
+        "wait-60s": small("wait-60s", waiting, wall_seconds=capacity.WORKLOADS["wait-60s"].wall),
+    }
 
 
 def report(r: Results, command: str, sizes: Sizes) -> str:
@@ -255,7 +330,30 @@ The real handler, called in process on S3 notifications; S3 sends one record per
 From the counts above: SQS requests per million files, and per hour while idle.
 
 {cost_model(r)}
-"""
+
+## Partition load
+
+The real flow (S3, the producer behind notifications, SQS, workers, ledger) with {r.partitions[0].files} files of each small
+workload and {r.partitions[-1].files} files that wait {sizes.waiting_seconds:.0f} s each (lease renewals), every DynamoDB request
+metered at the server (infra/local/meter.py) and attributed to its table, index and partition key, with the units AWS
+would charge. Measured: units per file, keys, each family's hottest key in the run. Modelled: how evenly a second of
+10,000 files spreads over the ledger's {TOPOLOGY.ledger_table.shards} shards
+(the real shard function on random keys, the busiest shard of the worst of {partitions.SPREAD_SECONDS} seconds), and the
+per-partition limits AWS publishes ({DYNAMODB_PARTITION_WRITES:,} write units, {DYNAMODB_PARTITION_READS:,}
+read units a second). The projected rate is where the busiest shard of a file-driven key would reach the write limit;
+keys written on a timer are taken at the production pool's full size. Before this change, one key (the `recent`
+index's day) took 3.0 writes per file: about 330 files/s.
+
+{partitions.load_table(r.partitions)}
+
+### A dashboard refresh
+
+One tick of `dropq dashboard` (queues, pools, workers, the 50 newest files, an hour of throughput), counted at the
+server, with the ledger holding each number of files:
+
+{partitions.refresh_table(r.refreshes)}
+
+{capacity.benchmarks_section(workloads=measured_workloads(r, datetime.now(UTC).strftime("%Y-%m-%d")))}"""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,8 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = SMOKE if args.smoke else FULL
     state = Path(tempfile.mkdtemp(prefix="dropq-bench-"))
 
-    # A drain per backlog, then idle, producer, latency and the two pipelines.
-    steps = len(sizes.backlogs) + 5
+    # A drain per backlog, then idle, producer, latency, the two pipelines, partition load and a dashboard refresh.
+    steps = len(sizes.backlogs) + 7
     with click.progressbar(length=steps, label="benchmarks", file=sys.stderr, item_show_func=lambda name: name) as bar:
 
         def step(name: str, measure: Callable[[], T]) -> T:
@@ -291,6 +389,23 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.stop()
 
+        port = free_port()
+        refresh_settings = local_settings(port=port, state_dir=str(state / "refresh"))
+        meter = state / "refresh-meter.jsonl"
+        server = MotoServer(port, state / "refresh-moto.log", record_to=state / "refresh-requests.jsonl", meter_to=meter)
+        server.start()
+        try:
+            provision(refresh_settings)
+            refreshes = step("dashboard refresh", partial(partitions.refresh_costs, refresh_settings, server, meter, sizes.refresh_sizes))
+        finally:
+            server.stop()
+
+        partition_settings = local_settings(port=free_port(), state_dir=str(state / "partitions"), pipeline_modules=("bench.workloads",))
+        with LocalCloud(partition_settings, workers={"default": 2}, meter=True) as cloud:
+            loads = step(
+                "partition load", partial(partitions.measure_all, cloud, sizes.partition_files, sizes.waiting_files, sizes.waiting_seconds)
+            )
+
         cloud_settings = local_settings(port=free_port(), state_dir=str(state / "cloud"))
         processes = cloud_settings.topology.pools[0].concurrency
         with LocalCloud(cloud_settings, workers={"default": 1}) as cloud:
@@ -300,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
                 step(f"{name} pipeline", partial(pipelines.compare, cloud, name, count, processes)) for name, count in counts.items()
             ]
 
-    results = Results(drains, idle, costs, lat, efficiency, processes, len(settings.topology.pools[0].queues))
+    results = Results(drains, idle, costs, lat, efficiency, processes, len(settings.topology.pools[0].queues), loads, refreshes)
     command = "python -m bench.run" + (" --smoke" if args.smoke else "")
     text = report(results, command, sizes)
     print(text)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from dropq.protocol import build_task_message
+from dropq.queues import queue_counts
 from dropq.settings import Settings
-from dropq.status import queue_counts
 from infra.local.processes import start_process, stop_process
 from infra.local.server import MotoServer, recorded_actions
 from infra.topology import SQS_MAX_BATCH, WorkerPool

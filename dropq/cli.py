@@ -220,6 +220,91 @@ def dashboard(host: str, port: int, token: str | None, interval: float) -> None:
         board.stop()
 
 
+def _positive(option: str, text: str | None, kind: type[int] | type[float]) -> float | None:
+    """A positive number given to `option` (thousands may be written 10_000 or 10,000), or a one-line error naming it."""
+    if text is None:
+        return None
+    try:
+        value = kind(float(text.replace("_", "").replace(",", "")))
+    except ValueError:
+        raise click.ClickException(f"{option} {text!r} is not a number") from None
+    if not value > 0:
+        raise click.ClickException(f"{option} {text} must be positive")
+    return value
+
+
+@main.command()
+@click.option("--profile", default="default", show_default=True, help="The topology profile to plan (default, production).")
+@click.option("--pool", default=None, help="The worker pool to plan (default: the one of the default queue).")
+@click.option("--workload", default="images-small", show_default=True, help="What one file costs (dropq/capacity/, WORKLOADS).")
+@click.option("--burst", default=None, metavar="N", help="Files dropped at once (default: 10,000,000 unless --rate).")
+@click.option("--rate", default=None, metavar="R", help="Files dropped per second, for --for.")
+@click.option("--for", "for_", default=None, metavar="DURATION", help="How long --rate lasts: 90s, 30m, 2h, 1d.")
+@click.option("--cpu-seconds", default=None, metavar="X", help="Worker CPU seconds per file, instead of the workload's.")
+@click.option("--vcpu-quota", default=None, metavar="N", help="The account's Fargate vCPU quota (default: infra/quotas.py's).")
+@click.option("--s3-prefixes", default=None, metavar="N", help="Partitioned prefixes S3 already has for the outputs (default 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--markdown", is_flag=True, help="Print Markdown (as in BENCHMARKS.md) instead of a table.")
+def plan(
+    profile: str,
+    pool: str | None,
+    workload: str,
+    burst: str | None,
+    rate: str | None,
+    for_: str | None,
+    cpu_seconds: str | None,
+    vcpu_quota: str | None,
+    s3_prefixes: str | None,
+    as_json: bool,
+    markdown: bool,
+) -> None:
+    """Simulate a burst or a steady rate of files on a profile: time to drain, tasks, queue age, limits, cost. No AWS needed."""
+    import dataclasses
+
+    from dropq import capacity
+    from infra.topology import PROFILES
+
+    if profile not in PROFILES:
+        raise click.ClickException(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    topology = PROFILES[profile]
+    pools = [p.name for p in topology.pools]
+    if pool is not None and pool not in pools:
+        raise click.ClickException(f"unknown pool {pool!r} in profile {profile}; known: {', '.join(pools)}")
+    if workload not in capacity.WORKLOADS:
+        raise click.ClickException(f"unknown workload {workload!r}; known: {', '.join(capacity.WORKLOADS)}")
+    if burst is not None and (rate is not None or for_ is not None):
+        raise click.ClickException(f"--burst {burst} and --rate/--for are two kinds of arrivals; give one")
+    if (rate is None) != (for_ is None):
+        raise click.ClickException("--rate needs --for DURATION, and --for needs --rate")
+    files, per_second = _positive("--burst", burst, int), _positive("--rate", rate, float)
+    cpu, vcpus, prefixes = (
+        _positive("--cpu-seconds", cpu_seconds, float),
+        _positive("--vcpu-quota", vcpu_quota, int),
+        _positive("--s3-prefixes", s3_prefixes, int),
+    )
+    chosen = capacity.WORKLOADS[workload]
+    if cpu is not None:
+        chosen = dataclasses.replace(chosen, cpu_seconds=cpu, source=f"--cpu-seconds {cpu:g}")
+    try:
+        if per_second is not None and for_ is not None:
+            seconds = capacity.parse_duration(for_)
+            if not seconds > 0:
+                raise click.ClickException(f"--for {for_!r} must be positive")
+            arrivals = capacity.Arrivals.steady(per_second, seconds)
+        else:
+            arrivals = capacity.Arrivals.burst(int(files or capacity.DEFAULT_BURST))
+    except ValueError as exc:
+        raise click.ClickException(f"--for: {exc}" if for_ is not None else str(exc)) from exc
+    account = capacity.Account(
+        vcpu_quota=int(vcpus or capacity.Account.vcpu_quota), s3_prefixes=int(prefixes or capacity.Account.s3_prefixes)
+    )
+    result = capacity.plan(topology, chosen, arrivals, pool=pool, account=account)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.markdown() if markdown else result.render())
+
+
 @main.group()
 def schedule() -> None:
     """Periodic tasks: EventBridge Scheduler (or `dropq up`) fires them; each period runs once."""

@@ -2,8 +2,14 @@
 
 One item per object version (bucket, key, ETag): pk = "file#s3://bucket/key", sk = ETag, with its
 state (queued -> running -> succeeded | failed), timestamps, pipeline, outputs and, on failure,
-a reason a person understands. A sparse index ("recent": day, updated_at) lists recent files.
-Worker heartbeats live in the same table under pk = "worker".
+a reason a person understands. Worker heartbeats live in the same table under pk = "worker", and
+outcome counts per minute under pk = "counts#<day>" (dropq/counts.py).
+
+Three indexes (infra/topology.py), each copying keys only, so that a write which changes no index key
+costs them nothing (lease renewals, webhooks, queued -> running): `recent` has every version by the
+time it was queued, `open` the files in flight on each queue (entered when queued, left when recorded),
+`failed` the failed ones. Their partition keys are sharded (dropq/shards.py): no key takes more than
+its share of the traffic, and readers ask every shard.
 
 Exactly-once in effect: a worker `claim`s a file with a lease it renews while it works (`hold`); a
 second delivery of the file finds it succeeded (and is skipped) or leased (and waits), so one
@@ -12,16 +18,19 @@ attempt at a time runs it and one success is recorded (`completions` counts them
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dropq.objects import ObjectRef
+from dropq.shards import every_shard, sharded
 from infra.topology import TableSpec
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -35,6 +44,12 @@ WORKER_STALE_SECONDS = 90
 MAX_REASON_CHARS = 2000
 # Attributes conditions name as `#name` (`state` is a DynamoDB reserved word).
 CONDITION_ATTRIBUTES = ("state", "lease_owner", "lease_until")
+# The ledger's indexes (infra/topology.py: the ledger table).
+RECENT, OPEN, FAILED_INDEX = "recent", "open", "failed"
+# BatchGetItem reads at most 100 keys a call: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
+BATCH_GET_KEYS = 100
+# Shards are read side by side by this many threads (boto3 clients are thread-safe).
+READERS = 8
 
 
 @dataclass(frozen=True)
@@ -54,7 +69,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """The ledger's one time format: ISO 8601 UTC to the millisecond, with a Z ("2026-12-01T20:15:03.120Z")."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -104,14 +120,38 @@ def file_pk(bucket: str, key: str) -> str:
     return f"file#s3://{bucket}/{key}"
 
 
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
 class Ledger:
     """Reads and writes file states; every transition is one conditional DynamoDB write."""
 
-    def __init__(self, table: TableSpec, table_name: str, client: Any, ttl_seconds: int) -> None:
+    def __init__(self, table: TableSpec, table_name: str, client: Any, ttl_seconds: int, default_queue: str = "default") -> None:
         self.table = table
         self.table_name = table_name
         self.client = client
         self.ttl_seconds = ttl_seconds
+        self.default_queue = default_queue
+
+    # Index keys: the attributes that place an entry in each index (infra/topology.py names them).
+
+    def _index_keys(self, index: str, value: str, ref: ObjectRef, at: datetime) -> dict[str, Any]:
+        spec = self.table.index(index)
+        return {spec.partition_key: sharded(value, file_pk(ref.bucket, ref.key), self.table.shards), spec.sort_key: iso(at)}
+
+    def _index_names(self, index: str) -> tuple[str, str]:
+        spec = self.table.index(index)
+        return spec.partition_key, spec.sort_key
+
+    def _recent(self, ref: ObjectRef, at: datetime) -> dict[str, Any]:
+        return self._index_keys(RECENT, _day(at), ref, at)
+
+    def _open(self, ref: ObjectRef, queue: str, at: datetime) -> dict[str, Any]:
+        return self._index_keys(OPEN, queue, ref, at)
+
+    def _failed(self, ref: ObjectRef, at: datetime) -> dict[str, Any]:
+        return self._index_keys(FAILED_INDEX, _day(at), ref, at)
 
     def _update(
         self,
@@ -120,26 +160,37 @@ class Ledger:
         condition: str | None = None,
         extra: dict[str, Any] | None = None,
         add: dict[str, int] | None = None,
+        keep: dict[str, Any] | None = None,
+        remove: Iterable[str] = (),
     ) -> dict[str, Any] | None:
-        """Set attributes (and ADD to counters) on an object's entry; return the updated attributes' new
-        values, or None when `condition` does not hold (and nothing was written)."""
+        """Set attributes, set others only where they are missing (`keep`), ADD to counters and REMOVE attributes on an
+        object's entry; return the updated attributes' new values, or None when `condition` does not hold (and nothing
+        was written)."""
         now = _now()
         values = {
             **values,
             "bucket": ref.bucket,
             "key": ref.key,
             "size": ref.size,
-            "updated_at": _iso(now),
-            "day": now.strftime("%Y-%m-%d"),
+            "updated_at": iso(now),
             self.table.ttl_attribute: int(now.timestamp()) + self.ttl_seconds,
         }
         names = {f"#a{i}": name for i, name in enumerate(values)}
         placeholders = {f":v{i}": _encode(value) for i, value in enumerate(values.values())}
-        expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+        sets = [f"#a{i} = :v{i}" for i in range(len(values))]
+        for i, (name, value) in enumerate((keep or {}).items()):
+            # Written once: an index key that stays the same costs its index no write.
+            names[f"#k{i}"], placeholders[f":k{i}"] = name, _encode(value)
+            sets.append(f"#k{i} = if_not_exists(#k{i}, :k{i})")
+        expression = "SET " + ", ".join(sets)
         if add:
             names.update({f"#n{i}": name for i, name in enumerate(add)})
             placeholders.update({f":n{i}": _encode(amount) for i, amount in enumerate(add.values())})
             expression += " ADD " + ", ".join(f"#n{i} :n{i}" for i in range(len(add)))
+        removed = list(remove)
+        if removed:
+            names.update({f"#r{i}": name for i, name in enumerate(removed)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
@@ -158,30 +209,46 @@ class Ledger:
         return decode_item(response.get("Attributes", {}))
 
     def _write(
-        self, ref: ObjectRef, values: dict[str, Any], condition: str, extra: dict[str, Any], add: dict[str, int] | None = None
+        self,
+        ref: ObjectRef,
+        values: dict[str, Any],
+        condition: str,
+        extra: dict[str, Any],
+        add: dict[str, int] | None = None,
+        keep: dict[str, Any] | None = None,
+        remove: Iterable[str] = (),
     ) -> bool:
         """A conditional `_update`: whether it was written."""
-        return self._update(ref, values, condition=condition, extra=extra, add=add) is not None
+        return self._update(ref, values, condition=condition, extra=extra, add=add, keep=keep, remove=remove) is not None
 
     def mark_queued(self, ref: ObjectRef, pipeline: str, queue: str, task_id: str) -> bool:
-        """Record that a file was enqueued; False (and nothing written) if it is already running or done."""
+        """Record that a file was enqueued; False (and nothing written) if it is already running or done.
+
+        The file enters the `recent` and `open` indexes; a repeated event of a queued file leaves them as they are.
+        """
+        now = _now()
         return self._write(
             ref,
-            {"state": QUEUED, "pipeline": pipeline, "queue": queue, "task_id": task_id, "queued_at": _iso(_now())},
+            {"state": QUEUED, "pipeline": pipeline, "queue": queue, "task_id": task_id},
             condition="attribute_not_exists(#state) OR #state = :queued",
             extra={":queued": QUEUED},
+            keep={**self._recent(ref, now), **self._open(ref, queue, now)},
         )
 
-    def claim(self, ref: ObjectRef, pipeline: str, task_id: str, worker: str | None, lease_seconds: float) -> Claim:
+    def claim(
+        self, ref: ObjectRef, pipeline: str, task_id: str, worker: str | None, lease_seconds: float, queue: str | None = None
+    ) -> Claim:
         """Take a file to process it, unless it already succeeded or another attempt holds a live lease on it.
 
         The lease (`lease_owner`, `lease_until`) is what keeps two deliveries of one file from running at
         once: its holder renews it while it works; a crashed holder's lease simply runs out. Each claim
         counts an attempt (`attempts`), whatever ended the ones before: an error, a retry, a dead worker.
+        A file claimed without having been queued (a task sent by hand) enters the indexes here.
         """
         owner = uuid.uuid4().hex
-        now = time.time()
-        started = {"started_at": _iso(_now()), "worker": worker, "reason": None, "parts": None}
+        now, moment = time.time(), _now()
+        queue = queue or self.default_queue
+        started = {"started_at": iso(moment), "worker": worker, "reason": None, "parts": None}
         acquired = self._update(
             ref,
             {
@@ -198,6 +265,8 @@ class Ledger:
             ),
             extra={":succeeded": SUCCEEDED, ":running": RUNNING, ":now": now},
             add={"attempts": 1},
+            keep={"queue": queue, **self._recent(ref, moment), **self._open(ref, queue, moment)},
+            remove=self._index_names(FAILED_INDEX),
         )
         if acquired is not None:
             return Claim(acquired=True, owner=owner, state=RUNNING, lease_remaining=lease_seconds, attempts=int(acquired["attempts"]))
@@ -213,13 +282,26 @@ class Ledger:
         )
 
     def renew(self, ref: ObjectRef, owner: str, lease_seconds: float) -> bool:
-        """Extend a lease this attempt holds; False if it was lost (it ran out and another attempt took the file)."""
-        return self._write(
-            ref,
-            {"lease_until": time.time() + lease_seconds},
-            condition="#state = :running AND #lease_owner = :owner",
-            extra={":running": RUNNING, ":owner": owner},
-        )
+        """Extend a lease this attempt holds; False if it was lost (it ran out and another attempt took the file).
+
+        Only `lease_until` changes: a renewal is bookkeeping, so it moves no index key and no `updated_at`.
+        """
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
+                UpdateExpression="SET #lease_until = :until",
+                ConditionExpression="#state = :running AND #lease_owner = :owner",
+                ExpressionAttributeNames={f"#{name}": name for name in CONDITION_ATTRIBUTES},
+                ExpressionAttributeValues={
+                    ":until": _encode(time.time() + lease_seconds),
+                    ":running": {"S": RUNNING},
+                    ":owner": {"S": owner},
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def split(self, ref: ObjectRef, owner: str, parts: int, lease_seconds: float) -> bool:
         """Record that a claimed file runs as `parts` parallel tasks, whose last one records its outcome with `owner`.
@@ -249,7 +331,7 @@ class Ledger:
             {
                 "state": SUCCEEDED,
                 "outputs": list(outputs),
-                "finished_at": _iso(_now()),
+                "finished_at": iso(_now()),
                 "duration_ms": duration_ms,
                 "sha256": sha256,
                 "reason": None,
@@ -258,17 +340,25 @@ class Ledger:
             condition="#state = :running AND #lease_owner = :owner",
             extra={":running": RUNNING, ":owner": owner},
             add={"completions": 1},
+            remove=(*self._index_names(OPEN), *self._index_names(FAILED_INDEX)),
         )
+
+    def _failure(self, reason: str) -> dict[str, Any]:
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 1] + "…"
+        return {"state": FAILED, "reason": reason, "finished_at": iso(_now()), "lease_until": None}
 
     def mark_failed(self, ref: ObjectRef, owner: str, reason: str, pipeline: str | None = None) -> bool:
         """Record why a file could not be processed, once: False if this attempt no longer holds the file."""
-        if len(reason) > MAX_REASON_CHARS:
-            reason = reason[: MAX_REASON_CHARS - 1] + "…"
-        values: dict[str, Any] = {"state": FAILED, "reason": reason, "finished_at": _iso(_now()), "lease_until": None}
+        values = self._failure(reason)
         if pipeline:
             values["pipeline"] = pipeline
         return self._write(
-            ref, values, condition="#state = :running AND #lease_owner = :owner", extra={":running": RUNNING, ":owner": owner}
+            ref,
+            {**values, **self._failed(ref, _now())},
+            condition="#state = :running AND #lease_owner = :owner",
+            extra={":running": RUNNING, ":owner": owner},
+            remove=self._index_names(OPEN),
         )
 
     def mark_webhook(self, ref: ObjectRef, delivery: dict[str, Any]) -> None:
@@ -289,17 +379,101 @@ class Ledger:
         items = [decode_item(i) for i in self.client.query(**request).get("Items", [])]
         return max(items, key=lambda i: i.get("updated_at", ""), default=None)
 
+    def entries(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The entries of (pk, sk) keys, in their order (those that no longer exist are left out): BatchGetItem, 100 a call."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self.table_name: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted[start : start + BATCH_GET_KEYS]]}
+            }
+            while pending:
+                response = self.client.batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    entry = decode_item(item)
+                    found[(entry["pk"], entry["sk"])] = entry
+                # DynamoDB may leave keys unread (throughput, 16 MB): asked again until none is left.
+                pending = response.get("UnprocessedKeys") or {}
+        return [found[key] for key in wanted if key in found]
+
+    def _newest(self, index: str, values: list[str], limit: int, since: str | None = None) -> list[tuple[str, str, str]]:
+        """The `limit` newest (sort key, pk, sk) of an index over the partition key `values` (its shards).
+
+        Two rounds, so that what is read stays near what is shown: each shard is first asked for its few newest
+        (`limit` spread over the shards, three times over); only a shard whose every answer is among the `limit`
+        newest may hold more of them, and it alone is asked again for up to `limit`. The result is exact.
+        """
+        hash_key, range_key = self._index_names(index)
+
+        def newest(value: str, count: int) -> list[tuple[str, str, str]]:
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": index,
+                "KeyConditionExpression": "#h = :h",
+                "ExpressionAttributeNames": {"#h": hash_key},
+                "ExpressionAttributeValues": {":h": {"S": value}},
+                "ScanIndexForward": False,
+                "Limit": count,
+            }
+            if since is not None:
+                request["KeyConditionExpression"] += " AND #r >= :since"
+                request["ExpressionAttributeNames"]["#r"] = range_key
+                request["ExpressionAttributeValues"][":since"] = {"S": since}
+            items = self.client.query(**request).get("Items", [])
+            return [(i[range_key]["S"], i["pk"]["S"], i["sk"]["S"]) for i in items]
+
+        first = min(limit, 1 + -(-3 * limit // len(values)))
+        with ThreadPoolExecutor(max_workers=min(READERS, len(values))) as pool:
+            answers = dict(zip(values, pool.map(lambda value: newest(value, first), values), strict=True))
+            found = {row for rows in answers.values() for row in rows}
+            cut = heapq.nlargest(limit, found)
+            oldest_shown = cut[-1][0] if len(cut) == limit else ""
+            again = [v for v, rows in answers.items() if len(rows) == first and first < limit and rows[-1][0] >= oldest_shown]
+            found.update(row for rows in pool.map(lambda value: newest(value, limit), again) for row in rows)
+        return heapq.nlargest(limit, found)
+
     def recent(self, limit: int = 20, days: int = 2) -> list[dict[str, Any]]:
-        """The most recently updated files, newest first, from the last `days` days."""
-        range_key = self.table.indexes[0][2]
-        found: list[dict[str, Any]] = []
+        """The files most recently queued (newest first) in the last `days` days, as they are now.
+
+        Bounded by `limit`, whatever the traffic: one Query of at most `limit` keys per shard of a day, then one
+        BatchGetItem of the newest `limit` entries.
+        """
         today = _now().date()
+        found: list[tuple[str, str, str]] = []
         for offset in range(days):
-            for page in self._day_pages((today - timedelta(days=offset)).isoformat(), newest_first=True):
-                found.extend(decode_item(i) for i in page)
-                if len(found) >= limit:
-                    return sorted(found, key=lambda i: i[range_key], reverse=True)[:limit]
-        return sorted(found, key=lambda i: i[range_key], reverse=True)[:limit]
+            day = (today - timedelta(days=offset)).isoformat()
+            found += self._newest(RECENT, every_shard(day, self.table.shards), limit)
+            if len(found) >= limit:
+                break
+        newest = heapq.nlargest(limit, found)
+        return self.entries((pk, sk) for _, pk, sk in newest)
+
+    def failures(self, since: datetime, until: datetime | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The files that failed from `since` (to `until`, now by default) and are still failed, newest first, at most `limit`."""
+        until = until or _now()
+        found: list[tuple[str, str, str]] = []
+        day = since.date()
+        while day <= until.date():
+            found += self._newest(FAILED_INDEX, every_shard(day.isoformat(), self.table.shards), limit, since=iso(since))
+            day += timedelta(days=1)
+        newest = heapq.nlargest(limit, (row for row in found if row[0] < iso(until)))
+        return self.entries((pk, sk) for _, pk, sk in newest)
+
+    def open_keys(self, queue: str, before: str, page_size: int = BATCH_GET_KEYS) -> Iterator[list[tuple[str, str]]]:
+        """Pages of the (pk, sk) keys of files in flight on `queue` since before `before` (ISO time), oldest first per shard."""
+        hash_key, range_key = self._index_names(OPEN)
+        for value in every_shard(queue, self.table.shards):
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": OPEN,
+                "KeyConditionExpression": "#h = :h AND #r < :before",
+                "ExpressionAttributeNames": {"#h": hash_key, "#r": range_key},
+                "ExpressionAttributeValues": {":h": {"S": value}, ":before": {"S": before}},
+                "Limit": page_size,
+            }
+            for page in self._pages(**request):
+                if page:
+                    yield [(item["pk"]["S"], item["sk"]["S"]) for item in page]
 
     def _pages(self, **request: Any) -> Iterator[list[dict[str, Any]]]:
         while True:
@@ -309,48 +483,27 @@ class Ledger:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _day_pages(self, day: str, newest_first: bool = False) -> Iterator[list[dict[str, Any]]]:
-        """The pages of the `recent` index for one day (YYYY-MM-DD, UTC)."""
-        index, hash_key, _ = self.table.indexes[0]
-        return self._pages(
-            TableName=self.table_name,
-            IndexName=index,
-            KeyConditionExpression="#h = :day",
-            ExpressionAttributeNames={"#h": hash_key},
-            ExpressionAttributeValues={":day": {"S": day}},
-            ScanIndexForward=not newest_first,
-        )
+    def retry(self, ref: ObjectRef, task_id: str, queue: str | None = None) -> bool:
+        """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed.
 
-    def day(self, day: str) -> list[dict[str, Any]]:
-        """Every file entry last updated on `day` (YYYY-MM-DD, UTC), from the `recent` index."""
-        return [decode_item(item) for page in self._day_pages(day) for item in page]
-
-    def since(self, moment: datetime, fields: tuple[str, ...] = ("state", "finished_at")) -> list[dict[str, Any]]:
-        """The `fields` of every file entry updated at or after `moment` (within the last day), newest first."""
-        index, hash_key, range_key = self.table.indexes[0]
-        names = {"#h": hash_key, "#r": range_key, **{f"#f{i}": field for i, field in enumerate(fields)}}
-        found: list[dict[str, Any]] = []
-        for day in sorted({moment.date(), _now().date()}):
-            pages = self._pages(
-                TableName=self.table_name,
-                IndexName=index,
-                KeyConditionExpression="#h = :day AND #r >= :since",
-                # Only what is asked for: an hour of a busy deployment is thousands of entries.
-                ProjectionExpression=", ".join(["#r", *(f"#f{i}" for i in range(len(fields)))]),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":day": {"S": day.isoformat()}, ":since": {"S": _iso(moment)}},
-            )
-            found += [decode_item(item) for page in pages for item in page]
-        return sorted(found, key=lambda i: i[range_key], reverse=True)
-
-    def retry(self, ref: ObjectRef, task_id: str) -> bool:
-        """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed."""
+        It comes back at the top of the `recent` index and into the `open` one, and leaves the `failed` one.
+        """
+        now = _now()
         return self._write(
             ref,
-            {"state": QUEUED, "task_id": task_id, "queued_at": _iso(_now()), "reason": None, "parts": None, "attempts": 0},
+            {
+                "state": QUEUED,
+                "task_id": task_id,
+                "reason": None,
+                "parts": None,
+                "attempts": 0,
+                **self._recent(ref, now),
+                **self._open(ref, queue or self.default_queue, now),
+            },
             condition="#state = :failed",
             extra={":failed": FAILED},
             add={"retries": 1},
+            remove=self._index_names(FAILED_INDEX),
         )
 
     def _stuck_condition(self) -> str:
@@ -363,7 +516,7 @@ class Ledger:
         """Queue again a file stuck since before `cutoff` (queued, or running with a lease run out); count the sweep."""
         return self._write(
             ref,
-            {"state": QUEUED, "task_id": task_id, "queued_at": _iso(_now()), "lease_until": None, "parts": None},
+            {"state": QUEUED, "task_id": task_id, "requeued_at": iso(_now()), "lease_until": None, "parts": None},
             condition=self._stuck_condition(),
             extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
             add={"sweeps": 1},
@@ -373,9 +526,10 @@ class Ledger:
         """Record why a file that stays stuck since before `cutoff` will not be tried again."""
         return self._write(
             ref,
-            {"state": FAILED, "reason": reason, "finished_at": _iso(_now()), "lease_until": None},
+            {**self._failure(reason), **self._failed(ref, _now())},
             condition=self._stuck_condition(),
             extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
+            remove=self._index_names(OPEN),
         )
 
     def _period_key(self, schedule: str, period: str) -> dict[str, Any]:
@@ -395,7 +549,7 @@ class Ledger:
                     ":running": {"S": RUNNING},
                     ":task": {"S": task_id},
                     ":until": _encode(now + lease_seconds),
-                    ":started": {"S": _iso(_now())},
+                    ":started": {"S": iso(_now())},
                     ":ttl": _encode(int(now) + self.ttl_seconds),
                     ":now": _encode(now),
                 },
@@ -419,7 +573,7 @@ class Ledger:
                 ExpressionAttributeValues={
                     ":state": {"S": state},
                     ":summary": _encode(summary),
-                    ":finished": {"S": _iso(_now())},
+                    ":finished": {"S": iso(_now())},
                     ":task": {"S": task_id},
                 },
             )
@@ -482,4 +636,10 @@ def ledger_for(settings: Any, client: Any = None) -> Ledger:
     """The ledger of a deployment described by `settings` (a `dropq.settings.Settings`)."""
     topology = settings.topology
     table_name = settings.physical_name(topology.ledger_table.name)
-    return Ledger(topology.ledger_table, table_name, client or settings.client("dynamodb"), topology.ledger_ttl_seconds)
+    return Ledger(
+        topology.ledger_table,
+        table_name,
+        client or settings.client("dynamodb"),
+        topology.ledger_ttl_seconds,
+        default_queue=topology.default_queue,
+    )

@@ -20,7 +20,7 @@ def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: S
         raise ActionError(f"{key} is {entry.get('state')}, not failed: only a failed file is retried")
     ref = entry_ref(entry)
     item = plan(ref, settings, signer)
-    if not ledger.retry(ref, item.task_id):
+    if not ledger.retry(ref, item.task_id, queue=item.queue):
         raise ActionError(f"{key} changed while it was being retried; look at it again")
     send_batches(sqs, settings.queue_url(item.queue), [item])
     return item

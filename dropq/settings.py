@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dropq.errors import ConfigError
-from infra.topology import RATE_LIMIT, SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
+from infra.topology import PROFILES, RATE_LIMIT, SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
 
 if TYPE_CHECKING:
     import boto3
@@ -28,6 +28,8 @@ STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 PREFIX = "DROPQ_PREFIX"
+# Which topology of infra/topology.py's PROFILES this deployment runs ("default", "production").
+PROFILE = "DROPQ_PROFILE"
 # The longest SQS delay one message of a task with a countdown gets (SQS allows 900 s); longer countdowns hop.
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
 # The sweep (a periodic task) enqueues again the files stuck in queued or running for longer than this.
@@ -83,6 +85,7 @@ class Settings:
     """Where dropq's resources are and how it behaves; built by `load_settings`."""
 
     topology: Topology = TOPOLOGY
+    profile: str = "default"
     endpoint_url: str | None = LOCAL_ENDPOINT
     region: str = "us-east-1"
     account_id: str = LOCAL_ACCOUNT_ID
@@ -155,6 +158,7 @@ class Settings:
             MAX_RETRIES: str(self.max_retries),
             MAX_INPUT_BYTES: str(self.max_input_bytes),
             PREFIX: self.prefix,
+            PROFILE: self.profile,
             DELAY_HOP_SECONDS: str(self.delay_hop_seconds),
             TABLE_CHUNK_BYTES: str(self.table_chunk_bytes),
             IMAGE_SPLIT_BYTES: str(self.image_split_bytes),
@@ -186,9 +190,16 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> i
     return value
 
 
-def load_settings(environ: Mapping[str, str] | None = None, topology: Topology = TOPOLOGY) -> Settings:
-    """Build the settings from the environment, failing with the variable's name when one is malformed."""
+def load_settings(environ: Mapping[str, str] | None = None, topology: Topology | None = None) -> Settings:
+    """Build the settings from the environment, failing with the variable's name when one is malformed.
+
+    The topology is the profile's that DROPQ_PROFILE names (infra/topology.py: PROFILES), unless one is given.
+    """
     environ = os.environ if environ is None else environ
+    profile = environ.get(PROFILE) or "default"
+    if profile not in PROFILES:
+        raise ConfigError(f"{PROFILE}={profile!r} names no topology profile; known: {', '.join(PROFILES)}")
+    topology = topology or PROFILES[profile]
     endpoint = environ.get(ENDPOINT_URL, LOCAL_ENDPOINT)
     if endpoint:
         parts = urlsplit(endpoint)
@@ -230,6 +241,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology =
         endpoints.append(WebhookEndpoint(name=webhook.name, url=url, secret=secret, rate_limit=rate or None))
     return Settings(
         topology=topology,
+        profile=profile,
         endpoint_url=endpoint.rstrip("/") or None,
         region=environ.get(REGION) or environ.get(DEFAULT_REGION) or "us-east-1",
         account_id=account,

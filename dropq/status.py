@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dropq.counts import FAILED, SUCCEEDED, minute_of
 from dropq.deployment import Deployment
-from dropq.ledger import FAILED, SUCCEEDED, Ledger
+from dropq.ledger import Ledger
+from dropq.queues import QUEUE_COUNTS, queue_counts
 
 logger = logging.getLogger("dropq")
 
-QUEUE_COUNTS = {
-    "visible": "ApproximateNumberOfMessages",
-    "in_flight": "ApproximateNumberOfMessagesNotVisible",
-    "delayed": "ApproximateNumberOfMessagesDelayed",
-}
+__all__ = ["QUEUE_COUNTS", "collect_status", "queue_counts", "render_status", "throughput"]
+
 FILE_FIELDS = ("state", "pipeline", "queue", "updated_at", "duration_ms", "outputs", "reason", "attempts")
 WORKER_FIELDS = ("pool", "pid", "queues", "concurrency", "active", "tasks_per_minute", "last_seen")
 # ECS DescribeServices takes at most this many services per call.
 ECS_MAX_SERVICES = 10
-
-
-def queue_counts(sqs: Any, url: str) -> dict[str, int]:
-    """Messages visible, in flight and delayed in one queue, as SQS approximates them."""
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_COUNTS.values()))["Attributes"]
-    return {name: int(attributes.get(attribute, 0)) for name, attribute in QUEUE_COUNTS.items()}
 
 
 def desired_counts(ecs: Any, deployment: Deployment) -> dict[str, int | None]:
@@ -49,18 +43,15 @@ def desired_counts(ecs: Any, deployment: Deployment) -> dict[str, int | None]:
     return desired
 
 
-def throughput(entries: list[dict[str, Any]], now: datetime, minutes: int = 60) -> list[dict[str, Any]]:
-    """Files finished per minute over the last `minutes` (oldest first): succeeded, failed and the failure rate."""
+def throughput(counts: Mapping[str, Mapping[str, int]], now: datetime, minutes: int = 60) -> list[dict[str, Any]]:
+    """Files finished per minute over the last `minutes` (oldest first), from the per-minute counts (dropq/counts.py):
+    succeeded, failed and the failure rate."""
     start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
-    finished = Counter(
-        (entry["finished_at"][:16], entry["state"])
-        for entry in entries
-        if entry.get("state") in (SUCCEEDED, FAILED) and entry.get("finished_at")
-    )
     series = []
     for offset in range(minutes):
-        minute = (start + timedelta(minutes=offset)).strftime("%Y-%m-%dT%H:%M")
-        succeeded, failed = finished[(minute, SUCCEEDED)], finished[(minute, FAILED)]
+        minute = minute_of(start + timedelta(minutes=offset))
+        found = counts.get(minute) or Counter()
+        succeeded, failed = found.get(SUCCEEDED, 0), found.get(FAILED, 0)
         rate = round(failed / (succeeded + failed), 3) if failed else 0.0
         series.append({"minute": minute, "succeeded": succeeded, "failed": failed, "failure_rate": rate})
     return series

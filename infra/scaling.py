@@ -10,12 +10,16 @@ CDK pattern `QueueProcessingFargateService` gets wrong (it scales on visible mes
 - Target tracking: keep backlog per worker near `backlog_per_worker`; the new worker count is
   ceil(backlog / backlog_per_worker), clamped to the pool's min and max.
 - Scale in (to the minimum, zero allowed) only once the backlog has stayed low for the scale-in cooldown.
+
+`ScalingPolicy.decide` is that policy with its cooldowns, as a pure function of what it remembers (`ScalingState`):
+the local autoscaler calls it on every reading, and the capacity plan (dropq/capacity/) whenever a simulated
+CloudWatch alarm fires.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infra.topology import WorkerPool
 
@@ -26,6 +30,14 @@ SCALE_IN_COOLDOWN = 300
 WAKE_COOLDOWN = 120
 # CloudWatch period of the metrics the stack's policies read.
 METRIC_PERIOD = 60
+# Periods the stack's wake alarm evaluates (infra/cloud/workers.py): one datapoint with a backlog and nothing wanted.
+WAKE_EVALUATION_PERIODS = 1
+
+# What a decision does to the worker count.
+WAKE = "wake"
+SCALE_OUT = "scale-out"
+SCALE_IN = "scale-in"
+HOLD = "hold"
 
 # CloudWatch metric math over the ids the stack gives its metrics: `backlog` (an expression summing
 # visible and in-flight messages of the pool's queues), `running` and `desired` (the service's task counts).
@@ -37,6 +49,25 @@ WAKE_EXPRESSION = "IF(FILL(desired, 0) == 0 AND backlog > 0, 1, 0)"
 def backlog_expression(metric_ids: list[str]) -> str:
     """CloudWatch metric math summing queue metrics, each counted as 0 while SQS reports nothing for it."""
     return " + ".join(f"FILL({metric_id}, 0)" for metric_id in metric_ids)
+
+
+@dataclass(frozen=True)
+class ScalingState:
+    """What the policy remembers between readings: its last wake and scale-out, and since when the backlog has been low."""
+
+    last_wake: float = -math.inf
+    last_scale_out: float = -math.inf
+    low_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one reading decides: the worker count to set (`workers`), what that is, what the policy wanted, and the state after."""
+
+    workers: int
+    action: str
+    wanted: int
+    state: ScalingState
 
 
 @dataclass(frozen=True)
@@ -54,7 +85,7 @@ class ScalingPolicy:
         """`workers` within the pool's bounds."""
         return max(self.min_workers, min(self.max_workers, workers))
 
-    def backlog_per_running_worker(self, backlog: int, running: int) -> float:
+    def backlog_per_running_worker(self, backlog: float, running: float) -> float:
         """The tracked metric, as `BACKLOG_PER_WORKER_EXPRESSION` computes it in CloudWatch."""
         return backlog / running if running > 0 else float(backlog)
 
@@ -69,6 +100,26 @@ class ScalingPolicy:
         # Target tracking: capacity * metric / target, rounded up so as never to under-provision.
         metric = self.backlog_per_running_worker(backlog, running)
         return self.clamp(math.ceil(running * metric / self.backlog_per_worker))
+
+    def decide(self, state: ScalingState, backlog: int, running: int, now: float) -> Decision:
+        """The worker count for `backlog` with `running` workers at `now` (seconds), after the cooldowns of `state`."""
+        want = self.desired(backlog, running)
+        if want > running:
+            # A backlog ends any low period; a wake and a scale-out each wait out their own cooldown.
+            state = replace(state, low_since=None)
+            if running == 0 and now - state.last_wake >= self.wake_cooldown:
+                return Decision(want, WAKE, want, replace(state, last_wake=now))
+            if running > 0 and now - state.last_scale_out >= self.scale_out_cooldown:
+                return Decision(want, SCALE_OUT, want, replace(state, last_scale_out=now))
+        elif want < running:
+            # Scale in only once the backlog has stayed low for the whole cooldown.
+            low_since = now if state.low_since is None else state.low_since
+            if now - low_since >= self.scale_in_cooldown:
+                return Decision(want, SCALE_IN, want, replace(state, low_since=None))
+            state = replace(state, low_since=low_since)
+        else:
+            state = replace(state, low_since=None)
+        return Decision(running, HOLD, want, state)
 
 
 def scaling_policy(pool: WorkerPool) -> ScalingPolicy:

@@ -48,6 +48,15 @@ SHUTDOWN_MARGIN = 15
 POOL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
 # DynamoDB table names: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
 DYNAMODB_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# What one partition key value of a table or index serves at most, per second, however the table is billed:
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html
+DYNAMODB_PARTITION_WRITES = 1000
+DYNAMODB_PARTITION_READS = 3000
+# Readers query every shard of a sharded key; beyond this many, a status refresh would be mostly queries.
+MAX_SHARDS = 256
+# What an on-demand table, or any one of its indexes, may take per second by default (read and write units each):
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+DYNAMODB_TABLE_MAX_UNITS = 40_000
 
 
 class TopologyError(ValueError):
@@ -245,18 +254,55 @@ class Webhook:
         return any(_glob(pattern, relative_key) for pattern in self.patterns)
 
 
+# What an index copies of each item. KEYS_ONLY copies the keys alone, so that a write changing no index key costs
+# the index nothing: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations.Writes
+PROJECTIONS = ("KEYS_ONLY", "ALL")
+# A table has at most 20 global secondary indexes: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+DYNAMODB_MAX_INDEXES = 20
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index of a table: its partition and sort key attributes, and what it copies of an item."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+    projection: str = "KEYS_ONLY"
+
+    def __post_init__(self) -> None:
+        _check(self.projection in PROJECTIONS, f"index {self.name}: projection {self.projection!r} is not one of {PROJECTIONS}")
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    """A DynamoDB table: keys, TTL attribute and secondary indexes (name -> (hash, range))."""
+    """A DynamoDB table: keys, TTL attribute, global secondary indexes, and the shards of its shared index keys.
+
+    An index partition key that many files share (today's files, the files in flight on one queue) is written as
+    `<value>#<shard>` with one of `shards` suffixes: one partition key value takes at most 1,000 writes/s
+    (DYNAMODB_PARTITION_WRITES), so `shards` of them take `shards` times that. Readers query every shard.
+    """
 
     name: str
     partition_key: str
     sort_key: str | None = None
     ttl_attribute: str = "ttl"
-    indexes: tuple[tuple[str, str, str], ...] = ()
+    indexes: tuple[IndexSpec, ...] = ()
+    shards: int = 1
 
     def __post_init__(self) -> None:
         _check(bool(DYNAMODB_TABLE_NAME.match(self.name)), f"table name {self.name!r} must match {DYNAMODB_TABLE_NAME.pattern}")
+        _check(len(self.indexes) <= DYNAMODB_MAX_INDEXES, f"table {self.name}: {len(self.indexes)} indexes, over DynamoDB's 20")
+        names = [index.name for index in self.indexes]
+        _check(len(set(names)) == len(names), f"table {self.name}: index names repeat: {names}")
+        _check(1 <= self.shards <= MAX_SHARDS, f"table {self.name}: shards {self.shards} is outside 1..{MAX_SHARDS}")
+
+    def index(self, name: str) -> IndexSpec:
+        """The index called `name`."""
+        for index in self.indexes:
+            if index.name == name:
+                return index
+        raise KeyError(f"table {self.name} has no index {name!r}; known: {sorted(i.name for i in self.indexes)}")
 
 
 @dataclass(frozen=True)
@@ -322,6 +368,35 @@ class WorkerPool:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """What a deployment provisions ahead of its traffic, beyond on-demand's defaults (the stack deploys it).
+
+    None leaves AWS's default: an on-demand table starts able to serve 4,000 writes/s and 12,000 reads/s and
+    then doubles its previous peak within 30 minutes at most; the producer shares the account's concurrency.
+    """
+
+    # DynamoDB warm throughput of the ledger table, and of each of its indexes: units per second it serves at once.
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput.html
+    ledger_warm_writes: int | None = None
+    ledger_warm_reads: int | None = None
+    index_warm_writes: int | None = None
+    # The producer Lambda's reserved concurrency: kept for it out of the account's (1,000 by default), and its cap.
+    producer_reserved_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ledger_warm_writes", "ledger_warm_reads", "index_warm_writes", "producer_reserved_concurrency"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, f"capacity: {name} {value} must be at least 1, or None for AWS's default")
+        for name in ("ledger_warm_writes", "ledger_warm_reads", "index_warm_writes"):
+            value = getattr(self, name)
+            _check(
+                value is None or value <= DYNAMODB_TABLE_MAX_UNITS,
+                f"capacity: {name} {value} is over the {DYNAMODB_TABLE_MAX_UNITS} units/s an on-demand table or index may take "
+                "by default (ask AWS for more first)",
+            )
+
+
+@dataclass(frozen=True)
 class Topology:
     """Everything dropq is made of, checked on construction."""
 
@@ -345,6 +420,7 @@ class Topology:
     producer_failure_queue: str = "producer-failures"
     producer_retries: int = 2
     max_input_bytes: int = 512 * 1024 * 1024
+    capacity: Capacity = Capacity()
     queue_names: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -443,6 +519,8 @@ HEAVY_QUEUE = "heavy"
 # Files dropped below incoming/urgent/: their own queue and pool, so that they never wait behind a backlog.
 URGENT_QUEUE = "urgent"
 MiB = 1024 * 1024
+# Shards of the ledger's shared index keys (TableSpec.shards): see the ledger table below.
+LEDGER_SHARDS = 64
 
 TOPOLOGY = Topology(
     bucket="dropq-local",
@@ -488,7 +566,47 @@ TOPOLOGY = Topology(
         partition_key="pk",
         sort_key="sk",
         ttl_attribute="expires_at",
-        indexes=(("recent", "day", "updated_at"),),
+        indexes=(
+            # Every file version, newest first, by the day and time it was queued: written once per version.
+            IndexSpec("recent", "recent_shard", "queued_at"),
+            # Files in flight (queued or running) per queue, oldest first: the sweep's candidates. Entered when a file
+            # is queued and left when it is recorded: two writes per file.
+            IndexSpec("open", "open_shard", "open_since"),
+            # Failed files by the day and time they failed (sparse: a failure is the exception).
+            IndexSpec("failed", "failed_shard", "failed_at"),
+        ),
+        # The `open` index takes two writes per file on its queue's shards: 64 shards serve 32,000 files/s on one
+        # queue, a margin of three over 10,000 for an uneven spread; a status refresh queries the 64 `recent` shards.
+        shards=LEDGER_SHARDS,
     ),
     results_table=TableSpec(name="results", partition_key="id", ttl_attribute="ttl"),
 )
+
+
+# What a deployment needs to hold 10,000 small files per second (BENCHMARKS.md, "Capacity plan" and "Partition load"
+# show the figures these come from); `cdk deploy -c profile=production` deploys it. Everything else is TOPOLOGY's.
+PRODUCTION_WORKERS = 250
+PRODUCTION = dataclasses.replace(
+    TOPOLOGY,
+    pools=(
+        # 10,000 small images/s at about 20 ms of CPU each is 200 vCPUs busy: 250 one-vCPU workers leave a quarter
+        # spare for a burst. Fargate starts at most 500 tasks a minute per service, so they are all up within a minute.
+        dataclasses.replace(TOPOLOGY.pools[0], max_workers=PRODUCTION_WORKERS),
+        dataclasses.replace(TOPOLOGY.pools[1], max_workers=20),
+        dataclasses.replace(TOPOLOGY.pools[2], max_workers=10),
+    ),
+    capacity=Capacity(
+        # The ledger takes 3 write units per file on the table (queued, claimed, recorded) and 2 on its busiest index
+        # (`open`, entered and left): 30,000 and 20,000 units/s at 10,000 files/s, which a new table would reach only
+        # after an hour of doubling. During a burst the producer marks files queued faster than workers finish them
+        # (the plan shows 10,000 + 2 x 11,800 units/s): the table gets all a table may take by default, the indexes
+        # half as much again as they need. Reads are duplicate deliveries' and operators' (a few per second).
+        ledger_warm_writes=DYNAMODB_TABLE_MAX_UNITS,
+        ledger_warm_reads=12_000,
+        index_warm_writes=30_000,
+        # One invocation per file at about 50 ms: 500 running at once take 10,000 files/s, half the account's 1,000.
+        producer_reserved_concurrency=500,
+    ),
+)
+# The topologies a deployment may choose by name (DROPQ_PROFILE for its processes, `-c profile=` for the stack).
+PROFILES = {"default": TOPOLOGY, "production": PRODUCTION}

@@ -72,6 +72,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "result_backend": result_backend_url(settings),
         "result_expires": topology.result_ttl_seconds,
+        # Results are written only where something reads them: a chord's parts (tasks/parts.py) and nothing else.
+        # The ledger records every file's outcome; a result per task would cost a GetItem and a PutItem each.
+        "task_ignore_result": True,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

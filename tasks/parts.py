@@ -28,6 +28,7 @@ from tasks.app import app, settings
 from tasks.backoff import backoff
 from tasks.pipelines import PIPELINES, Job, Split
 from tasks.storage import aws_errors, delete_keys, download, upload_folder
+from tasks.tally import record
 from tasks.webhooks import notify
 
 logger = logging.getLogger("dropq.worker")
@@ -64,12 +65,14 @@ def start(ref: ObjectRef, pipeline: str, parts: list[dict[str, Any]], owner: str
         for i, args in enumerate(parts)
     ]
     callback_kwargs = {**fields, "pipeline": pipeline, "owner": owner, "started": time.time()}
-    callback = app.signature(COMBINE_TASK, kwargs=callback_kwargs, queue=queue)
+    # The ledger records the callback's outcome; its own result is read by nothing.
+    callback = app.signature(COMBINE_TASK, kwargs=callback_kwargs, queue=queue, ignore_result=True)
     result = chord(header)(callback)
     return str(result.parent.id if result.parent is not None else result.id)
 
 
-@app.task(name=PART_TASK, bind=True, acks_late=True)
+# A part's result is what the chord's callback reads: the one task whose result is stored (task_ignore_result is on).
+@app.task(name=PART_TASK, bind=True, acks_late=True, ignore_result=False)
 def part(self: Any, *, pipeline: str, index: int, args: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Run one part of a file; return its outputs and result, or the reason it failed."""
     from tasks.process import clients
@@ -158,6 +161,7 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
     if not recorded:
         return superseded(ref, task_id, pipeline)
     log_outcome(events, service, ref, task_id, pipeline, succeeded=reason is None, duration_ms=duration_ms, reason=reason, parts=len(parts))
+    record(pipeline, succeeded=reason is None, duration_ms=duration_ms)
     if reason is not None:
         notify(ref, {"state": FAILED, "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
         return {"state": FAILED, "key": ref.key, "reason": reason}

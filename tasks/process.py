@@ -29,6 +29,7 @@ from tasks.parts import split_of
 from tasks.parts import start as start_parts
 from tasks.pipelines import PIPELINES, Job
 from tasks.storage import delete_keys, download, upload_folder
+from tasks.tally import record
 from tasks.webhooks import notify
 
 logger = logging.getLogger("dropq.worker")
@@ -40,9 +41,11 @@ service = deployment(settings.prefix)
 S3_MAX_KEY_BYTES = 1024
 # The longest output name a built-in pipeline writes ("thumb-512.png", "metadata.json", ...).
 LONGEST_OUTPUT_NAME = 16
-# A claimed file's lease: renewed every third of it while its task runs; a crashed worker's runs out this
-# long after the crash, before its message comes back (at least two thirds of a visibility timeout).
-LEASE_SECONDS = 15
+# A claimed file's lease, renewed every third of it while its task runs (a file done sooner is never renewed).
+# No chattier than it must be: a renewal may fail once and the lease still holds. No longer than it may be: a
+# crashed worker's lease runs out before its message comes back (two thirds of a visibility timeout at the
+# soonest), and a task cut short at shutdown, whose message comes back at once, waits this long at most.
+LEASE_SECONDS = 24
 
 # Lease renewals give up fast and are tried again: a renewal stuck in botocore's default 60 s timeout and
 # retries would outlive the lease it renews.
@@ -158,8 +161,9 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
         log_event(events, "rejected", task_id=task_id, state="rejected", level="error", key=key, reason=f"{exc} (to the dead-letter queue)")
         raise Reject(str(exc), requeue=False) from exc
     s3, ledger, leases = clients()
+    queue = (self.request.delivery_info or {}).get("routing_key")
     with ledger_writes(task_id):
-        claim = ledger.claim(ref, pipeline, task_id, worker=self.request.hostname, lease_seconds=LEASE_SECONDS)
+        claim = ledger.claim(ref, pipeline, task_id, worker=self.request.hostname, lease_seconds=LEASE_SECONDS, queue=queue)
     if not claim.acquired:
         if claim.state == SUCCEEDED or (claim.state == RUNNING and claim.split):
             why = "it already succeeded" if claim.state == SUCCEEDED else "it runs in parts, which record its outcome"
@@ -170,7 +174,6 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
         countdown = max(1, min(LEASE_SECONDS / 3, claim.lease_remaining + 1))
         log_event(events, "retry", ref=ref, task_id=task_id, state=claim.state, countdown=countdown, reason="another attempt holds it")
         raise self.retry(countdown=countdown, max_retries=self.request.retries + 1)
-    queue = (self.request.delivery_info or {}).get("routing_key")
     log_event(events, "started", ref=ref, task_id=task_id, state=RUNNING, pipeline=pipeline, queue=queue, attempt=claim.attempts)
     return run_claimed(self, ref, pipeline, claim, s3, ledger, leases)
 
@@ -188,6 +191,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
             return
         duration_ms = int((time.monotonic() - started) * 1000)
         log_outcome(events, service, ref, task_id, pipeline, succeeded=False, duration_ms=duration_ms, reason=reason, attempt=attempts)
+        record(pipeline, succeeded=False, duration_ms=duration_ms)
         notify(ref, {"state": FAILED, "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
 
     if attempts > settings.max_retries + 1:
@@ -238,6 +242,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
             log_outcome(
                 events, service, ref, task_id, pipeline, succeeded=True, duration_ms=duration_ms, outputs=len(outputs), attempt=attempts
             )
+            record(pipeline, succeeded=True, duration_ms=duration_ms)
             outcome = {"state": SUCCEEDED, "pipeline": pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": task_id}
             notify(ref, outcome, s3, ledger)
     if len(parts) > 1:

@@ -1,7 +1,8 @@
 """`cdk synth` / `cdk deploy` entry point (cdk.json runs `python -m infra.cloud.app`).
 
-Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); the account and region
-are those of your AWS profile when it has any, or left to deploy time (`cdk synth` needs no account).
+Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); `-c profile=production`
+deploys the topology sized for 10,000 files/s (infra/topology.py: PROFILES); the account and region are
+those of your AWS profile when it has any, or left to deploy time (`cdk synth` needs no account).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cloud.stack import DropqStack
+from infra.topology import PROFILES
 
 DEFAULT_STACK_NAME = "dropq"
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
@@ -29,8 +31,18 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:
     """The CDK app with its one stack, checked by cdk-nag's AWS Solutions pack at synthesis."""
     app = app or cdk.App()
     name = app.node.try_get_context("stack") or DEFAULT_STACK_NAME
+    profile = app.node.try_get_context("profile") or "default"
+    if profile not in PROFILES:
+        raise ValueError(f"-c profile={profile!r} names no topology profile; known: {', '.join(PROFILES)}")
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    stack = DropqStack(app, name, env=env, description="dropq: drop files in S3, Celery workers on SQS and Fargate process them")
+    stack = DropqStack(
+        app,
+        name,
+        topology=PROFILES[profile],
+        profile=profile,
+        env=env,
+        description="dropq: drop files in S3, Celery workers on SQS and Fargate process them",
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
 

@@ -28,6 +28,7 @@ PRODUCER_MODULES = (
     "dropq/errors.py",
     "dropq/ledger.py",
     "dropq/objects.py",
+    "dropq/shards.py",
     "dropq/observe.py",
     "dropq/protocol.py",
     "dropq/signing.py",

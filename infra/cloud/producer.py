@@ -60,6 +60,7 @@ class Producer(Construct):
             retry_attempts=topology.producer_retries,
             max_event_age=cdk.Duration.hours(MAX_EVENT_AGE_HOURS),
             on_failure=destinations.SqsDestination(queues.producer_failures),
+            reserved_concurrent_executions=topology.capacity.producer_reserved_concurrency,
             description="dropq producer: S3 inbox notifications -> Celery messages on SQS",
         )
         for queue in queues.work.values():

@@ -29,7 +29,7 @@ MAX_AZS = 2
 class DropqStack(cdk.Stack):
     """Bucket, producer, queues, tables, Fargate worker pools, scaling, alarms and dashboard."""
 
-    def __init__(self, scope: Construct, id: str, topology: Topology = TOPOLOGY, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, id: str, topology: Topology = TOPOLOGY, profile: str = "default", **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         self.prefix = f"{self.stack_name}-"
         if not PREFIX_PATTERN.match(self.prefix):
@@ -40,6 +40,7 @@ class DropqStack(cdk.Stack):
         self.queues = Queues(self, "Queues", topology, self.prefix)
         self.settings = Settings(
             topology=topology,
+            profile=profile,
             endpoint_url=None,
             region=cdk.Aws.REGION,
             account_id=cdk.Aws.ACCOUNT_ID,

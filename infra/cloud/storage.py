@@ -19,6 +19,13 @@ PRIVATE_BUCKET = {
 }
 
 
+def _warm(reads: int | None, writes: int | None) -> dynamodb.WarmThroughput | None:
+    """Warm throughput to provision (topology.capacity), or None for on-demand's default ramp."""
+    if reads is None and writes is None:
+        return None
+    return dynamodb.WarmThroughput(read_units_per_second=reads, write_units_per_second=writes)
+
+
 class Storage(Construct):
     """S3 bucket (private, TLS only, encrypted, access-logged) and the topology's tables (on demand, TTL, PITR)."""
 
@@ -44,11 +51,27 @@ class Storage(Construct):
             # Your files: `cdk destroy` leaves the bucket (README: "Tear down").
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        self.ledger = self._table("Ledger", topology.ledger_table, prefix, cdk.RemovalPolicy.RETAIN)
+        capacity = topology.capacity
+        self.ledger = self._table(
+            "Ledger",
+            topology.ledger_table,
+            prefix,
+            cdk.RemovalPolicy.RETAIN,
+            warm=_warm(capacity.ledger_warm_reads, capacity.ledger_warm_writes),
+            index_warm=_warm(None, capacity.index_warm_writes),
+        )
         # Results are a cache of task return values with a TTL of days; nothing to keep.
         self.results = self._table("Results", topology.results_table, prefix, cdk.RemovalPolicy.DESTROY)
 
-    def _table(self, id: str, spec: TableSpec, prefix: str, removal: cdk.RemovalPolicy) -> dynamodb.Table:
+    def _table(
+        self,
+        id: str,
+        spec: TableSpec,
+        prefix: str,
+        removal: cdk.RemovalPolicy,
+        warm: dynamodb.WarmThroughput | None = None,
+        index_warm: dynamodb.WarmThroughput | None = None,
+    ) -> dynamodb.Table:
         def key(name: str) -> dynamodb.Attribute:
             return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
 
@@ -63,9 +86,14 @@ class Storage(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=removal,
+            warm_throughput=warm,
         )
-        for index, hash_key, range_key in spec.indexes:
+        for index in spec.indexes:
             table.add_global_secondary_index(
-                index_name=index, partition_key=key(hash_key), sort_key=key(range_key), projection_type=dynamodb.ProjectionType.ALL
+                index_name=index.name,
+                partition_key=key(index.partition_key),
+                sort_key=key(index.sort_key),
+                projection_type=dynamodb.ProjectionType[index.projection],
+                warm_throughput=index_warm,
             )
         return table

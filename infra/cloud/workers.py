@@ -17,7 +17,14 @@ from infra.cloud.nag import acknowledge, acknowledge_objects
 from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
 from infra.cloud.webhooks import WebhookSecrets
-from infra.scaling import BACKLOG_PER_WORKER_EXPRESSION, METRIC_PERIOD, WAKE_EXPRESSION, backlog_expression, scaling_policy
+from infra.scaling import (
+    BACKLOG_PER_WORKER_EXPRESSION,
+    METRIC_PERIOD,
+    WAKE_EVALUATION_PERIODS,
+    WAKE_EXPRESSION,
+    backlog_expression,
+    scaling_policy,
+)
 from infra.topology import WorkerPool
 from infra.worker import worker_arguments, worker_environment
 
@@ -26,9 +33,17 @@ CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 # What a worker does, and nothing more (tasks/storage.py, dropq/ledger.py, Celery's DynamoDB result backend).
 INPUT_ACTIONS = ("s3:GetObject",)
 OUTPUT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
-# Ledger: state transitions and periodic runs' claims (UpdateItem), reads by key (Query, GetItem), a day's files for
-# the report and the sweep (Query on its `recent` index), its heartbeat (PutItem, DeleteItem).
-LEDGER_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+# Ledger: state transitions, periodic runs' claims and outcome counts (UpdateItem), reads by key (Query, GetItem), the
+# sweep's candidates and the report's failures (Query on its `open` and `failed` indexes, then BatchGetItem), its
+# heartbeat (PutItem, DeleteItem).
+LEDGER_ACTIONS = (
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+)
 # Results: Celery checks the table and its TTL at start, then reads and writes items (and counters, for chords).
 # Scale-in protection while busy (tasks/protection.py): the ECS agent calls these with the task role.
 PROTECTION_ACTIONS = ("ecs:GetTaskProtection", "ecs:UpdateTaskProtection")
@@ -155,7 +170,7 @@ class WorkerService(Construct):
         acknowledge(
             policy,
             f"AwsSolutions-IAM5[Resource::<{ledger_id}.Arn>/index/*]",
-            "The ledger's own secondary indexes (its `recent` index): the daily report and the sweep query a day's files there.",
+            "The ledger's own secondary indexes: the sweep queries its `open` index, the daily report its `failed` index.",
         )
         execution_policy = self.task_definition.obtain_execution_role().node.try_find_child("DefaultPolicy")
         acknowledge(
@@ -232,7 +247,7 @@ class WorkerService(Construct):
                 expression=WAKE_EXPRESSION, using_metrics={"backlog": self.backlog, "desired": tasks["desired"]}, period=period
             ),
             threshold=1,
-            evaluation_periods=1,
+            evaluation_periods=WAKE_EVALUATION_PERIODS,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

@@ -2,7 +2,8 @@
 
 In AWS, Application Auto Scaling reads CloudWatch every minute and changes the service's desired
 count. Here a thread reads the same numbers from SQS (waiting + in-flight messages of the pool's
-queues) every `interval` seconds and starts or stops `celery worker` processes.
+queues) every `interval` seconds, lets the policy decide (infra/scaling.py, `ScalingPolicy.decide`,
+which the capacity plan runs too) and starts or stops `celery worker` processes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dropq.status import queue_counts
+from dropq.queues import queue_counts
 from dropq.ticker import Ticker
 from infra.local.workers import WorkerSet
-from infra.scaling import ScalingPolicy
+from infra.scaling import ScalingPolicy, ScalingState
 
 logger = logging.getLogger("dropq.autoscaler")
 
@@ -54,8 +55,7 @@ class Autoscaler(Ticker):
         self.policy = policy
         self.clock = clock
         self.history: deque[Observation] = deque(maxlen=HISTORY_LENGTH)
-        self._last_wake = self._last_scale_out = float("-inf")
-        self._low_since: float | None = None
+        self.state = ScalingState()
 
     def backlog(self) -> int:
         """Messages waiting or in flight over the pool's queues (what the stack's `backlog` expression sums)."""
@@ -65,23 +65,12 @@ class Autoscaler(Ticker):
     def tick(self) -> Observation:
         """Read the backlog once and scale if the policy and its cooldowns say so."""
         backlog, running, now = self.backlog(), self.workers.running, self.clock()
-        want = self.policy.desired(backlog, running)
-        target = running
-        if want > running:
-            self._low_since = None
-            if running == 0 and now - self._last_wake >= self.policy.wake_cooldown:
-                target, self._last_wake = want, now
-            elif running > 0 and now - self._last_scale_out >= self.policy.scale_out_cooldown:
-                target, self._last_scale_out = want, now
-        elif want < running:
-            # Scale in only once the backlog has stayed low for the whole cooldown.
-            self._low_since = now if self._low_since is None else self._low_since
-            if now - self._low_since >= self.policy.scale_in_cooldown:
-                target, self._low_since = want, None
-        else:
-            self._low_since = None
+        decision = self.policy.decide(self.state, backlog, running, now)
+        self.state, target = decision.state, decision.workers
         if target != running:
-            logger.info("backlog %d: scaling pool %s from %d to %d workers", backlog, self.workers.pool.name, running, target)
+            logger.info(
+                "backlog %d: scaling pool %s from %d to %d workers (%s)", backlog, self.workers.pool.name, running, target, decision.action
+            )
             self.workers.scale_to(target)
         observation = Observation(at=now, backlog=backlog, running=running, workers=target)
         self.history.append(observation)

@@ -44,18 +44,21 @@ class LocalCloud:
         autoscale_interval: float = AUTOSCALE_INTERVAL,
         cooldowns: Mapping[str, float] | None = None,
         server_port: int | None = None,
+        meter: bool = False,
     ) -> None:
         """`workers` pins each pool to that many workers (or the pools named in a mapping, the others to none);
         None autoscales them with the stack's policy
         (`cooldowns` overrides its cooldowns, in seconds, by field name of `ScalingPolicy`).
-        `server_port` runs moto on another port than the endpoint's, for something in between (a fault proxy)."""
+        `server_port` runs moto on another port than the endpoint's, for something in between (a fault proxy).
+        `meter` meters every DynamoDB request at the server into `metering` (infra/local/meter.py)."""
         if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
             raise ValueError(f"the local cloud binds to 127.0.0.1; endpoint {settings.endpoint_url!r} is not local")
         self.settings = settings
         self.state_dir = Path(settings.state_dir)
         self.recording = self.state_dir / "requests.jsonl" if record else None
+        self.metering = self.state_dir / "dynamodb-meter.jsonl" if meter else None
         port = server_port or int(settings.endpoint_url.rsplit(":", 1)[1])
-        self.server = MotoServer(port, self.state_dir / "moto.log", record_to=self.recording)
+        self.server = MotoServer(port, self.state_dir / "moto.log", record_to=self.recording, meter_to=self.metering)
         self.env = {**os.environ, **settings.environment()}
         self.deployment = local_deployment(settings)
         self.pools = [WorkerSet(pool, self.env, self.state_dir, on_scale=self._desired(pool.name)) for pool in settings.topology.pools]

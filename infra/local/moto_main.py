@@ -11,11 +11,15 @@ receives that do not slow down with the queue's length.
   instead of three times per name asked for. Same answers, same behaviour.
 - moto's request recorder (which tests count requests with) writes each line in two unlocked writes;
   it takes the same lock, so that lines from two server threads never interleave.
+- When DROPQ_DYNAMODB_METER names a file, every DynamoDB request is metered to it (infra/local/meter.py): the table,
+  index and partition key it lands on and the units AWS would charge, one JSON line each. The meter reads the item
+  before a write under the same lock, so that no other write slips in between.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +30,8 @@ from moto.moto_api._internal.recorder.models import Recorder
 from moto.server import main
 from moto.sqs.exceptions import InvalidAttributeName
 from moto.sqs.models import Message, SQSBackend
+
+from infra.local import meter
 
 ITEM_OPERATIONS = ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items")
 _lock = threading.RLock()
@@ -67,4 +73,6 @@ SQSBackend.is_message_valid_based_on_retention_period = _is_message_valid_based_
 SQSBackend.get_queue_attributes = _get_queue_attributes  # type: ignore[method-assign]
 
 if __name__ == "__main__":
+    if meter_path := os.environ.get(meter.METER_ENV):
+        meter.install(meter_path, lock=_lock)
     main()

@@ -52,8 +52,8 @@ def provision_queues(sqs: Any, settings: Settings) -> dict[str, str]:
 def table_definition(spec: TableSpec, table_name: str) -> dict[str, Any]:
     """CreateTable arguments for a topology table: on demand, string keys, its secondary indexes."""
     key_names = [spec.partition_key] + ([spec.sort_key] if spec.sort_key else [])
-    for _, hash_key, range_key in spec.indexes:
-        key_names += [hash_key, range_key]
+    for index in spec.indexes:
+        key_names += [index.partition_key, index.sort_key]
     definition: dict[str, Any] = {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -64,11 +64,14 @@ def table_definition(spec: TableSpec, table_name: str) -> dict[str, Any]:
     if spec.indexes:
         definition["GlobalSecondaryIndexes"] = [
             {
-                "IndexName": name,
-                "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"},
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": index.projection},
             }
-            for name, hash_key, range_key in spec.indexes
+            for index in spec.indexes
         ]
     return definition
 

@@ -13,6 +13,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from infra.local.meter import METER_ENV
 from infra.local.processes import start_process, stop_process
 
 STARTUP_SECONDS = 30
@@ -36,12 +37,15 @@ class MotoServer:
 
     With `record_to`, moto's recorder appends every request it serves to that file, one JSON
     object a line: the way tests count requests at the server (see `recorded_actions`).
+    With `meter_to`, the server meters every DynamoDB request to that file: the table, index and
+    partition key it lands on and the units it costs (infra/local/meter.py; read it with `read_meter`).
     """
 
-    def __init__(self, port: int, log_path: Path, record_to: Path | None = None) -> None:
+    def __init__(self, port: int, log_path: Path, record_to: Path | None = None, meter_to: Path | None = None) -> None:
         self.port = port
         self.log_path = log_path
         self.record_to = record_to
+        self.meter_to = meter_to
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,6 +61,8 @@ class MotoServer:
         env = None
         if self.record_to is not None:
             env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.record_to.resolve())}
+        if self.meter_to is not None:
+            env = {**(env or os.environ), METER_ENV: str(self.meter_to.resolve())}
         self.process = start_process(command, self.log_path, env=env)
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
@@ -98,7 +104,9 @@ def recorded_actions(recording: Path) -> Counter[tuple[str, str]]:
         target = headers.get("x-amz-target", "")
         if target:  # JSON protocol: "AmazonSQS.ReceiveMessage", "DynamoDB_20120810.Query"
             prefix, _, action = target.partition(".")
-            service = {"AmazonSQS": "sqs"}.get(prefix, "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower())
+            service = {"AmazonSQS": "sqs", "AmazonEC2ContainerServiceV20141113": "ecs"}.get(
+                prefix, "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower()
+            )
             counts[(service, action)] += 1
         elif "/moto-api/" not in request["url"]:
             counts[("s3", request["method"])] += 1

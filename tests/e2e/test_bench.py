@@ -34,3 +34,13 @@ def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.Captur
     assert ten[0][2] == "0.10", "one SendMessageBatch per ten records"
     assert "| an idle hour, pool scaled to zero | 0 |" in report
     assert "## Targets" in report and "## Cost model" in report
+
+    # Partition load: each workload's DynamoDB units by family, counted at the server; the index shards take no
+    # renewal (two writes per file on `open`: entered and left), and a refresh costs the same at both ledger sizes.
+    loads = {(row[0], row[1]): row for name in ("small images", "metadata", "files of 3 s") for row in _rows(report, name)}
+    assert float(loads[("small images", "ledger/open: shards")][3]) == 2.0
+    assert float(loads[("files of 3 s", "ledger/recent: shards")][3]) == 1.0, "a long file's renewals touch no index"
+    assert float(loads[("metadata", "ledger: file entries")][3]) >= 3.0
+    refreshes = _rows(report, "50") + _rows(report, "200")
+    assert len(refreshes) == 2 and refreshes[0][1] == refreshes[1][1], refreshes
+    assert "## Capacity plan" in report and "| images-small | " in report

@@ -17,7 +17,7 @@ import pytest
 from celery import Celery
 from PIL import Image
 
-from dropq.ledger import Ledger
+from dropq.ledger import Ledger, ledger_for
 from infra.local.cloud import LocalCloud
 from infra.local.server import recorded_actions
 from infra.topology import TOPOLOGY
@@ -25,6 +25,10 @@ from tasks.config import celery_config
 from tests.conftest import wait_for_outcome
 
 pytestmark = pytest.mark.e2e
+
+
+def cloud_ledger_of(cloud: LocalCloud) -> Ledger:
+    return ledger_for(cloud.settings)
 
 
 def photo() -> bytes:
@@ -186,21 +190,29 @@ def test_at_run_time_queues_are_predefined_never_listed_or_created(cloud: LocalC
     assert {a for (service, a) in actions if service == "sqs"} & {"CreateQueue", "ListQueues", "GetQueueUrl"} == set()
 
 
-def test_task_results_are_kept_in_dynamodb_with_a_ttl(cloud: LocalCloud, cloud_ledger: Ledger, tmp_path: Path) -> None:
+def test_only_a_chords_parts_store_results_in_dynamodb_each_with_a_ttl(
+    cloud: LocalCloud, workloads_cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # Given a plain file processed in one task, and an image split into parts (the workloads cloud splits every image)
     key = f"incoming/result-{uuid.uuid4().hex[:8]}.txt"
     upload(cloud, "boto3", key, b"result backend check\n", tmp_path)
-    entry = wait_for_outcome(cloud_ledger, cloud.settings.bucket, key)
+    plain = wait_for_outcome(cloud_ledger_of(cloud), cloud.settings.bucket, key)
+    image = f"incoming/parts/result-{uuid.uuid4().hex[:8]}.jpg"
+    workloads_cloud.settings.client("s3").put_object(Bucket=workloads_cloud.settings.bucket, Key=image, Body=photo())
+    split = wait_for_outcome(cloud_ledger_of(workloads_cloud), workloads_cloud.settings.bucket, image)
+    assert split["state"] == "succeeded" and split["parts"] == 2
 
-    # A Celery client reads the task's result through the DynamoDB backend
+    def results(of: LocalCloud) -> list[dict[str, Any]]:
+        table = of.settings.physical_name(of.settings.topology.results_table.name)
+        return of.settings.client("dynamodb").scan(TableName=table)["Items"]
+
+    # Then the plain file's task wrote no result (the ledger has its outcome): nothing reads it
+    assert not [i for i in results(cloud) if plain["task_id"] in i["id"]["S"]]
+    # and the parts' results, which the chord's callback reads, are stored until the topology's result TTL
+    parts = [i for i in results(workloads_cloud) if '"index"' in i.get("result", {}).get("B", b"").decode("utf-8", "replace")]
+    assert parts, "the chord's parts store their results"
+    for item in parts:
+        assert int(item["ttl"]["N"]) - int(float(item["timestamp"]["N"])) == workloads_cloud.settings.topology.result_ttl_seconds
     client = Celery("client")
-    client.config_from_object(celery_config(cloud.settings))
-    result = client.AsyncResult(entry["task_id"])
-    assert result.get(timeout=30)["outputs"] == entry["outputs"]
-    assert result.status == "SUCCESS"
-
-    # and the stored item expires by DynamoDB's TTL after the topology's result TTL
-    items = cloud.settings.client("dynamodb").scan(TableName=cloud.settings.physical_name(cloud.settings.topology.results_table.name))[
-        "Items"
-    ]
-    (item,) = [i for i in items if entry["task_id"] in i["id"]["S"]]
-    assert int(item["ttl"]["N"]) - int(float(item["timestamp"]["N"])) == cloud.settings.topology.result_ttl_seconds
+    client.config_from_object(celery_config(workloads_cloud.settings))
+    assert client.AsyncResult(split["task_id"]).status == "PENDING", "the splitting task itself stores nothing"

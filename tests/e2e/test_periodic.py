@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dropq.counts import counts_for, total
 from dropq.ledger import ledger_for
 from infra.local.cloud import LocalCloud
 from lambdas.producer.enqueue import plan
@@ -35,6 +36,10 @@ def test_two_schedulers_firing_the_same_period_run_the_daily_report_once(workloa
     drop(settings, {"incoming/report/good.txt": b"fine", "incoming/report/empty.txt": b""})
     failed = wait_for_outcome(ledger, settings.bucket, "incoming/report/empty.txt")
     wait_for_outcome(ledger, settings.bucket, "incoming/report/good.txt")
+    # Workers add their outcome counts every few seconds (tasks/tally.py); the report runs five minutes after its day.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    counted = lambda: total(counts_for(settings).minutes(today, datetime.now(UTC)).values())  # noqa: E731
+    wait_for(lambda: counted()["failed"] >= 1 and counted()["succeeded"] >= 1, 30, "the outcomes to be counted")
 
     # The period that reports on today: tomorrow's 00:05, as EventBridge would fire it (twice: it delivers at least once).
     period = period_id(datetime.now(UTC).replace(hour=0, minute=5, second=0) + timedelta(days=1))

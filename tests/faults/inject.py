@@ -57,10 +57,10 @@ def _drain_url(sqs: Any, url: str) -> list[str]:
     return bodies
 
 
-def send_task(settings: Settings, ref: ObjectRef, pipeline: str, queue_url: str | None = None) -> str:
-    """Enqueue a `dropq.process` message for a stored object, as the producer does; return the task id."""
-    task_id, body = build_task_message(PROCESS_TASK, "default", {**ref.to_dict(), "pipeline": pipeline})
-    settings.client("sqs").send_message(QueueUrl=queue_url or settings.queue_url("default"), MessageBody=body)
+def send_task(settings: Settings, ref: ObjectRef, pipeline: str, queue_url: str | None = None, queue: str = "default") -> str:
+    """Enqueue a `dropq.process` message for a stored object on `queue`, as the producer does; return the task id."""
+    task_id, body = build_task_message(PROCESS_TASK, queue, {**ref.to_dict(), "pipeline": pipeline})
+    settings.client("sqs").send_message(QueueUrl=queue_url or settings.queue_url(queue), MessageBody=body)
     return task_id
 
 

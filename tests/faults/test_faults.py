@@ -12,6 +12,7 @@ import random
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,9 @@ from dropq.settings import local_settings
 from dropq.status import queue_counts
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
+from lambdas.producer.schedules import period_id
 from tests.conftest import wait_for
-from tests.faults.conftest import MAX_INPUT_BYTES, account
+from tests.faults.conftest import BACKLOG_STUCK_AFTER_SECONDS, MAX_INPUT_BYTES, account
 from tests.faults.inject import (
     drop,
     drop_with_repeated_events,
@@ -272,3 +274,33 @@ def test_a_broker_outage_of_fifteen_seconds_loses_nothing(tmp_path: Path) -> Non
     finally:
         proxy.stop()
     assert (row.lost, row.duplicated, row.succeeded) == (0, 0, len(files)), row
+
+
+def test_a_backlog_held_past_the_stuck_deadline_is_never_swept_and_each_file_succeeds_once(backlog_cloud: LocalCloud) -> None:
+    settings = backlog_cloud.settings
+    ledger = ledger_for(settings)
+    # Given the urgent pool's only worker busy with two long tasks (it prefetches nothing),
+    blockers = drop(settings, {f"work/backlog/block-{i}.txt": b"30" for i in range(2)})
+    for ref in blockers.values():
+        send_task(settings, ref, "sleep", queue="urgent")
+    wait_for(lambda: all((ledger.get(settings.bucket, k) or {}).get("state") == "running" for k in blockers), 30, "the blockers to run")
+    # and twenty files waiting in the urgent queue behind them, past the stuck deadline,
+    files = {f"incoming/urgent/backlog/{i:02}.txt": f"waiting {i}\n".encode() for i in range(20)}
+    drop(settings, files)
+    wait_for(lambda: all((ledger.get(settings.bucket, k) or {}).get("state") == "queued" for k in files), 30, "the files to be queued")
+    time.sleep(BACKLOG_STUCK_AFTER_SECONDS + 1)
+
+    # When the sweep runs four times while they wait (three sweeps used to fail a file that looked stuck)
+    sweep = settings.topology.schedule("sweep")
+    for n in range(4):
+        period = period_id(datetime.now(UTC) + timedelta(days=1, seconds=n))
+        backlog_cloud.fire(sweep, datetime.fromisoformat(period.replace("Z", "+00:00")))
+        run = wait_for(lambda p=period: (e := ledger.period("sweep", p)) and e["state"] == "succeeded" and e, 60, f"sweep {n + 1}")
+        assert (run["summary"]["requeued"], run["summary"]["failed"]) == (0, 0), run["summary"]
+        time.sleep(1)
+    assert all((ledger.get(settings.bucket, k) or {}).get("state") == "queued" for k in files), "still waiting, untouched"
+
+    # Then each file succeeds once, none failed, none enqueued again
+    row = account("backlog past the stuck deadline, 4 sweeps", settings, list(files), timeout=120)
+    assert (row.lost, row.duplicated, row.failed, row.succeeded) == (0, 0, 0, len(files)), row
+    assert all(not (ledger.get(settings.bucket, k) or {}).get("sweeps") for k in files)

@@ -7,7 +7,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, hold, ledger_for
+from dropq.counts import counts_for, outcome, total
+from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 
@@ -154,13 +155,100 @@ def test_a_retried_file_is_queued_with_its_attempts_counted_afresh(moto_settings
     assert ledger.claim(ref, "metadata", "t2", worker="w1", lease_seconds=30).attempts == 1
 
 
-def test_since_lists_the_entries_updated_from_a_moment_with_only_the_fields_asked(moto_settings: Settings) -> None:
+def _open(ledger: Ledger, queue: str) -> set[str]:
+    return {pk for page in ledger.open_keys(queue, "2999-01-01T00:00:00.000Z") for pk, _ in page}
+
+
+def test_a_file_is_in_the_open_index_while_in_flight_and_in_the_failed_one_once_it_failed(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
-    before = datetime.now(UTC) - timedelta(seconds=1)
+    done, broken = _ref(), _ref()
+    for ref in (done, broken):
+        assert ledger.mark_queued(ref, "metadata", "default", "t0")
+    assert {file_pk(r.bucket, r.key) for r in (done, broken)} <= _open(ledger, "default")
+    assert file_pk(done.bucket, done.key) not in _open(ledger, "heavy"), "each queue has its own shards"
+
+    for ref, succeeds in ((done, True), (broken, False)):
+        claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30, queue="default")
+        assert claim.owner
+        if succeeds:
+            assert ledger.mark_succeeded(ref, claim.owner, ["processed/x"], 5, "0" * 64)
+        else:
+            assert ledger.mark_failed(ref, claim.owner, "not a number")
+
+    assert not {file_pk(r.bucket, r.key) for r in (done, broken)} & _open(ledger, "default"), "recorded files leave the open index"
+    failed = [e["key"] for e in ledger.failures(datetime.now(UTC) - timedelta(minutes=1))]
+    assert broken.key in failed and done.key not in failed
+    assert ledger.retry(broken, "t2", queue="default")
+    assert broken.key not in [e["key"] for e in ledger.failures(datetime.now(UTC) - timedelta(minutes=1))]
+    assert file_pk(broken.bucket, broken.key) in _open(ledger, "default"), "a retried file is in flight again"
+
+
+def test_recent_lists_the_newest_queued_files_as_they_are_now_in_one_read_per_shard(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    refs = [_ref() for _ in range(5)]
+    for ref in refs:
+        assert ledger.mark_queued(ref, "metadata", "default", "t0")
+        time.sleep(0.002)  # distinct queued_at, to the millisecond
+    claim = ledger.claim(refs[0], "metadata", "t1", worker="w1", lease_seconds=30)
+    assert claim.owner and ledger.mark_succeeded(refs[0], claim.owner, ["processed/x"], 5, "0" * 64)
+
+    newest = ledger.recent(limit=3)
+
+    assert [e["key"] for e in newest] == [r.key for r in reversed(refs[2:])], "newest queued first, `limit` of them"
+    everything = {e["key"]: e for e in ledger.recent(limit=500)}
+    assert everything[refs[0].key]["state"] == SUCCEEDED, "an entry is read as it is now, not as it was queued"
+
+
+def test_a_renewal_moves_no_index_key_and_leaves_updated_at(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
     ref = _ref()
     claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
-    assert claim.owner and ledger.mark_succeeded(ref, claim.owner, ["processed/x"], 5, "0" * 64)
+    before = ledger.get(ref.bucket, ref.key) or {}
+    time.sleep(0.01)
+    assert claim.owner and ledger.renew(ref, claim.owner, 60)
+    after = ledger.get(ref.bucket, ref.key) or {}
+    indexed = ("recent_shard", "queued_at", "open_shard", "open_since", "updated_at")
+    assert {k: after[k] for k in indexed} == {k: before[k] for k in indexed}
+    assert after["lease_until"] > before["lease_until"] + 20
 
-    assert [e["state"] for e in ledger.since(before, fields=("key", "state")) if e["key"] == ref.key] == [SUCCEEDED]
-    assert all(set(e) <= {"state", "finished_at", "updated_at"} for e in ledger.since(before))
-    assert ledger.since(datetime.now(UTC) + timedelta(seconds=5)) == []
+
+def test_counts_are_added_per_minute_and_read_back_by_period(moto_settings: Settings) -> None:
+    counts = counts_for(moto_settings)
+    day = f"2031-01-{uuid.uuid4().int % 28 + 1:02d}"
+    counts.add(f"{day}T23:59", outcome("images", True, 40))
+    counts.add(f"{day}T23:59", outcome("images", False, None))
+    counts.add(f"{day}T00:00", outcome("tables", True, 7))
+
+    start = datetime.fromisoformat(f"{day}T00:00:00+00:00")
+    read = counts.minutes(start, start + timedelta(days=1, minutes=-1))
+
+    assert read[f"{day}T23:59"] == total([outcome("images", True, 40), outcome("images", False, None)])
+    assert read[f"{day}T00:00"] == outcome("tables", True, 7)
+    assert set(counts.minutes(start + timedelta(hours=1), start + timedelta(hours=2))) == set(), "only the period asked"
+
+
+def test_the_newest_across_shards_are_exact_whatever_their_spread_and_read_in_two_rounds_at_most(moto_settings: Settings) -> None:
+    # Given a ledger of 4 shards (its own table) with 60 files queued one after another
+    import dataclasses
+
+    from infra.local.provision import table_definition
+
+    spec = dataclasses.replace(moto_settings.topology.ledger_table, shards=4)
+    name = f"ledger-{uuid.uuid4().hex[:8]}"
+    client = moto_settings.client("dynamodb")
+    client.create_table(**table_definition(spec, name))
+    ledger = Ledger(spec, name, client, ttl_seconds=60)
+    refs = [_ref() for _ in range(60)]
+    for ref in refs:
+        assert ledger.mark_queued(ref, "metadata", "default", "t0")
+        time.sleep(0.002)
+    queries: list[int] = []
+    client.meta.events.register("before-call.dynamodb.Query", lambda **_: queries.append(1))
+
+    for limit in (1, 3, 7, 10, 25, 60):
+        queries.clear()
+        # When the newest `limit` are asked for
+        newest = ledger.recent(limit=limit, days=1)
+        # Then they are exactly the newest, newest first, in one query per shard and a few more at most
+        assert [e["key"] for e in newest] == [r.key for r in reversed(refs)][:limit], limit
+        assert len(queries) <= 2 * spec.shards, (limit, len(queries))

@@ -404,3 +404,55 @@ def test_without_context_no_webhook_is_on_and_no_secret_is_made(synthesized: Syn
     assert synthesized.of_type("AWS::SecretsManager::Secret") == {}
     for task in synthesized.of_type("AWS::ECS::TaskDefinition").values():
         assert not any(e["Name"].startswith("DROPQ_WEBHOOK_") for e in task["ContainerDefinitions"][0]["Environment"])
+
+
+def test_the_ledgers_indexes_copy_keys_only_and_the_default_profile_provisions_nothing_ahead(synthesized: Synthesized) -> None:
+    tables = {p["TableName"]: p for p in synthesized.of_type("AWS::DynamoDB::Table").values()}
+    ledger = tables[f"dropq-{TOPOLOGY.ledger_table.name}"]
+    indexes = {i["IndexName"]: i for i in ledger["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"recent", "open", "failed"}
+    assert all(i["Projection"] == {"ProjectionType": "KEYS_ONLY"} for i in indexes.values()), "a renewal must cost no index write"
+    assert "WarmThroughput" not in ledger
+    (function,) = [p for p in synthesized.of_type("AWS::Lambda::Function").values() if p.get("Handler", "").startswith("lambdas.")]
+    assert "ReservedConcurrentExecutions" not in function
+
+
+def test_the_production_profile_prewarms_the_ledger_reserves_the_producers_concurrency_and_tells_every_process(
+    tmp_path: Path,
+) -> None:
+    import aws_cdk as cdk
+
+    from infra.cloud.app import build_app, cdk_json_context
+    from infra.topology import PRODUCTION
+
+    app, stack = build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "profile": "production"}))
+    app.synth()  # cdk-nag's checks pass on it too
+    template = json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())
+    resources = [r for r in template["Resources"].values()]
+    ledger = next(
+        r["Properties"] for r in resources if r["Type"] == "AWS::DynamoDB::Table" and r["Properties"]["TableName"].endswith("ledger")
+    )
+    capacity = PRODUCTION.capacity
+    assert ledger["WarmThroughput"] == {
+        "ReadUnitsPerSecond": capacity.ledger_warm_reads,
+        "WriteUnitsPerSecond": capacity.ledger_warm_writes,
+    }
+    assert all(i["WarmThroughput"] == {"WriteUnitsPerSecond": capacity.index_warm_writes} for i in ledger["GlobalSecondaryIndexes"])
+    function = next(r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::Function" and "Handler" in r["Properties"])
+    assert function["ReservedConcurrentExecutions"] == capacity.producer_reserved_concurrency
+    assert function["Environment"]["Variables"]["DROPQ_PROFILE"] == "production"
+    targets = [r["Properties"] for r in resources if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
+    assert max(t["MaxCapacity"] for t in targets) == PRODUCTION.pools[0].max_workers
+    for task in (r["Properties"] for r in resources if r["Type"] == "AWS::ECS::TaskDefinition"):
+        (container,) = task["ContainerDefinitions"]
+        assert {"Name": "DROPQ_PROFILE", "Value": "production"} in container["Environment"]
+
+
+def test_an_unknown_profile_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+    import pytest
+
+    from infra.cloud.app import build_app, cdk_json_context
+
+    with pytest.raises(ValueError, match="'huge' names no topology profile; known: default, production"):
+        build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "profile": "huge"}))

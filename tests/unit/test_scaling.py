@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from infra.scaling import ScalingPolicy, backlog_expression, scaling_policy
+from infra.scaling import HOLD, SCALE_IN, SCALE_OUT, WAKE, ScalingPolicy, ScalingState, backlog_expression, scaling_policy
 from infra.topology import TOPOLOGY, TopologyError, WorkerPool
 
 POLICY = ScalingPolicy(min_workers=0, max_workers=4, backlog_per_worker=20)
@@ -62,3 +62,19 @@ def test_pools_that_fargate_cannot_run_are_refused(changes: dict[str, object], m
 def test_shutdown_grace_ends_inside_the_stop_timeout() -> None:
     pool = TOPOLOGY.pools[0]
     assert 0 < pool.shutdown_grace < pool.stop_timeout
+
+
+def test_decide_is_the_policy_with_its_cooldowns_as_a_pure_function_of_its_state() -> None:
+    """The local autoscaler and the capacity plan both call it; it changes nothing but the state it returns."""
+    policy = ScalingPolicy(min_workers=0, max_workers=4, backlog_per_worker=20, scale_out_cooldown=60, scale_in_cooldown=300)
+    woken = policy.decide(ScalingState(), backlog=100, running=0, now=0)
+    assert (woken.workers, woken.action, woken.state.last_wake) == (1, WAKE, 0)
+    grown = policy.decide(woken.state, backlog=100, running=1, now=10)
+    assert (grown.workers, grown.action, grown.wanted) == (4, SCALE_OUT, 4)
+    held = policy.decide(grown.state, backlog=1000, running=2, now=20)
+    assert (held.workers, held.action, held.wanted) == (2, HOLD, 4), "within the scale-out cooldown"
+    low = policy.decide(grown.state, backlog=0, running=4, now=100)
+    assert (low.workers, low.action, low.state.low_since) == (4, HOLD, 100)
+    assert policy.decide(low.state, backlog=0, running=4, now=399).workers == 4
+    assert policy.decide(low.state, backlog=0, running=4, now=400).action == SCALE_IN
+    assert ScalingState() == ScalingState(), "a value: nothing remembered outside it"

@@ -39,3 +39,13 @@ def test_environment_round_trips() -> None:
 def test_malformed_variables_are_named(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
         load_settings(environ)
+
+
+def test_the_profile_chooses_the_topology_and_an_unknown_one_is_refused_by_name() -> None:
+    from infra.topology import PRODUCTION
+
+    settings = load_settings({"DROPQ_PROFILE": "production"})
+    assert settings.topology is PRODUCTION and settings.environment()["DROPQ_PROFILE"] == "production"
+    assert load_settings({}).profile == "default"
+    with pytest.raises(ConfigError, match="DROPQ_PROFILE='huge' names no topology profile; known: default, production"):
+        load_settings({"DROPQ_PROFILE": "huge"})

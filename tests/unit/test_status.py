@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from dropq.counts import outcome, total
 from dropq.status import throughput
 from tasks.heartbeat import TaskRate
 
 
 def test_throughput_counts_finished_files_per_minute_with_the_failure_rate() -> None:
     now = datetime(2026, 11, 22, 12, 30, 40, tzinfo=UTC)
-    entries = [
-        {"state": "succeeded", "finished_at": "2026-11-22T12:30:01.000Z"},
-        {"state": "succeeded", "finished_at": "2026-11-22T12:30:39.000Z"},
-        {"state": "failed", "finished_at": "2026-11-22T12:30:20.000Z"},
-        {"state": "failed", "finished_at": "2026-11-22T11:31:59.000Z"},
-        {"state": "running", "finished_at": None},
-        {"state": "succeeded", "finished_at": "2026-11-22T11:30:59.000Z"},  # over an hour ago
-    ]
+    minutes = {
+        "2026-11-22T12:30": total([outcome("images", True, 40), outcome("images", True, 90), outcome("tables", False, None)]),
+        "2026-11-22T11:31": outcome("metadata", False, None),
+        "2026-11-22T11:30": outcome("images", True, 10),  # over an hour ago
+    }
 
-    series = throughput(entries, now)
+    series = throughput(minutes, now)
 
     assert len(series) == 60 and (series[0]["minute"], series[-1]["minute"]) == ("2026-11-22T11:31", "2026-11-22T12:30")
     assert series[-1] == {"minute": "2026-11-22T12:30", "succeeded": 2, "failed": 1, "failure_rate": 0.333}
