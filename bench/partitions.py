@@ -25,6 +25,7 @@ A dashboard refresh is measured the same way, on a ledger filled with 1,000 and 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import uuid
@@ -51,13 +52,15 @@ from dropq.shards import shard_of, sharded
 from infra.local.cloud import LocalCloud
 from infra.local.meter import Access, read_meter
 from infra.local.server import MotoServer, recorded_actions
-from infra.topology import DYNAMODB_PARTITION_WRITES, PRODUCTION
+from infra.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, PRODUCTION
 from lambdas.producer.enqueue import Enqueued, send_batches, task_kwargs
 from tasks.tally import FLUSH_SECONDS
 
 SETTLE_SECONDS = 900
 # Seconds new workers have to start consuming (their first heartbeat).
 READY_SECONDS = 60
+# How often an open dashboard refreshes (dropq/dashboard/static/dashboard.js polls its state every 2 s).
+REFRESH_SECONDS = 2.0
 # BatchWriteItem takes at most 25 items: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
 BATCH_WRITE_ITEMS = 25
 # The benchmark's own requests (waiting for outcomes) name themselves, so that the meter's figures are dropq's alone.
@@ -329,10 +332,17 @@ class RefreshCost:
     files: int
     requests: Counter[tuple[str, str]]
     dynamodb_read_units: float
+    # The read units of the key a refresh reads most (the heartbeats', the counts' or one shard's).
+    busiest_key_units: float = 0.0
 
     @property
     def total(self) -> int:
         return sum(self.requests.values())
+
+    @property
+    def dashboards(self) -> float:
+        """Dashboards refreshing every REFRESH_SECONDS before the busiest key passes a partition's read limit."""
+        return DYNAMODB_PARTITION_READS * REFRESH_SECONDS / self.busiest_key_units if self.busiest_key_units else float("inf")
 
 
 def fill_ledger(settings: Settings, count: int, run: str) -> None:
@@ -388,8 +398,11 @@ def refresh_cost(settings: Settings, server: MotoServer, meter: Path) -> Refresh
     server.reset_recording()
     monitor.tick()
     requests = recorded_actions(server.record_to)
-    units = sum(a.units for a in read_meter(meter)[before:] if a.kind == "read")
-    return RefreshCost(files=0, requests=requests, dynamodb_read_units=units)
+    reads = [a for a in read_meter(meter)[before:] if a.kind == "read"]
+    by_key: Counter[tuple[str, str | None, str]] = Counter()
+    for access in reads:
+        by_key[(access.table, access.index, access.key)] += access.units
+    return RefreshCost(0, requests, sum(a.units for a in reads), max(by_key.values(), default=0.0))
 
 
 def refresh_costs(settings: Settings, server: MotoServer, meter: Path, sizes: tuple[int, ...]) -> list[RefreshCost]:
@@ -398,8 +411,7 @@ def refresh_costs(settings: Settings, server: MotoServer, meter: Path, sizes: tu
     for size in sizes:
         fill_ledger(settings, size - filled, f"refresh-{size}")
         filled = size
-        cost = refresh_cost(settings, server, meter)
-        costs.append(RefreshCost(files=size, requests=cost.requests, dynamodb_read_units=cost.dynamodb_read_units))
+        costs.append(dataclasses.replace(refresh_cost(settings, server, meter), files=size))
     return costs
 
 
@@ -438,8 +450,10 @@ def refresh_table(costs: list[RefreshCost]) -> str:
     """Requests per refresh by service, and DynamoDB read units, for each ledger size."""
     services = sorted({service for cost in costs for service, _ in cost.requests})
     lines = [
-        f"| files in the ledger | requests | {' | '.join(services)} | DynamoDB read units | DynamoDB requests by action |",
-        f"|---:|---:|{'---:|' * len(services)}---:|---|",
+        f"| files in the ledger | requests | {' | '.join(services)} | DynamoDB read units | busiest key's read units "
+        f"| dashboards at one refresh per {REFRESH_SECONDS:.0f} s before a key passes {DYNAMODB_PARTITION_READS:,} read units/s "
+        "| DynamoDB requests by action |",
+        f"|---:|---:|{'---:|' * len(services)}---:|---:|---:|---|",
     ]
     for cost in costs:
         by_service = Counter()
@@ -447,7 +461,10 @@ def refresh_table(costs: list[RefreshCost]) -> str:
             by_service[service] += n
         actions = ", ".join(f"{action} {n}" for (service, action), n in sorted(cost.requests.items()) if service == "dynamodb")
         cells = " | ".join(str(by_service[s]) for s in services)
-        lines.append(f"| {cost.files:,} | {cost.total} | {cells} | {cost.dynamodb_read_units:.1f} | {actions} |")
+        lines.append(
+            f"| {cost.files:,} | {cost.total} | {cells} | {cost.dynamodb_read_units:.1f} | {cost.busiest_key_units:.1f} "
+            f"| {_rate(cost.dashboards)} | {actions} |"
+        )
     return "\n".join(lines)
 
 

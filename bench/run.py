@@ -25,6 +25,7 @@ from bench import latency, partitions, pipelines, producer, throughput
 from bench.throughput import Drain, Idle
 from dropq import capacity
 from dropq.settings import local_settings
+from infra import prices
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
@@ -32,8 +33,8 @@ from infra.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, 
 
 T = TypeVar("T")
 
-# SQS standard queues: USD per million requests beyond the free tier (https://aws.amazon.com/sqs/pricing/, 2026).
-SQS_USD_PER_MILLION = 0.40
+# SQS standard queues: USD per million requests beyond the free tier (infra/prices.py).
+SQS_USD_PER_MILLION = prices.SQS.standard_million
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ class Plan:
     samples: tuple[Sample, ...]
     cost: Cost
     ended_at: float
+    # Simulation steps taken: a second each while anything changes, up to a minute while nothing does.
+    steps: int = 0
 
     @property
     def first_limit(self) -> LimitHit | None:

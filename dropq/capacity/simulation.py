@@ -162,6 +162,7 @@ class _Simulation:
     done: float = 0.0
     expired: float = 0.0
     expired_events: float = 0.0
+    steps: int = 0
     # ECS: the scalable target's desired count, tasks starting [ready at, count], running, and the launch limits' state.
     desired: int = 0
     starting: deque[list[float]] = field(default_factory=deque)
@@ -216,6 +217,7 @@ class _Simulation:
         while not self._finished(now):
             dt = self._step_length(now, next_datapoint)
             self._step(now, dt)
+            self.steps += 1
             now += dt
             if now >= next_datapoint - 1e-9:
                 now = next_datapoint
@@ -577,4 +579,5 @@ class _Simulation:
             samples=tuple(self.samples),
             cost=self._cost(),
             ended_at=now,
+            steps=self.steps,
         )

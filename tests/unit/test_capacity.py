@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import math
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -167,11 +166,10 @@ def test_workers_holding_more_than_sqs_lets_fly_are_held_to_the_in_flight_limit(
     assert per_minute == pytest.approx(result.capacity * 60, rel=0.01)
 
 
-def test_a_ten_million_file_burst_takes_well_under_a_second_of_cpu() -> None:
-    started = time.process_time()
-    plan(PROFILES["default"], SMALL_IMAGES, TEN_MILLION)
-    plan(PROFILES["production"], WORKLOADS["wait-60s"], TEN_MILLION)
-    assert time.process_time() - started < 2.0
+def test_a_burst_of_days_is_simulated_in_minutes_while_nothing_changes() -> None:
+    # Counted in steps, not timed: a second a step while anything changes, a minute while nothing does.
+    for result in (plan(PROFILES["default"], SMALL_IMAGES, TEN_MILLION), plan(PROFILES["production"], WORKLOADS["wait-60s"], TEN_MILLION)):
+        assert result.ended_at > 12 * 3600 and result.steps < result.ended_at / 20, (result.ended_at, result.steps)
 
 
 def test_the_cost_is_the_quantities_at_the_recorded_prices(production: capacity.Plan) -> None:
