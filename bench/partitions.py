@@ -57,6 +57,8 @@ from lambdas.producer.enqueue import Enqueued, send_batches, task_kwargs
 from tasks.tally import FLUSH_SECONDS
 
 SETTLE_SECONDS = 900
+# How long the files that warm the waiting pool up wait.
+WARMUP_WAIT_SECONDS = 0.5
 # Seconds new workers have to start consuming (their first heartbeat).
 READY_SECONDS = 60
 # How often an open dashboard refreshes (dropq/dashboard/static/dashboard.js polls its state every 2 s).
@@ -197,7 +199,7 @@ class PhaseLoad:
     seconds: float
     workers: int
     processes: int
-    worker_cpu_ms: float
+    worker_cpu_ms: float  # the pool processes', where the tasks ran
     families: list[FamilyLoad]
     # The busiest shard's share of a second of the target's files (see the module's docstring).
     busiest_share: float
@@ -258,12 +260,14 @@ def busiest_share(
     return worst
 
 
-def _worker_pids(cloud: LocalCloud) -> list[int]:
+def _pool_pids(cloud: LocalCloud) -> list[int]:
+    """The pool processes of every worker: where tasks run. A worker's main process receives and acknowledges messages
+    (its cost per task is the no-op drain's, above) and otherwise waits on long polls, heartbeats and the keeper."""
     pids = []
     for workers in cloud.pools:
         for process in workers.processes.values():
             children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-            pids += [process.pid, *(int(c) for c in children.read_text().split())] if children.exists() else [process.pid]
+            pids += [int(c) for c in children.read_text().split()] if children.exists() else []
     return pids
 
 
@@ -285,8 +289,8 @@ def measure(cloud: LocalCloud, workload: Workload, count: int, run: str) -> Phas
     bucket, inbox = settings.bucket, settings.topology.inbox_prefix
     files = workload.files(count)
     prefix = f"{inbox}{run}/" if workload.queue is None else f"bench/{run}/"
+    pids = _pool_pids(cloud)
     before = len(read_meter(cloud.metering))
-    pids = _worker_pids(cloud)
     cpu, started = sum(cpu_ms(pid) for pid in pids), time.monotonic()
     refs = []
     for name, data in files:
@@ -312,13 +316,19 @@ def measure(cloud: LocalCloud, workload: Workload, count: int, run: str) -> Phas
 def measure_all(cloud: LocalCloud, files: int, waiting: int, seconds: float) -> list[PhaseLoad]:
     """Each small workload with `files` files on the running pools, then `waiting` files of `seconds` each on as many
     urgent workers as they need to run at once."""
-    phases = [measure(cloud, workload, files, f"partitions-{workload.pipeline}") for workload in small_workloads()]
+    phases = []
+    processes = sum(w.running * w.pool.concurrency for w in cloud.pools)
+    for workload in small_workloads():
+        # Each worker process's first files of a kind pay for its imports and clients: a warm pool is measured.
+        measure(cloud, workload, 2 * processes, f"warmup-{workload.pipeline}")
+        phases.append(measure(cloud, workload, files, f"partitions-{workload.pipeline}"))
     urgent = next(workers for workers in cloud.pools if workers.pool.name == "urgent")
     urgent.scale_to(-(-waiting // urgent.pool.concurrency))
     ledger, deadline = ledger_for(cloud.settings), time.monotonic() + READY_SECONDS
     while sum(w.get("pool") == "urgent" for w in ledger.workers()) < urgent.running and time.monotonic() < deadline:
         time.sleep(0.5)  # started, not yet consuming: their start is not the workload's
     try:
+        measure(cloud, waiting_workload(WARMUP_WAIT_SECONDS), waiting, "warmup-wait")
         phases.append(measure(cloud, waiting_workload(seconds), waiting, "partitions-wait"))
     finally:
         urgent.scale_to(0)
@@ -469,5 +479,5 @@ def refresh_table(costs: list[RefreshCost]) -> str:
 
 
 def worker_cpu_seconds(phase: PhaseLoad) -> float:
-    """Worker CPU seconds per file in a phase (pipeline and dropq's own work, all worker processes)."""
+    """CPU seconds per file of the pool processes that ran a phase's tasks (the pipeline and dropq's work in the task)."""
     return phase.worker_cpu_ms / phase.files / 1000

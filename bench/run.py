@@ -243,6 +243,8 @@ def measured_workloads(r: Results, when: str) -> dict[str, capacity.Workload]:
     partition load, the large ones' from pipeline efficiency), ledger write units per file, and the shards' spread."""
     phases = {phase.pipeline: phase for phase in r.partitions}
     efficiency = {e.pipeline: e for e in r.efficiency}
+    # A task's cost in the worker's main process (receive, decode, acknowledge): the no-op drain's, at the largest backlog.
+    overhead = r.drains[max(r.drains)][1].cpu_ms_per_task / 1000
     indexes = [index.name for index in TOPOLOGY.ledger_table.indexes]
 
     def ledger(phase: partitions.PhaseLoad) -> dict[str, float]:
@@ -254,8 +256,11 @@ def measured_workloads(r: Results, when: str) -> dict[str, capacity.Workload]:
         }
 
     def small(name: str, phase: partitions.PhaseLoad, **fields: float) -> capacity.Workload:
-        cpu = partitions.worker_cpu_seconds(phase)
-        source = f"{capacity.MEASURED}: make bench, {when}, partition load ({phase.files} files: {cpu * 1000:.1f} ms of worker CPU each)"
+        cpu = partitions.worker_cpu_seconds(phase) + overhead
+        source = (
+            f"{capacity.MEASURED}: make bench, {when}, partition load ({phase.files} files: {cpu * 1000:.1f} ms of worker CPU "
+            f"each, of which {overhead * 1000:.2f} ms the no-op task's)"
+        )
         return dataclasses.replace(capacity.WORKLOADS[name], cpu_seconds=cpu, source=source, **ledger(phase), **fields)
 
     def large(name: str, e: pipelines.Efficiency) -> capacity.Workload:

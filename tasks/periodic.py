@@ -114,7 +114,7 @@ def daily_report(scheduled: datetime) -> dict[str, Any]:
     return {"report": key, "files": report["files"]}
 
 
-def _stuck_before(queue: QueueSpec, busy: bool, cutoff: datetime, now: datetime) -> datetime:
+def stuck_before(queue: QueueSpec, busy: bool, cutoff: datetime, now: datetime) -> datetime:
     """Before when a file of `queue` must have been updated last to count as stuck.
 
     A file waits in its queue as long as the queue holds messages: while it is busy (messages visible, delayed or
@@ -139,7 +139,7 @@ def sweep(scheduled: datetime) -> dict[str, Any]:
     for queue in settings.topology.queues:
         depth = queue_counts(sqs, settings.queue_url(queue.name))
         busy = depth["visible"] + depth["delayed"] > 0 or depth["in_flight"] > int(queue.name == own_queue)
-        before = iso(_stuck_before(queue, busy, cutoff, now))
+        before = iso(stuck_before(queue, busy, cutoff, now))
         for keys in ledger.open_keys(queue.name, before):
             for entry in ledger.entries(keys):
                 if entry.get("state") not in (QUEUED, RUNNING):

@@ -127,7 +127,7 @@ def test_tasks_cut_short_by_the_shutdown_deadline_go_back_to_the_queue_at_once(f
         entries = {k: ledger.get(settings.bucket, k) or {} for k in cut}
         return all(e.get("started_at") != started[k] or e.get("state") == "succeeded" for k, e in entries.items())
 
-    # Given back, a cut task runs again once its lease (15 s) and the stopped worker's last long poll
+    # Given back, a cut task runs again once its lease (24 s, tasks/process.py) and the stopped worker's last long poll
     # (20 s, tasks/sqs.py) are over; left to its visibility timeout it would wait 40 to 60 s.
     wait_for(taken_over, 35, "another worker to take over the cut tasks")
     row = account("SIGTERM, tasks cut short", settings, list(refs), timeout=90)
