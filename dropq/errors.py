@@ -19,6 +19,10 @@ class TransientError(DropqError):
     """An infrastructure hiccup (throttling, timeout, connection reset); worth retrying with backoff."""
 
 
+class PermanentError(DropqError):
+    """AWS refused a request for a reason retrying does not change (credentials, permissions, a malformed request)."""
+
+
 class ProducerError(DropqError):
     """The producer could not enqueue every record of an event; the event must be retried."""
 

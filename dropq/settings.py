@@ -51,6 +51,13 @@ SIGNING_CERT_STORE = "DROPQ_SIGNING_CERT_STORE"
 # Injected by ECS into every task: the agent's endpoint, for scale-in protection (tasks/protection.py).
 ECS_AGENT_URI = "ECS_AGENT_URI"
 
+# How every client dropq makes retries AWS's throttling, 5xx and dropped connections before dropq's own retry (a task's,
+# through SQS, with its backoff) takes over: the SDK's standard mode, exponential backoff with jitter, 4 attempts in
+# all, and a retry quota that stops retrying when most calls fail (an outage, not a blip). (botocore's own
+# `max_attempts` counts retries only; `total_max_attempts` counts the first attempt too.)
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+CLIENT_RETRIES = {"mode": "standard", "total_max_attempts": 4}
+
 LOCAL_PORT = 4566
 LOCAL_ENDPOINT = f"http://127.0.0.1:{LOCAL_PORT}"
 # Where `dropq up` and `dropq dashboard` serve the dashboard.
@@ -143,8 +150,13 @@ class Settings:
         return boto3.Session(region_name=self.region, **credentials)
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client for `service` at this endpoint."""
-        return self.session().client(service, endpoint_url=self.endpoint_url, **kwargs)
+        """A boto3 client for `service` at this endpoint, retrying as `CLIENT_RETRIES` says (a `config` may say otherwise)."""
+        from botocore.config import Config
+
+        config = Config(retries=dict(CLIENT_RETRIES))
+        if kwargs.get("config") is not None:
+            config = config.merge(kwargs["config"])
+        return self.session().client(service, endpoint_url=self.endpoint_url, **{**kwargs, "config": config})
 
     def environment(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in another process."""

@@ -20,7 +20,7 @@ from typing import Any
 from celery import chord
 from celery.exceptions import SoftTimeLimitExceeded
 
-from dropq.errors import InputError, TransientError
+from dropq.errors import InputError, PermanentError, TransientError
 from dropq.ledger import FAILED, SUCCEEDED
 from dropq.objects import ObjectRef
 from dropq.observe import log_outcome
@@ -102,7 +102,7 @@ def part(self: Any, *, pipeline: str, index: int, args: dict[str, Any], **fields
                 logger.warning("part %d of %s: transient error, retry in %ss: %s", index, ref.uri, countdown, exc)
                 raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from exc
             return {"index": index, "error": f"gave up after {self.request.retries + 1} attempts: {exc}"}
-        except InputError as exc:
+        except (InputError, PermanentError) as exc:
             return {"index": index, "error": str(exc)}
         except SoftTimeLimitExceeded:
             delete_keys(s3, ref.bucket, outputs)
@@ -144,7 +144,7 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
                 if self.request.retries < settings.max_retries:
                     raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=settings.max_retries) from exc
                 reason = f"gave up after {self.request.retries + 1} attempts: {exc}"
-            except InputError as exc:
+            except (InputError, PermanentError) as exc:
                 reason = str(exc)
             except Exception as exc:
                 logger.exception("combining the parts of %s failed", ref.uri)

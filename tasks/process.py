@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from dropq.errors import InputError, TransientError
+from dropq.errors import InputError, PermanentError, TransientError
 from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.observe import WORKER, deployment, event_logger, log_event, log_outcome
@@ -49,7 +49,7 @@ LEASE_SECONDS = 24
 
 # Lease renewals give up fast and are tried again: a renewal stuck in botocore's default 60 s timeout and
 # retries would outlive the lease it renews.
-LEASE_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 1})
+LEASE_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1})
 
 _clients: dict[int, tuple[Any, Ledger, Ledger]] = {}
 
@@ -146,7 +146,7 @@ def ledger_writes(task_id: str) -> Iterator[None]:
         raise Reject(f"the ledger could not be written: {exc}", requeue=True) from exc
 
 
-@app.task(name=PROCESS_TASK, bind=True, acks_late=True, throws=(InputError,))
+@app.task(name=PROCESS_TASK, bind=True, acks_late=True, throws=(InputError, PermanentError))
 def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     """Process one dropped file, once in effect however often it is delivered; the ledger records the outcome.
 
@@ -214,7 +214,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
                 outputs, sha256 = run_pipeline(ref, pipeline, s3, settings, lost)
         except LeaseLost:
             return superseded(ref, task_id, pipeline)
-        except InputError as exc:
+        except (InputError, PermanentError) as exc:
             failed(str(exc))
             raise
         except TransientError as exc:

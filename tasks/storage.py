@@ -10,10 +10,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    CapacityNotAvailableError,
+    ChecksumError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    UnknownCredentialError,
+    ValidationError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from dropq.errors import InputError, TransientError
+from dropq.errors import InputError, PermanentError, TransientError
 from dropq.objects import ObjectRef
 
 CHUNK = 1024 * 1024
@@ -42,23 +57,75 @@ TRANSIENT_CODES = frozenset(
 mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 
+# Errors of the network and of the SDK's own retries: the request may well go through next time. Any other
+# BotoCoreError is the SDK refusing to send it at all (no credentials, no region, a parameter that fails
+# validation): sending it again changes nothing.
+TRANSIENT_SDK_ERRORS = (BotoConnectionError, HTTPClientError, IncompleteReadError, ChecksumError, CapacityNotAvailableError)
+# Why AWS, or the SDK, refuses a request for good, by what a person must fix: what the ledger's reason says.
+CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, UnknownCredentialError, ProfileNotFound)
+CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
+)
+ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "AuthorizationError", "KMS.AccessDeniedException"})
+VALIDATION_CODES = frozenset({"ValidationException", "ValidationError", "InvalidParameterValue", "InvalidArgument", "InvalidRequest"})
+
+
+def _code(exc: ClientError) -> tuple[str, int]:
+    return exc.response.get("Error", {}).get("Code", ""), int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether an AWS error is worth retrying (throttling, 5xx, timeouts, dropped connections)."""
+    """Whether an AWS error is worth retrying: throttling, 5xx, timeouts, dropped connections (not credentials, access
+    denied or a request that fails validation, which fail the same way every time)."""
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_CODES or status >= 500
-    return isinstance(exc, (BotoConnectionError, HTTPClientError, BotoCoreError))
+        code, status = _code(exc)
+        return code in TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, TRANSIENT_SDK_ERRORS)
+
+
+def permanent_reason(exc: BaseException) -> str | None:
+    """What a person must fix when AWS refuses a request for good (credentials, permissions, a malformed request), or
+    None when the error is not of that kind (a missing object, say, which its caller judges)."""
+    if isinstance(exc, CREDENTIAL_ERRORS):
+        return f"the worker has no usable AWS credentials ({type(exc).__name__}: {exc})"
+    if isinstance(exc, NoRegionError):
+        return f"the worker has no AWS region set ({exc})"
+    if isinstance(exc, (ParamValidationError, ValidationError)):
+        return f"the request was malformed and AWS's SDK refused to send it ({type(exc).__name__}: {exc})"
+    if isinstance(exc, ClientError):
+        code, status = _code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in CREDENTIAL_CODES:
+            return f"AWS did not accept the worker's credentials ({code}: {message})"
+        if code in ACCESS_CODES or (status == 403 and code not in TRANSIENT_CODES):
+            return f"AWS refused access ({code or status}: {message}): the worker's role lacks the permission"
+        if code in VALIDATION_CODES:
+            return f"AWS refused the request as malformed ({code}: {message})"
+    if isinstance(exc, BotoCoreError) and not is_transient(exc):
+        return f"AWS's SDK refused to send the request ({type(exc).__name__}: {exc})"
+    return None
 
 
 @contextmanager
 def aws_errors(action: str) -> Iterator[None]:
-    """Turn transient AWS errors into TransientError, naming what was being done."""
+    """Turn AWS errors into TransientError (retried) or PermanentError (the file fails with the reason), naming what
+    was being done; any other error (a missing object, a failed precondition) goes to the caller as it was."""
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
         if is_transient(exc):
             raise TransientError(f"{action}: {exc}") from exc
+        reason = permanent_reason(exc)
+        if reason is not None:
+            # One line: it is the ledger's reason, read by a person.
+            raise PermanentError(" ".join(f"{action}: {reason}; retrying will not help until that is fixed".split())) from exc
         raise
 
 

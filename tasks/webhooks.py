@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dropq.ledger import Ledger
 from dropq.objects import ObjectRef
 from dropq.settings import WebhookEndpoint
-from dropq.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from dropq.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, below, sign
 from infra.topology import Webhook
 from tasks.app import app, settings
 from tasks.backoff import backoff
@@ -128,8 +128,9 @@ def destination(ref: ObjectRef, s3: Any) -> tuple[Webhook, str] | str | None:
         endpoint = settings.webhook(webhook.name)
         if endpoint and asked == webhook.name:
             return webhook, endpoint.url
-        if endpoint and asked.startswith(endpoint.url):
-            return webhook, asked
+        url = below(endpoint.url, asked) if endpoint else None
+        if url is not None:
+            return webhook, url
     return f"its metadata asks for a webhook that is not a destination of this deployment: {asked[:200]!r}"
 
 

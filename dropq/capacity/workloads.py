@@ -10,8 +10,8 @@ from infra.topology import SQS_MAX_WAIT_SECONDS, WorkerPool
 
 # --- measured inputs ---------------------------------------------------------------------------------------------
 # A task's cost in a worker's main process (a no-op task: receive, decode, run, acknowledge), at a backlog of 1000:
-# BENCHMARKS.md, "Draining a backlog of no-op tasks" (make bench, 2026-12-01: 0.49 ms).
-DROPQ_OVERHEAD_CPU_SECONDS = 0.00049
+# BENCHMARKS.md, "Draining a backlog of no-op tasks" (make bench, 2026-12-01: 0.48 ms).
+DROPQ_OVERHEAD_CPU_SECONDS = 0.00048
 # The producer's seconds per invocation of one record: BENCHMARKS.md, "Producer", measured in process against moto
 # (19 events/s, about 53 ms); in Lambda, against AWS, it is likely less. The stack gives it 256 MiB on arm64
 # (infra/cloud/producer.py, MEMORY_MIB and ARCHITECTURE).
@@ -89,35 +89,35 @@ def _placeholder(what: str) -> str:
 WORKLOADS = {
     "images-small": Workload(
         "images-small",
-        cpu_seconds=0.0236 + DROPQ_OVERHEAD_CPU_SECONDS,
+        cpu_seconds=0.0208 + DROPQ_OVERHEAD_CPU_SECONDS,
         s3_puts=3,
-        source=f"{MEASURED}: make bench, 2026-12-01, partition load (a 96x64 JPEG: 23.6 ms of pool-process CPU per file)",
+        source=f"{MEASURED}: make bench, 2026-12-01, partition load (a 96x64 JPEG: 20.8 ms of pool-process CPU per file)",
     ),
     "images-12mp": Workload(
         "images-12mp",
-        cpu_seconds=0.276,
+        cpu_seconds=0.229,
         s3_puts=3,
-        source=f"{MEASURED}: make bench, 2026-12-01, pipeline efficiency (4000x3000 photos: 276 ms of worker CPU per file)",
+        source=f"{MEASURED}: make bench, 2026-12-01, pipeline efficiency (4000x3000 photos: 229 ms of worker CPU per file)",
     ),
     "tables-100k": Workload(
         "tables-100k",
-        cpu_seconds=0.120,
+        cpu_seconds=0.121,
         s3_puts=2,
-        source=f"{MEASURED}: make bench, 2026-12-01, pipeline efficiency (CSV of 100,000 rows: 120 ms of worker CPU per file)",
+        source=f"{MEASURED}: make bench, 2026-12-01, pipeline efficiency (CSV of 100,000 rows: 121 ms of worker CPU per file)",
     ),
     "metadata": Workload(
         "metadata",
-        cpu_seconds=0.0127 + DROPQ_OVERHEAD_CPU_SECONDS,
+        cpu_seconds=0.0122 + DROPQ_OVERHEAD_CPU_SECONDS,
         s3_puts=1,
-        source=f"{MEASURED}: make bench, 2026-12-01, partition load (a small text file: 12.7 ms of pool-process CPU per file)",
+        source=f"{MEASURED}: make bench, 2026-12-01, partition load (a small text file: 12.2 ms of pool-process CPU per file)",
     ),
     "wait-60s": Workload(
         "wait-60s",
-        cpu_seconds=0.0435 + DROPQ_OVERHEAD_CPU_SECONDS,
+        cpu_seconds=0.0370 + DROPQ_OVERHEAD_CPU_SECONDS,
         wall_seconds=60,
         s3_puts=1,
         table_writes=10.0,
-        source=f"{MEASURED}: make bench, 2026-12-01, partition load (a file that waits 60 s: 43.5 ms of CPU, 10 ledger writes)",
+        source=f"{MEASURED}: make bench, 2026-12-01, partition load (a file that waits 60 s: 37 ms of CPU, 10 ledger writes)",
     ),
 }
 

@@ -20,6 +20,20 @@ from dropq.retry import retry_file
 from dropq.signing import signer_for
 
 TOKEN_HEADER = "X-Dropq-Token"
+# Every response's security headers. The page is its own HTML, script and stylesheet and nothing else: no inline
+# script or style, no other origin, no frames, no forms; its favicon is a data: URL. Its JSON is never cached.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 # How long a link to an output stays valid.
 OUTPUT_LINK_SECONDS = 15 * 60
@@ -45,6 +59,13 @@ def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | 
                 abort(403, "this dashboard needs its token: open the URL `dropq dashboard` printed")
         if request.method == "POST" and not request.is_json:
             abort(415, "actions take a JSON body")
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.errorhandler(ActionError)
     def refused(exc: ActionError) -> tuple[Response, int]:

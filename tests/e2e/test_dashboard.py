@@ -160,3 +160,59 @@ def test_purge_asks_for_confirmation_and_deletes_nothing_when_declined(cloud: Lo
     page.wait_for_function(f"document.querySelector('{row} .dead').textContent === '0'")
     assert sum(queue_counts(sqs, dlq_url).values()) == 0
     assert page.locator("#message").inner_text() == f"1 dead letter(s) of {settings.physical_name('urgent')} deleted"
+
+
+@pytest.fixture(scope="module")
+def guarded(cloud: LocalCloud) -> Iterator[Dashboard]:
+    """The dashboard in token mode (what binding beyond loopback turns on), here on loopback with a token of its own."""
+    board = Dashboard(cloud.deployment, port=free_port(), token="t-" + uuid.uuid4().hex, interval=0.5).start()
+    yield board
+    board.stop()
+
+
+def test_in_token_mode_the_page_works_with_its_token_and_nothing_answers_without_it(guarded: Dashboard) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium
+    base = guarded.url.split("#", 1)[0]
+    violations: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        page = browser.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+
+        # Without the token: the page loads but reads nothing, and says why
+        response = page.goto(base)
+        assert response is not None
+        page.wait_for_function("document.getElementById('message').textContent.includes('403')")
+        assert "needs its token" in page.locator("#message").inner_text()
+        assert page.locator("body[data-loaded=true]").count() == 0 and page.locator("#files tbody tr").count() == 0
+        # and its headers forbid what the page does not need
+        headers = response.headers
+        policy = headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+
+        # With the token in the URL's fragment: it works, under that policy, without a violation
+        page.goto(guarded.url)
+        page.wait_for_selector("body[data-loaded=true]")
+        assert page.locator("tr[data-queue=default]").count() == 1
+        assert violations == [], violations
+
+        # An action, or an output, asked for without the token is refused, from the page itself as from anywhere
+        statuses = page.evaluate(
+            """async () => {
+                const post = (path, body) => fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json'}, body});
+                return [
+                    (await post('/api/queues/default/redrive', '{}')).status,
+                    (await post('/api/files/retry', '{"key": "x"}')).status,
+                    (await fetch('/api/state')).status,
+                    (await fetch('/outputs/processed/x', {redirect: 'manual'})).status,
+                ];
+            }"""
+        )
+        assert statuses == [403, 403, 403, 403]
+        api = page.request.get(f"{base}api/state", headers={"X-Dropq-Token": guarded.token or ""})
+        assert api.ok and api.headers["cache-control"] == "no-store"
+        browser.close()

@@ -73,9 +73,34 @@ def test_deliveries_to_one_destination_are_rate_limited(workloads_cloud: LocalCl
     assert times[-1] - times[0] >= 0.8 * (len(keys) - 1) / TEST_WEBHOOK_RATE
 
 
-def test_a_url_outside_the_declared_destinations_is_never_called(workloads_cloud: LocalCloud) -> None:
-    key = "incoming/hooks/elsewhere.txt"
-    drop_with_webhook(workloads_cloud, key, b"x", "http://169.254.169.254/latest/meta-data/")
-    webhook = webhook_of(workloads_cloud, key)
-    assert webhook["state"] == "failed" and webhook["attempts"] == 0
-    assert webhook["reason"].startswith("its metadata asks for a webhook that is not a destination of this deployment")
+def test_a_url_outside_the_declared_destinations_is_never_called(workloads_cloud: LocalCloud, webhook_receiver: WebhookReceiver) -> None:
+    # Given the declared destination (the receiver, at http://127.0.0.1:<port>/) and another server beside it
+    other = WebhookReceiver().start()
+    try:
+        port, host = webhook_receiver.url.rsplit(":", 1)[1], "127.0.0.1"
+        hostile = {
+            "metadata-service": "http://169.254.169.254/latest/meta-data/",
+            "suffix-host": f"http://{host}.nip.io:{port}/suffix",
+            "userinfo": f"http://{host}:{port}@{host}:{other.url.rsplit(':', 1)[1]}/userinfo",
+            "credentials": f"http://user:secret@{host}:{port}/credentials",
+            "other-port": f"{other.url}/other-port",
+            "other-name": f"http://localhost:{port}/other-name",
+            "escape": f"{webhook_receiver.url}/a/../../escape",
+            "encoded-escape": f"{webhook_receiver.url}/%2e%2e/encoded-escape",
+            "https-for-http": f"https://{host}:{port}/https",
+        }
+        keys = {name: f"incoming/hooks/hostile-{name}.txt" for name in hostile}
+        # When files ask for each of those URLs in their metadata
+        for name, url in hostile.items():
+            drop_with_webhook(workloads_cloud, keys[name], b"x", url)
+        # Then each is refused with the reason, and neither server is ever called for any of them
+        for key in keys.values():
+            webhook = webhook_of(workloads_cloud, key)
+            assert webhook["state"] == "failed" and webhook["attempts"] == 0, (key, webhook)
+            assert webhook["reason"].startswith("its metadata asks for a webhook that is not a destination of this deployment")
+        marks = ("suffix", "userinfo", "credentials", "other-", "escape", "https")
+        called = [r.path for r in webhook_receiver.requests + other.requests]
+        assert not [path for path in called if any(mark in path for mark in marks)]
+        assert other.requests == []
+    finally:
+        other.stop()

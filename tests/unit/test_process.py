@@ -48,3 +48,38 @@ def test_throttling_timeouts_and_5xx_are_transient_but_access_denied_is_not() ->
     assert is_transient(ReadTimeoutError(endpoint_url="http://x"))
     assert not is_transient(_client_error("AccessDenied", 403))
     assert not is_transient(_client_error("NoSuchKey", 404))
+
+
+def test_credentials_validation_and_access_denied_are_permanent_and_say_what_to_fix() -> None:
+    from botocore.exceptions import NoCredentialsError, NoRegionError, ParamValidationError
+
+    from dropq.errors import PermanentError, TransientError
+    from tasks.storage import aws_errors
+
+    for error in (NoCredentialsError(), NoRegionError(), ParamValidationError(report="Bucket is empty")):
+        assert not is_transient(error), error
+    cases = {
+        NoCredentialsError(): "the worker has no usable AWS credentials",
+        _client_error("AccessDenied", 403): "AWS refused access (AccessDenied: m): the worker's role lacks the permission",
+        _client_error("ExpiredToken", 400): "AWS did not accept the worker's credentials (ExpiredToken: m)",
+        _client_error("ValidationException", 400): "AWS refused the request as malformed (ValidationException: m)",
+        ParamValidationError(report="Bucket is empty"): "the request was malformed",
+    }
+    for error, reason in cases.items():
+        failing = pytest.raises(PermanentError, match=r"^reading s3://b/k: .*retrying will not help until that is fixed$")
+        with failing as raised, aws_errors("reading s3://b/k"):
+            raise error
+        assert reason in str(raised.value) and "\n" not in str(raised.value), (error, raised.value)
+    with pytest.raises(TransientError, match="SlowDown"), aws_errors("reading s3://b/k"):
+        raise _client_error("SlowDown", 503)
+    with pytest.raises(ClientError), aws_errors("reading s3://b/k"):
+        raise _client_error("NoSuchKey", 404)  # its caller knows what a missing object means
+
+
+def test_every_client_retries_in_the_sdks_standard_mode_unless_told_otherwise() -> None:
+    from botocore.config import Config
+
+    client = SETTINGS.client("s3")
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
+    once = SETTINGS.client("dynamodb", config=Config(read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}))
+    assert once.meta.config.retries["total_max_attempts"] == 1 and once.meta.config.read_timeout == 3

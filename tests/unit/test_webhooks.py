@@ -8,7 +8,7 @@ import pytest
 
 from dropq.errors import ConfigError
 from dropq.settings import load_settings
-from dropq.webhooks import sign, verify
+from dropq.webhooks import below, sign, verify
 from infra.topology import TOPOLOGY, TopologyError, Webhook
 
 SECRET = "s3cr3t"
@@ -51,3 +51,72 @@ def test_a_deployment_turns_a_webhook_on_with_its_url_and_secret() -> None:
         load_settings({**env, "DROPQ_WEBHOOK_NOTIFY_URL": "ftp://hooks.example.com/"})
     with pytest.raises(ConfigError, match="RATE_LIMIT='lots'"):
         load_settings({**env, "DROPQ_WEBHOOK_NOTIFY_RATE_LIMIT": "lots"})
+
+
+DESTINATION = "https://hooks.example.com"
+# What a file may ask for below DESTINATION (no trailing slash), and the URL then called.
+BELOW = {
+    "https://hooks.example.com": "https://hooks.example.com/",
+    "https://hooks.example.com/": "https://hooks.example.com/",
+    "https://hooks.example.com/orders/42?tenant=7": "https://hooks.example.com/orders/42?tenant=7",
+    "HTTPS://Hooks.Example.COM/x": "https://hooks.example.com/x",
+    "https://hooks.example.com:443/x": "https://hooks.example.com/x",
+    "https://hooks.example.com./x": "https://hooks.example.com/x",
+    "https://hooks.example.com/%6frders": "https://hooks.example.com/orders",
+    "https://hooks.example.com/caf%C3%A9": "https://hooks.example.com/caf%C3%A9",
+}
+# What no file may ask for: other hosts that start or end alike, userinfo, ports, schemes, dot segments (plain,
+# encoded, with parameters), encoded separators, backslashes, whitespace, fragments, bad encodings and IDNA tricks.
+HOSTILE = [
+    "https://hooks.example.com.evil.net/x",
+    "https://hooks.example.com@evil.net/",
+    "https://user:pass@hooks.example.com/",
+    "https://hooks.example.com:8443/x",
+    "https://hooks.example.com:0/x",
+    "https://hooks.example.com:99999/x",
+    "http://hooks.example.com/x",
+    "ftp://hooks.example.com/x",
+    "//hooks.example.com/x",
+    "hooks.example.com/x",
+    "https://evilhooks.example.com/x",
+    "https://hooks.example.co/x",
+    "https://hooks.example.com/../admin",
+    "https://hooks.example.com/a/../../admin",
+    "https://hooks.example.com/%2e%2e/admin",
+    "https://hooks.example.com/%2E%2E%2Fadmin",
+    "https://hooks.example.com/..;/admin",
+    "https://hooks.example.com/./x",
+    "https://hooks.example.com/a%2fb",
+    "https://hooks.example.com/a%5cb",
+    "https://hooks.example.com\\@evil.net/",
+    "https://hooks.example.com/\\..\\admin",
+    "https://hooks.example.com /x",
+    "https://hooks.example.com/x\r\nHost: evil.net",
+    "https://hooks.example.com/x#frag",
+    "https://hooks.example.com/%ff",
+    "https://hooks.example.com%2eevil.net/",
+    "https://hooks．example．com.evil.net/",
+    "https://169.254.169.254/latest/meta-data/",
+    "",
+]
+
+
+@pytest.mark.parametrize(("asked", "called"), BELOW.items())
+def test_a_url_below_the_destination_is_called_as_checked(asked: str, called: str) -> None:
+    assert below(DESTINATION, asked) == called
+
+
+@pytest.mark.parametrize("asked", HOSTILE)
+def test_no_url_outside_the_destination_is_ever_called(asked: str) -> None:
+    assert below(DESTINATION, asked) is None
+
+
+def test_a_destination_with_a_path_admits_only_what_lies_below_it_at_a_slash() -> None:
+    destination = "https://hooks.example.com/dropq/"
+    assert below(destination, "https://hooks.example.com/dropq") == "https://hooks.example.com/dropq"
+    assert below(destination, "https://hooks.example.com/dropq/a/b") == "https://hooks.example.com/dropq/a/b"
+    for asked in ("https://hooks.example.com/dropqx", "https://hooks.example.com/", "https://hooks.example.com/dropq/../x"):
+        assert below(destination, asked) is None, asked
+    # An IDNA host is compared in its ASCII form, whichever form the file writes.
+    assert below("https://bücher.example/", "https://xn--bcher-kva.example/x") == "https://bücher.example/x"
+    assert below("https://xn--bcher-kva.example/", "https://BÜCHER.example/x") == "https://xn--bcher-kva.example/x"
