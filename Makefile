@@ -12,6 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # jsii (under aws-cdk-lib) prints a banner at every start on Node 20, past its end of life; it works.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
+# checkov, the template's second scanner (after cdk-nag), in a venv of its own: it pins boto3 and others far below dropq's.
+SCAN := .venv-scan
+CHECKOV := $(SCAN)/bin/checkov
+CHECKOV_SPEC := checkov>=3.3.30,<3.4
+
 .PHONY: run test bench lint format install synth clean
 
 $(STAMP): pyproject.toml
@@ -23,6 +28,12 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+$(CHECKOV): Makefile
+	test -x $(SCAN)/bin/python || $(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/python -m pip install --quiet --upgrade pip
+	$(SCAN)/bin/python -m pip install --quiet '$(CHECKOV_SPEC)'
+	touch $(CHECKOV)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
@@ -37,8 +48,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) lint
-	$(BIN)/python -m pytest -ra
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CHECKOV) lint
+	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -ra
 
 # Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.
 bench: $(STAMP)
@@ -53,4 +64,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .dropq .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(SCAN) node_modules cdk.out .dropq .pytest_cache .ruff_cache *.egg-info

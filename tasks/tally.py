@@ -86,7 +86,7 @@ def tally() -> Tally:
     """This process's tally (a forked pool process gets its own: threads do not cross a fork)."""
     pid = os.getpid()
     if pid not in _tallies:
-        _tallies[pid] = Tally(_process_counts)
+        _tallies[pid] = Tally(lambda: _process_counts())  # looked up at each flush (tests point it elsewhere)
     return _tallies[pid]
 
 

@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dropq.observe import BYTES, DURATION, FAILED, NAMESPACE, SUCCEEDED
-from infra.cloud.nag import acknowledge
+from infra.cloud.nag import acknowledge, acknowledge_check
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.workers import WorkerService
@@ -42,6 +42,12 @@ class Monitoring(Construct):
             "AwsSolutions-SNS2",
             "CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key, and alarm messages carry "
             "only alarm names and thresholds, no file contents.",
+        )
+        acknowledge_check(
+            self.topic,
+            "CKV_AWS_26",
+            "CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key; the messages hold alarm "
+            "names and thresholds only.",
         )
         self.alarms: list[cloudwatch.Alarm] = []
         for queue in queues.all_dead_letters:

@@ -1,4 +1,5 @@
-"""cdk-nag acknowledgements: each one names the rule and says, in the code, why it does not apply."""
+"""What the template's two scanners report and dropq accepts: cdk-nag's rules at synthesis, checkov's checks on the
+template (make test runs it); each acknowledgement names the rule or check and says, in the code, why it does not apply."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def acknowledge_objects(policy: IConstruct, bucket: s3.IBucket, prefix: str) -> 
         f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
         f"Objects under {prefix!r} in dropq's own bucket: their keys are the files users drop, known only at run time.",
     )
+
+
+def acknowledge_check(construct: IConstruct, check: str, reason: str) -> None:
+    """Accept one checkov finding (`CKV_AWS_NN`) on `construct`'s CloudFormation resource, for `reason`: checkov reads
+    `Metadata.checkov.skip` on the resource."""
+    if len(reason.split()) < MIN_REASON_WORDS:
+        raise ValueError(f"acknowledging {check} needs a reason a reviewer can check, not {reason!r}")
+    resource = construct if isinstance(construct, cdk.CfnResource) else construct.node.default_child
+    if not isinstance(resource, cdk.CfnResource):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own to acknowledge {check} on")
+    skips = [*(resource.get_metadata("checkov") or {}).get("skip", []), {"id": check, "comment": reason}]
+    resource.add_metadata("checkov", {"skip": skips})

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from dropq.settings import DEFAULT_REGION, REGION, Settings
 from infra.cloud.bundling import producer_code
+from infra.cloud.nag import acknowledge_check
 from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
 
@@ -63,6 +64,7 @@ class Producer(Construct):
             reserved_concurrent_executions=topology.capacity.producer_reserved_concurrency,
             description="dropq producer: S3 inbox notifications -> Celery messages on SQS",
         )
+        self._acknowledge_checks(topology.capacity.producer_reserved_concurrency is None)
         for queue in queues.work.values():
             queue.grant_send_messages(role)
         # The ledger's `queued` entry is one conditional UpdateItem.
@@ -71,4 +73,35 @@ class Producer(Construct):
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(self.function),
             s3.NotificationKeyFilter(prefix=topology.inbox_prefix),
+        )
+
+    def _acknowledge_checks(self, shares_concurrency: bool) -> None:
+        """checkov's findings on the producer that do not apply, each with why."""
+        acknowledge_check(
+            self.function,
+            "CKV_AWS_116",
+            "Its asynchronous invocations fail over to an on-failure destination, the producer-failures queue, which keeps "
+            "the whole event (a dead-letter queue would keep less); an alarm watches it.",
+        )
+        acknowledge_check(
+            self.function,
+            "CKV_AWS_117",
+            "It calls only AWS APIs (SQS, DynamoDB) and nothing in a VPC; inside one it would need NAT or interface endpoints.",
+        )
+        acknowledge_check(
+            self.function,
+            "CKV_AWS_173",
+            "Its variables name resources and settings only (queues, tables, the bucket); no secret is among them.",
+        )
+        if shares_concurrency:
+            acknowledge_check(
+                self.function,
+                "CKV_AWS_115",
+                "The default profile shares the account's concurrency, so a small deployment reserves none it does not use; "
+                "the production profile reserves 500 (infra/topology.py, Capacity).",
+            )
+        acknowledge_check(
+            self.log_group,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest; the producer logs keys and task ids, never file contents.",
         )

@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.cloud.nag import acknowledge
+from infra.cloud.nag import acknowledge, acknowledge_check
 from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, Topology
 
 
@@ -44,6 +44,7 @@ class Queues(Construct):
             "AwsSolutions-SQS3",
             "This queue is itself the last stop (Lambda's on-failure destination); an alarm watches it, `dropq status` counts it.",
         )
+        self._acknowledge_encryption()
 
     def _dead_letter_queue(self, spec: QueueSpec, prefix: str) -> sqs.Queue:
         return sqs.Queue(
@@ -54,6 +55,15 @@ class Queues(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
+
+    def _acknowledge_encryption(self) -> None:
+        for queue in [*self.work.values(), *self.dead_letter.values(), self.producer_failures]:
+            acknowledge_check(
+                queue,
+                "CKV_AWS_27",
+                "Encrypted at rest with SQS-managed keys (SSE-SQS, SqsManagedSseEnabled); a KMS key would add a KMS request "
+                "per batch of messages sent or received, for keys nobody else may use.",
+            )
 
     @property
     def all_dead_letters(self) -> list[sqs.Queue]:

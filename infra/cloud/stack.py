@@ -8,13 +8,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from dropq.deployment import BUCKET_OUTPUT, CLUSTER_OUTPUT, DASHBOARD_OUTPUT, PREFIX_OUTPUT, output_id, service_output
 from dropq.settings import PREFIX_PATTERN, Settings
 from infra.cloud.bundling import ROOT
 from infra.cloud.monitoring import Monitoring
-from infra.cloud.nag import acknowledge
+from infra.cloud.nag import acknowledge, acknowledge_check
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.schedules import Schedules
@@ -65,6 +66,7 @@ class DropqStack(cdk.Stack):
             },
             flow_logs={"Rejected": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)},
         )
+        self._acknowledge_flow_log()
         self.cluster = ecs.Cluster(
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED, enable_fargate_capacity_providers=True
         )
@@ -86,6 +88,22 @@ class DropqStack(cdk.Stack):
                     "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                     "CDK's BucketNotificationsHandler runs only during deployments, to configure the bucket's notification; "
                     "CDK creates its role, with the basic execution policy for its logs.",
+                )
+                for check, why in (
+                    ("CKV_AWS_115", "runs once per deployment, never concurrently with itself"),
+                    ("CKV_AWS_116", "runs synchronously inside CloudFormation, which reports its failure"),
+                    ("CKV_AWS_117", "calls only S3's API, and nothing in the VPC"),
+                ):
+                    acknowledge_check(child, check, f"CDK's BucketNotificationsHandler {why}; CDK defines it, not dropq.")
+
+    def _acknowledge_flow_log(self) -> None:
+        """The network's flow log of rejected connections, whose log group CDK makes."""
+        for construct in self.vpc.node.find_all():
+            if isinstance(construct, logs.CfnLogGroup):
+                acknowledge_check(
+                    construct,
+                    "CKV_AWS_158",
+                    "CloudWatch Logs encrypts every log group at rest; the flow log holds rejected connections' addresses only.",
                 )
 
     def _outputs(self, topology: Topology) -> None:

@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from dropq.settings import Settings
-from infra.cloud.nag import acknowledge, acknowledge_objects
+from infra.cloud.nag import acknowledge, acknowledge_check, acknowledge_objects
 from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
 from infra.cloud.webhooks import WebhookSecrets
@@ -75,6 +75,11 @@ class WorkerService(Construct):
         super().__init__(scope, id)
         self.pool = pool
         self.log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
+        acknowledge_check(
+            self.log_group,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest; workers log keys, task ids and reasons, never file contents.",
+        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",

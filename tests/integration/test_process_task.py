@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from dropq.counts import counts_for, total
 from dropq.ledger import ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from tasks import process as process_module
+from tasks import tally
 from tasks.process import process
 
 
@@ -34,12 +38,20 @@ class FlakyS3:
         return getattr(self.client, name)
 
 
+@pytest.fixture(autouse=True)
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What a test counted is added before its monkeypatches are undone (the tally's thread outlives the test)."""
+    yield
+    tally.tally().flush()
+
+
 def _drop(settings: Settings, failures: int, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], FlakyS3]:
     s3 = settings.client("s3")
     key = f"incoming/flaky-{uuid.uuid4().hex[:8]}.txt"
     etag = s3.put_object(Bucket=settings.bucket, Key=key, Body=b"some text\n")["ETag"].strip('"')
     flaky = FlakyS3(s3, failures)
     monkeypatch.setattr(process_module, "clients", lambda: (flaky, ledger_for(settings), ledger_for(settings)))
+    monkeypatch.setattr(tally, "_process_counts", lambda: counts_for(settings))  # outcome counts go there too
     # Point the app's result backend at this moto server too (Celery builds it once per thread).
     monkeypatch.setitem(process.app.conf, "dynamodb_endpoint_url", settings.endpoint_url)
     monkeypatch.delattr(process.app._local, "backend", raising=False)
@@ -56,6 +68,11 @@ def test_a_transient_error_is_retried_and_the_file_succeeds(moto_settings: Setti
     entry = ledger_for(moto_settings).get(moto_settings.bucket, kwargs["key"])
     assert entry is not None and (entry["state"], entry["attempts"]) == ("succeeded", 3)
     assert flaky.calls == 3
+    # and its outcome is counted for the dashboard and the report, by minute (added at the process's next flush)
+    before = total(counts_for(moto_settings).minutes(datetime.now(UTC) - timedelta(minutes=1), datetime.now(UTC)).values())
+    tally.tally().flush()
+    after = total(counts_for(moto_settings).minutes(datetime.now(UTC) - timedelta(minutes=1), datetime.now(UTC)).values())
+    assert after["succeeded:metadata"] - before["succeeded:metadata"] == 1
 
 
 def test_retries_end_with_a_failure_and_its_reason(moto_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
 from dropq.observe import deployment
@@ -325,6 +326,38 @@ def test_cfn_lint_finds_no_error(synthesized: Synthesized) -> None:
     matches = lint_all(template)
     errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
+
+
+def checkov(template: Path) -> dict[str, Any]:
+    """checkov's report on a template (make test installs it in a venv of its own and names it in DROPQ_CHECKOV)."""
+    import os
+
+    tool = Path(os.environ.get("DROPQ_CHECKOV") or Path(__file__).resolve().parents[2] / ".venv-scan" / "bin" / "checkov")
+    assert tool.exists(), f"the template's second scanner is checkov, at {tool}: `make test` installs it"
+    run = subprocess.run(
+        [str(tool), "-f", str(template), "--framework", "cloudformation", "--output", "json", "--skip-download"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=template.parent,
+    )
+    report = json.loads(run.stdout)
+    return report[0] if isinstance(report, list) else report
+
+
+@pytest.mark.parametrize("profile", ["default", "production"])
+def test_checkov_finds_nothing_unacknowledged_and_each_acknowledgement_says_why(profile: str, tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from infra.cloud.app import build_app, cdk_json_context
+
+    app, stack = build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "profile": profile}))
+    app.synth()
+    report = checkov(tmp_path / f"{stack.stack_name}.template.json")
+    failed = [f"{f['check_id']} {f['check_name']} on {f['resource']}" for f in report["results"]["failed_checks"]]
+    assert report["summary"]["passed"] > 100 and failed == []
+    skipped = report["results"]["skipped_checks"]
+    assert skipped and all(len((s.get("check_result", {}).get("suppress_comment") or "").split()) >= 5 for s in skipped), skipped
 
 
 def test_cdk_nag_reports_no_unacknowledged_error(synthesized: Synthesized) -> None:
