@@ -281,8 +281,9 @@ def _enqueue(settings: Settings, refs: list[ObjectRef], pipeline: str, queue: st
     send_batches(settings.client("sqs"), settings.queue_url(queue), items)
 
 
-def measure(cloud: LocalCloud, workload: Workload, count: int, run: str) -> PhaseLoad:
-    """Put `count` files of a workload through the whole flow; what DynamoDB served for them, by family."""
+def measure(cloud: LocalCloud, workload: Workload, count: int, run: str, counted: bool = True) -> PhaseLoad:
+    """Put `count` files of a workload through the whole flow; what DynamoDB served for them, by family (with the
+    outcome counts the workers add a few seconds later, unless not `counted`: a warm-up's)."""
     assert cloud.metering is not None, "the cloud must meter DynamoDB (LocalCloud(meter=True))"
     settings = cloud.settings
     s3: Any = settings.client("s3")
@@ -300,7 +301,8 @@ def measure(cloud: LocalCloud, workload: Workload, count: int, run: str) -> Phas
         _enqueue(settings, refs, workload.pipeline, workload.queue)
     watcher = ledger_for(settings, client=settings.client("dynamodb", config=Config(user_agent_appid=BENCH_CLIENT)))
     finished_at(watcher, bucket, [ref.key for ref in refs], SETTLE_SECONDS, workload.name)
-    time.sleep(FLUSH_SECONDS + 1)  # the outcome counts of the last files are added
+    if counted:
+        time.sleep(FLUSH_SECONDS + 1)  # the outcome counts of the last files are added
     seconds = time.monotonic() - started
     worker_cpu = sum(cpu_ms(pid) for pid in pids) - cpu
     accesses = [a for a in read_meter(cloud.metering)[before:] if a.client != BENCH_CLIENT]
@@ -320,7 +322,7 @@ def measure_all(cloud: LocalCloud, files: int, waiting: int, seconds: float) -> 
     processes = sum(w.running * w.pool.concurrency for w in cloud.pools)
     for workload in small_workloads():
         # Each worker process's first files of a kind pay for its imports and clients: a warm pool is measured.
-        measure(cloud, workload, 2 * processes, f"warmup-{workload.pipeline}")
+        measure(cloud, workload, 2 * processes, f"warmup-{workload.pipeline}", counted=False)
         phases.append(measure(cloud, workload, files, f"partitions-{workload.pipeline}"))
     urgent = next(workers for workers in cloud.pools if workers.pool.name == "urgent")
     urgent.scale_to(-(-waiting // urgent.pool.concurrency))
@@ -328,7 +330,7 @@ def measure_all(cloud: LocalCloud, files: int, waiting: int, seconds: float) -> 
     while sum(w.get("pool") == "urgent" for w in ledger.workers()) < urgent.running and time.monotonic() < deadline:
         time.sleep(0.5)  # started, not yet consuming: their start is not the workload's
     try:
-        measure(cloud, waiting_workload(WARMUP_WAIT_SECONDS), waiting, "warmup-wait")
+        measure(cloud, waiting_workload(WARMUP_WAIT_SECONDS), waiting, "warmup-wait", counted=False)
         phases.append(measure(cloud, waiting_workload(seconds), waiting, "partitions-wait"))
     finally:
         urgent.scale_to(0)

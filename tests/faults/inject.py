@@ -18,9 +18,9 @@ from infra.local.cloud import LocalCloud
 from infra.local.provision import provision_bucket
 
 
-def drop(settings: Settings, files: dict[str, bytes]) -> dict[str, ObjectRef]:
+def drop(settings: Settings, files: dict[str, bytes], s3: Any = None) -> dict[str, ObjectRef]:
     """Upload files (keys below the inbox trigger the producer); return what S3 stored."""
-    s3 = settings.client("s3")
+    s3 = s3 or settings.client("s3")
     refs = {}
     for key, body in files.items():
         response = s3.put_object(Bucket=settings.bucket, Key=key, Body=body)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from botocore.config import Config
 from PIL import Image
 
 from dropq.ledger import ledger_for
@@ -36,7 +37,7 @@ from tests.faults.inject import (
     pool_children,
     send_task,
 )
-from tests.faults.proxy import OutageProxy
+from tests.faults.proxy import EXEMPT_APP, Fault, FaultProxy, OutageProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +83,8 @@ def test_every_event_delivered_three_times_processes_each_file_once(fault_cloud:
 
 
 def test_a_sigterm_lets_running_tasks_finish_and_gives_back_what_the_worker_prefetched(fault_cloud: LocalCloud) -> None:
+    # Scale-in and a Fargate Spot interruption stop a worker the same way: SIGTERM, then SIGKILL once the stop timeout
+    # (at most 120 s, Spot's two minutes of notice) is over.
     settings = fault_cloud.settings
     refs = drop(settings, {f"work/term/{i}.txt": b"4" for i in range(6)})
     for ref in refs.values():
@@ -98,7 +101,7 @@ def test_a_sigterm_lets_running_tasks_finish_and_gives_back_what_the_worker_pref
     assert time.monotonic() - started < 30, "the worker waited for its running tasks and its last poll, not for the stop timeout"
     workers.scale_to(2)
 
-    row = account("SIGTERM, tasks finish", settings, list(refs), timeout=90)
+    row = account("SIGTERM (scale-in, Spot notice), tasks finish", settings, list(refs), timeout=90)
     assert (row.lost, row.duplicated, row.succeeded) == (0, 0, len(refs)), row
 
 
@@ -304,3 +307,49 @@ def test_a_backlog_held_past_the_stuck_deadline_is_never_swept_and_each_file_suc
     row = account("backlog past the stuck deadline, 4 sweeps", settings, list(files), timeout=120)
     assert (row.lost, row.duplicated, row.failed, row.succeeded) == (0, 0, 0, len(files)), row
     assert all(not (ledger.get(settings.bucket, k) or {}).get("sweeps") for k in files)
+
+
+# What the fault proxy refuses, for a minute, as AWS does under load (tests/faults/proxy.py).
+LEDGER_WRITES = frozenset({"UpdateItem", "PutItem"})
+SQS_CALLS = frozenset({"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch"})
+FAULT_SECONDS = 60
+
+
+def test_the_faults_aws_throws_at_scale_for_a_minute_lose_nothing_and_fail_nothing(tmp_path: Path) -> None:
+    # Given the local cloud behind an HTTP proxy that answers as AWS does under load, for a minute:
+    server_port = free_port()
+    proxy = FaultProxy(target=server_port).start()
+    settings = local_settings(port=proxy.port, state_dir=str(tmp_path))
+    test_s3 = settings.client("s3", config=Config(user_agent_appid=EXEMPT_APP.removeprefix("app/")))
+    try:
+        with LocalCloud(settings, workers={"default": 2}, server_port=server_port):
+            proxy.inject(
+                # a third of the ledger's writes throttled (the producer's and the workers'),
+                Fault("dynamodb", LEDGER_WRITES, 1 / 3, table=settings.physical_name(settings.topology.ledger_table.name)),
+                # a fifth of S3's GETs and PUTs slowed down (503), a fifth of SQS's sends, receives and deletes failed (500)
+                Fault("s3", frozenset({"GET", "PUT"}), 1 / 5),
+                Fault("sqs", SQS_CALLS, 1 / 5),
+            )
+            # When files keep arriving through that minute
+            files = _mixed_files("aws-faults", FAULT_SECONDS)
+            started = time.monotonic()
+            for i, (key, body) in enumerate(files.items()):
+                drop(settings, {key: body}, s3=test_s3)
+                time.sleep(max(0.0, started + i + 1 - time.monotonic()))
+            proxy.clear()
+            row = account("AWS faults for a minute (throttling, 503, 500)", settings, list(files), timeout=240)
+            sqs = settings.client("sqs")
+            parked = {
+                name: sum(queue_counts(sqs, settings.queue_url(name)).values())
+                for name in [q.dlq_name for q in settings.topology.queues] + [settings.topology.producer_failure_queue]
+            }
+    finally:
+        proxy.stop()
+    # Then every file succeeded once: none failed for a transient cause, none is waiting for a manual redrive
+    assert (row.lost, row.duplicated, row.failed, row.succeeded) == (0, 0, 0, len(files)), (row, row.reasons)
+    assert not any(parked.values()), parked
+    # and the faults did happen, of each kind
+    injected = proxy.injected
+    assert sum(n for (service, _), n in injected.items() if service == "dynamodb") >= 10, injected
+    assert sum(n for (service, _), n in injected.items() if service == "s3") >= 5, injected
+    assert sum(n for (service, _), n in injected.items() if service == "sqs") >= 10, injected

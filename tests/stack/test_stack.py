@@ -101,7 +101,8 @@ def test_producer_asset_is_small_and_carries_no_celery(synthesized: Synthesized)
     asset = producer_asset(synthesized)
     files = sorted(str(p.relative_to(asset)) for p in asset.rglob("*.py"))
     assert files == sorted(PRODUCER_MODULES)
-    assert sum(p.stat().st_size for p in asset.rglob("*") if p.is_file()) < 100_000
+    # dropq's own source only (about 100 KB of it, the topology and the ledger the largest): no library rides along.
+    assert sum(p.stat().st_size for p in asset.rglob("*") if p.is_file()) < 150_000
 
 
 def test_producer_handler_imports_from_its_asset_alone_without_worker_dependencies(synthesized: Synthesized, tmp_path: Path) -> None:
