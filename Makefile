@@ -12,6 +12,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # jsii (under aws-cdk-lib) prints a banner at every start on Node 20, past its end of life; it works.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
+# The worker image's install steps are replayed in a test (tests/stack/test_dockerfile.py): pycurl's build needs
+# libcurl's and OpenSSL's headers, as the image's build stage installs them.
+CURL_CONFIG := /usr/bin/curl-config
 # checkov, the template's second scanner (after cdk-nag), in a venv of its own: it pins boto3 and others far below dropq's.
 SCAN := .venv-scan
 CHECKOV := $(SCAN)/bin/checkov
@@ -35,6 +38,10 @@ $(CHECKOV): Makefile
 	$(SCAN)/bin/python -m pip install --quiet '$(CHECKOV_SPEC)'
 	touch $(CHECKOV)
 
+$(CURL_CONFIG):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends libcurl4-openssl-dev libssl-dev
+
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
@@ -48,7 +55,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CHECKOV) lint
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CURL_CONFIG) $(CHECKOV) lint
 	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -ra
 
 # Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.
