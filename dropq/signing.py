@@ -12,6 +12,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from dropq.errors import ConfigError
+
 # Celery's separator between the packed fields; it cannot occur in base64 or JSON text.
 SEPARATOR = b"\x00\x01"
 
@@ -20,9 +22,15 @@ class Signer:
     """Signs serialized task bodies with an RSA key, naming its certificate as Celery does."""
 
     def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
+        try:
+            from cryptography import x509
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+        except ImportError as exc:
+            raise ConfigError(
+                "message signing (DROPQ_SIGNING_KEY) needs the cryptography package: workers install it (celery[auth]); "
+                "the producer's Lambda runtime does not have it, so give the function a layer that provides it"
+            ) from exc
 
         key = serialization.load_pem_private_key(key_pem, password=None)
         if not isinstance(key, rsa.RSAPrivateKey):

@@ -124,6 +124,79 @@ print(handler.handler.__name__)
     assert result.stdout.strip() == "handler"
 
 
+# What a Lambda Python runtime has beside the function's code: boto3 (the runtime's) and, as a layer, Powertools
+# (infra/cloud/producer.py: POWERTOOLS_LAYER, version 3.31.1).
+LAMBDA_RUNTIME_PACKAGES = ("boto3", "aws-lambda-powertools==3.31.1")
+
+
+def test_the_producer_asset_alone_on_a_clean_python_with_the_runtimes_packages_handles_an_event(
+    synthesized: Synthesized, tmp_path: Path
+) -> None:
+    # Given a fresh virtualenv holding what Lambda provides and nothing else, and the producer's asset as its code
+    import os
+
+    from dropq.ledger import ledger_for
+    from dropq.settings import local_settings
+    from infra.local.provision import provision
+    from infra.local.server import MotoServer, free_port
+    from tests.conftest import drain, load_event
+
+    venv = tmp_path / "lambda"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", *LAMBDA_RUNTIME_PACKAGES], capture_output=True, text=True, timeout=600
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    port = free_port()
+    settings = local_settings(port=port, state_dir=str(tmp_path / "state"))
+    server = MotoServer(port, tmp_path / "moto.log")
+    server.start()
+    try:
+        provision(settings)
+        key = "incoming/holiday photos/café (1).jpg"
+        etag = settings.client("s3").put_object(Bucket=settings.bucket, Key=key, Body=b"\xff\xd8 a photo")["ETag"].strip('"')
+        event = load_event("s3_put.json")
+        event["Records"][0]["s3"]["object"].update(eTag=etag, size=13)
+        (tmp_path / "event.json").write_text(json.dumps(event))
+        # When the handler runs there, on the recorded event, as Lambda runs it
+        run = f"""
+import json, sys
+sys.path.insert(0, {str(producer_asset(synthesized))!r})
+import lambdas.producer.handler as producer
+print(json.dumps(producer.handler(json.load(open({str(tmp_path / "event.json")!r})), None)))
+"""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        result = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", run],
+            cwd=tmp_path,
+            env={**env, **settings.environment()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        # Then it enqueued the file's task and recorded it queued
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == {"enqueued": 1, "ignored": 0}
+        assert (ledger_for(settings).get(settings.bucket, key) or {}).get("state") == "queued"
+        assert len(drain(settings, "default")) == 1
+        # With message signing on, the runtime lacks cryptography: the handler says so, instead of failing obscurely
+        from tests.signing_keys import make_identity
+
+        signing_key, cert = make_identity(tmp_path / "trusted", "dropq")
+        signing = {"DROPQ_SIGNING_KEY": str(signing_key), "DROPQ_SIGNING_CERT": str(cert), "DROPQ_SIGNING_CERT_STORE": str(cert.parent)}
+        refused = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", run],
+            cwd=tmp_path,
+            env={**env, **settings.environment(), **signing},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode != 0 and "needs the cryptography package" in refused.stderr, refused.stderr[-2000:]
+    finally:
+        server.stop()
+
+
 def test_queues_have_their_topology_attributes_a_dlq_sse_and_a_tls_only_policy(synthesized: Synthesized) -> None:
     queues = {p["QueueName"]: p for p in synthesized.of_type("AWS::SQS::Queue").values()}
     for spec in TOPOLOGY.queues:
