@@ -48,6 +48,9 @@ PIPELINE_MODULES = "DROPQ_PIPELINE_MODULES"
 SIGNING_KEY = "DROPQ_SIGNING_KEY"
 SIGNING_CERT = "DROPQ_SIGNING_CERT"
 SIGNING_CERT_STORE = "DROPQ_SIGNING_CERT_STORE"
+# Or, as a stack deploys it (`-c signing-secret=NAME`): a Secrets Manager secret holding the key, certificate and trusted
+# certificates as PEM (dropq/signing.py: SECRET_FIELDS), written to private files when a worker or the producer starts.
+SIGNING_SECRET = "DROPQ_SIGNING_SECRET"
 # Injected by ECS into every task: the agent's endpoint, for scale-in protection (tasks/protection.py).
 ECS_AGENT_URI = "ECS_AGENT_URI"
 
@@ -111,6 +114,7 @@ class Settings:
     signing_key: str | None = None
     signing_cert: str | None = None
     signing_cert_store: str | None = None
+    signing_secret: str | None = None
     webhook_endpoints: tuple[WebhookEndpoint, ...] = ()
 
     def webhook(self, name: str) -> WebhookEndpoint | None:
@@ -179,6 +183,7 @@ class Settings:
             SIGNING_KEY: self.signing_key or "",
             SIGNING_CERT: self.signing_cert or "",
             SIGNING_CERT_STORE: self.signing_cert_store or "",
+            SIGNING_SECRET: self.signing_secret or "",
         }
         for endpoint in self.webhook_endpoints:
             env[webhook_variable(endpoint.name, "URL")] = endpoint.url
@@ -237,6 +242,9 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology |
     if any(signing.values()) and not all(signing.values()):
         missing = ", ".join(name for name, value in signing.items() if not value)
         raise ConfigError(f"message signing needs {SIGNING_KEY}, {SIGNING_CERT} and {SIGNING_CERT_STORE}; missing: {missing}")
+    signing_secret = environ.get(SIGNING_SECRET) or None
+    if signing_secret and any(signing.values()):
+        raise ConfigError(f"message signing takes its keys from {SIGNING_SECRET} or from files ({SIGNING_KEY}, ...), not both")
     endpoints = []
     for webhook in topology.webhooks:
         url, secret, rate = (environ.get(webhook_variable(webhook.name, f)) or "" for f in ("URL", "SECRET", "RATE_LIMIT"))
@@ -272,6 +280,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology |
         signing_key=signing[SIGNING_KEY],
         signing_cert=signing[SIGNING_CERT],
         signing_cert_store=signing[SIGNING_CERT_STORE],
+        signing_secret=signing_secret,
         webhook_endpoints=tuple(endpoints),
     )
 

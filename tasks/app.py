@@ -5,9 +5,10 @@ from __future__ import annotations
 from celery import Celery
 
 from dropq.settings import load_settings
+from dropq.signing import materialize
 from tasks.config import celery_config
 
-settings = load_settings()
+settings = materialize(load_settings())
 app = Celery("dropq")
 app.config_from_object(celery_config(settings))
 if settings.signing_key:

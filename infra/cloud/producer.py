@@ -12,13 +12,16 @@ from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
 from dropq.settings import DEFAULT_REGION, REGION, Settings
-from infra.cloud.bundling import producer_code
+from infra.cloud.bundling import Target, producer_code
 from infra.cloud.nag import acknowledge_check
 from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
+# What pip installs wheels for when the asset carries packages (message signing's cryptography): the runtime's Python on
+# Amazon Linux 2023 for arm64, whose glibc (2.34) runs manylinux2014 wheels.
+BUNDLE_TARGET = Target(platform="manylinux2014_aarch64", python_version="3.14")
 # Powertools for AWS Lambda (Python) v3, public layer 36 = aws-lambda-powertools 3.31.1, published for python3.14 on arm64:
 # https://docs.powertools.aws.dev/lambda/python/latest/#lambda-layer
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:36"
@@ -52,7 +55,7 @@ class Producer(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=HANDLER,
-            code=producer_code(),
+            code=producer_code(RUNTIME, signing=settings.signing_secret is not None, target=BUNDLE_TARGET),
             layers=[powertools],
             memory_size=MEMORY_MIB,
             timeout=cdk.Duration.seconds(TIMEOUT_SECONDS),

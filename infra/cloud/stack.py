@@ -19,6 +19,7 @@ from infra.cloud.nag import acknowledge, acknowledge_check
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.schedules import Schedules
+from infra.cloud.signing import MessageSigning
 from infra.cloud.storage import Storage
 from infra.cloud.webhooks import WebhookSecrets
 from infra.cloud.workers import WorkerService
@@ -39,6 +40,7 @@ class DropqStack(cdk.Stack):
             )
         self.storage = Storage(self, "Storage", topology, self.prefix)
         self.queues = Queues(self, "Queues", topology, self.prefix)
+        self.signing = MessageSigning(self, "Signing")
         self.settings = Settings(
             topology=topology,
             profile=profile,
@@ -48,8 +50,10 @@ class DropqStack(cdk.Stack):
             bucket=self.storage.bucket.bucket_name,
             state_dir="/tmp/dropq",
             prefix=self.prefix,
+            signing_secret=self.signing.name,
         )
         self.producer = Producer(self, "Producer", self.settings, self.storage, self.queues)
+        self.signing.grant_read(self.producer.function)
         self.schedules = Schedules(self, "Schedules", topology, self.producer, self.queues)
         self._acknowledge_cdk_handlers()
 
@@ -76,6 +80,8 @@ class DropqStack(cdk.Stack):
             WorkerService(self, f"Pool-{pool.name}", pool, self.settings, self.cluster, image, self.storage, self.queues, self.webhooks)
             for pool in topology.pools
         ]
+        for pool in self.pools:
+            self.signing.grant_read(pool.task_definition.task_role)
         self.monitoring = Monitoring(self, "Monitoring", topology, self.queues, self.producer, self.pools)
         self._outputs(topology)
 

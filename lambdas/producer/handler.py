@@ -7,7 +7,7 @@ from typing import Any
 from dropq.ledger import QUEUED, ledger_for
 from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.settings import Settings, load_settings
-from dropq.signing import Signer, signer_for
+from dropq.signing import Signer, materialize, signer_for
 from lambdas.producer.enqueue import enqueue_objects
 from lambdas.producer.events import parse_s3_event
 from lambdas.producer.schedules import enqueue_run, is_schedule_event, parse_firing
@@ -22,7 +22,7 @@ def _cold_start() -> tuple[Settings, Any, Any, Signer | None]:
     """Settings, clients and the message signer, built once per Lambda container."""
     global _settings
     if _settings is None:
-        settings = load_settings()
+        settings = materialize(load_settings())
         _clients["sqs"] = settings.client("sqs")
         _clients["ledger"] = ledger_for(settings)
         _clients["signer"] = signer_for(settings)

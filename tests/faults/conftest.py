@@ -32,6 +32,8 @@ class Row:
     duplicated: int = 0
     in_dlq: int = 0
     reasons: list[str] = field(default_factory=list)
+    # What the scenario did to them, printed under the table (for example the errors injected, by kind).
+    note: str = ""
 
 
 ROWS: list[Row] = []
@@ -53,6 +55,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         total = Row("total", *(sum(getattr(r, c) for r in ROWS) for c in COLUMNS[1:]))
         terminalreporter.write_sep("=", "fault injection")
         terminalreporter.write_line(table([*ROWS, total]))
+        for row in ROWS:
+            if row.note:
+                terminalreporter.write_line(f"{row.scenario}: {row.note}")
 
 
 def settle(

@@ -350,6 +350,9 @@ def test_the_faults_aws_throws_at_scale_for_a_minute_lose_nothing_and_fail_nothi
     assert not any(parked.values()), parked
     # and the faults did happen, of each kind
     injected = proxy.injected
-    assert sum(n for (service, _), n in injected.items() if service == "dynamodb") >= 10, injected
-    assert sum(n for (service, _), n in injected.items() if service == "s3") >= 5, injected
-    assert sum(n for (service, _), n in injected.items() if service == "sqs") >= 10, injected
+    by_kind = {
+        kind: sum(n for (service, _), n in injected.items() if service == name)
+        for kind, name in (("DynamoDB throttling", "dynamodb"), ("S3 503 Slow Down", "s3"), ("SQS 500", "sqs"))
+    }
+    row.note = "errors injected: " + ", ".join(f"{kind} {n}" for kind, n in by_kind.items())
+    assert by_kind["DynamoDB throttling"] >= 10 and by_kind["S3 503 Slow Down"] >= 5 and by_kind["SQS 500"] >= 10, injected

@@ -148,13 +148,8 @@ def test_the_images_own_install_steps_alone_make_a_worker_that_runs_a_signed_fil
 
     key, cert = make_identity(tmp_path / "trusted", "dropq")
     port = free_port()
-    settings = local_settings(
-        port=port,
-        state_dir=str(tmp_path / "state"),
-        signing_key=str(key),
-        signing_cert=str(cert),
-        signing_cert_store=str(tmp_path / "trusted"),
-    )
+    # Signing on as a stack turns it on: the worker reads its keys from a Secrets Manager secret as it starts
+    settings = local_settings(port=port, state_dir=str(tmp_path / "state"), signing_secret="dropq/signing")
     server = MotoServer(port, tmp_path / "moto.log")
     server.start()
     pool = TOPOLOGY.pools[0]
@@ -163,6 +158,8 @@ def test_the_images_own_install_steps_alone_make_a_worker_that_runs_a_signed_fil
     worker = None
     try:
         provision(settings)
+        identity = {"key": key.read_text(), "certificate": cert.read_text()}
+        settings.client("secretsmanager").create_secret(Name="dropq/signing", SecretString=json.dumps(identity))
         worker_env = {**env, **settings.environment(), **worker_environment(pool)}
         log = (tmp_path / "worker.log").open("wb")
         worker = subprocess.Popen(

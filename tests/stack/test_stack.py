@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Match, Template
 
 from dropq.observe import deployment
 from dropq.settings import POOL, PREFIX
@@ -193,6 +194,37 @@ print(json.dumps(producer.handler(json.load(open({str(tmp_path / "event.json")!r
             timeout=60,
         )
         assert refused.returncode != 0 and "needs the cryptography package" in refused.stderr, refused.stderr[-2000:]
+        # With signing on as a stack turns it on (a secret of its keys), the asset as bundled then (with cryptography's
+        # wheels; here for this Python, in AWS for the function's) signs what it enqueues, as Celery's workers check it
+        from celery.security.certificate import FSCertStore
+        from celery.security.serialization import SecureSerializer
+
+        from dropq.protocol import decode_task_message
+        from infra.cloud.bundling import bundle_producer
+
+        signed_asset = tmp_path / "signed-asset"
+        bundle_producer(signed_asset, signing=True)
+        identity = {"key": signing_key.read_text(), "certificate": cert.read_text()}
+        settings.client("secretsmanager").create_secret(Name="dropq/signing", SecretString=json.dumps(identity))
+        signed_key = "incoming/signed.jpg"
+        etag = settings.client("s3").put_object(Bucket=settings.bucket, Key=signed_key, Body=b"\xff\xd8 signed")["ETag"].strip('"')
+        event["Records"][0]["s3"]["object"].update(key=signed_key, eTag=etag, size=10)
+        (tmp_path / "event.json").write_text(json.dumps(event))
+        signed = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", run.replace(str(producer_asset(synthesized)), str(signed_asset))],
+            cwd=tmp_path,
+            env={**env, **settings.environment(), "DROPQ_SIGNING_SECRET": "dropq/signing"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert signed.returncode == 0, signed.stderr[-3000:]
+        assert json.loads(signed.stdout.strip().splitlines()[-1]) == {"enqueued": 1, "ignored": 0}
+        (message,) = (m["Body"] for m in drain(settings, "default"))
+        envelope = json.loads(base64.b64decode(message))
+        reader = SecureSerializer(cert_store=FSCertStore(str(cert.parent)), digest="sha256")
+        assert reader.deserialize(base64.b64decode(envelope["body"]))[1]["key"] == signed_key
+        assert decode_task_message(message)["body"]["kwargs"]["etag"] == etag
     finally:
         server.stop()
 
@@ -505,6 +537,47 @@ def test_a_webhook_turned_on_by_context_gives_workers_its_url_and_a_generated_se
         assert env["DROPQ_WEBHOOK_NOTIFY_URL"] == "https://hooks.example.com/dropq/"
         assert container["Secrets"] == [{"Name": "DROPQ_WEBHOOK_NOTIFY_SECRET", "ValueFrom": {"Ref": secret_id}}]
     assert "WebhookNotifySecret" in template["Outputs"]
+
+
+def test_message_signing_turned_on_by_context_reads_its_secret_everywhere_and_bundles_cryptography_for_the_runtime(
+    tmp_path: Path,
+) -> None:
+    import aws_cdk as cdk
+
+    from infra.cloud.app import build_app, cdk_json_context
+    from infra.cloud.producer import BUNDLE_TARGET
+    from infra.cloud.signing import CONTEXT_KEY
+
+    # Given a deployment that names its signing secret
+    app, stack = build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), CONTEXT_KEY: "dropq/signing"}))
+    app.synth()  # cdk-nag's checks pass with it
+    synthesized = Synthesized(
+        stack=stack, template=Template.from_json(json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())), outdir=tmp_path
+    )
+    # Then the producer and every worker are told its name
+    (function,) = [p for k, p in synthesized.of_type("AWS::Lambda::Function").items() if k.startswith("ProducerFunction")]
+    assert function["Environment"]["Variables"]["DROPQ_SIGNING_SECRET"] == "dropq/signing"
+    tasks = synthesized.of_type("AWS::ECS::TaskDefinition").values()
+    assert len(tasks) == len(TOPOLOGY.pools)
+    for task in tasks:
+        env = {e["Name"]: e["Value"] for e in task["ContainerDefinitions"][0]["Environment"]}
+        assert env["DROPQ_SIGNING_SECRET"] == "dropq/signing" and not env.get("DROPQ_SIGNING_KEY")
+    # And each of their roles may read that secret, and only the roles that run them
+    readers = []
+    for policy in synthesized.of_type("AWS::IAM::Policy").values():
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "secretsmanager:GetSecretValue" in statement["Action"]:
+                assert "dropq/signing-" in json.dumps(statement["Resource"])
+                readers += [role["Ref"] for role in policy["Roles"]]
+    assert len(readers) == len(TOPOLOGY.pools) + 1
+    assert any(r.startswith("ProducerRole") for r in readers) and sum(r.startswith("Pool") for r in readers) == len(TOPOLOGY.pools)
+    # And the producer's asset carries cryptography, built for the function's runtime and architecture
+    asset = producer_asset(synthesized)
+    assert (asset / "cryptography" / "__init__.py").is_file()
+    assert function["Runtime"] == f"python{BUNDLE_TARGET.python_version}" and function["Architectures"] == ["arm64"]
+    native = [p.name for p in asset.rglob("*.so")]
+    assert native and all("aarch64" in name or "abi3" in name for name in native), native
+    assert any(name.endswith(f"cpython-{BUNDLE_TARGET.python_version.replace('.', '')}-aarch64-linux-gnu.so") for name in native)
 
 
 def test_without_context_no_webhook_is_on_and_no_secret_is_made(synthesized: Synthesized) -> None:
