@@ -53,7 +53,7 @@ from infra.local.cloud import LocalCloud
 from infra.local.meter import Access, read_meter
 from infra.local.server import MotoServer, recorded_actions
 from infra.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, PRODUCTION
-from lambdas.producer.enqueue import Enqueued, send_batches, task_kwargs
+from lambdas.producer.enqueue import Enqueued, send_all, task_kwargs
 from tasks.tally import FLUSH_SECONDS
 
 SETTLE_SECONDS = 900
@@ -278,7 +278,7 @@ def _enqueue(settings: Settings, refs: list[ObjectRef], pipeline: str, queue: st
         task_id, body = build_task_message(PROCESS_TASK, queue, task_kwargs(ref, pipeline))
         assert ledger.mark_queued(ref, pipeline, queue, task_id)
         items.append(Enqueued(ref=ref, pipeline=pipeline, queue=queue, task_id=task_id, body=body))
-    send_batches(settings.client("sqs"), settings.queue_url(queue), items)
+    send_all(settings.client("sqs"), settings.queue_url(queue), items)
 
 
 def measure(cloud: LocalCloud, workload: Workload, count: int, run: str, counted: bool = True) -> PhaseLoad:

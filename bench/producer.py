@@ -1,11 +1,13 @@
-"""Producer cost: SQS requests per S3 record, and S3 events per second the handler sustains.
+"""Producer cost: SQS requests per S3 record, and S3 records per second the handler sustains.
 
-The real handler (lambdas/producer/handler.py) is called in this process on S3 notifications against the
-bench's moto server, as Lambda would call it: one record per event (what S3 sends), and ten.
+The real handler (lambdas/producer/handler.py) is called in this process against the bench's moto server, as Lambda
+would call it: on S3 events of one record (what S3 sends when it invokes a function), and on batches from the inbox
+events queue, each message one S3 event (what the stack's event source mapping sends).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -30,10 +32,20 @@ class ProducerCost:
     records: int
     seconds: float
     requests: Counter[tuple[str, str]]
+    # Whether the events were batches of the inbox events queue (else S3 events, each its records).
+    batched: bool = False
 
     @property
     def events_per_second(self) -> float:
         return self.records / self.per_event / self.seconds
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def invocations_per_record(self) -> float:
+        return 1 / self.per_event
 
     def per_record(self, service: str) -> float:
         return sum(n for (s, _), n in self.requests.items() if s == service) / self.records
@@ -71,22 +83,36 @@ def lines_to(path: Path) -> Iterator[None]:
                 writer.setStream(stream)
 
 
-def measure(settings: Settings, server: MotoServer, records: int, per_event: int) -> ProducerCost:
-    """Call the handler on `records` records, `per_event` to an event; count the requests at the server."""
+def queue_batch(s3_events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of the inbox events queue, one message per S3 event, as Lambda's event source mapping passes it."""
+    from infra.local.lambda_runtime import sqs_record
+
+    messages = [
+        {"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": json.dumps(e), "Attributes": {}} for e in s3_events
+    ]
+    return {"Records": [sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:dropq-inbox-events", "us-east-1") for m in messages]}
+
+
+def measure(settings: Settings, server: MotoServer, records: int, per_event: int, batched: bool = False) -> ProducerCost:
+    """Call the handler on `records` records, `per_event` to an event (an S3 event's records, or, `batched`, a queue
+    batch's messages of one record each); count the requests at the server."""
     os.environ.update(settings.environment())
     from lambdas.producer.handler import handler
 
-    bucket, inbox = settings.topology.bucket, settings.topology.inbox_prefix
-    events = [
-        {"Records": [s3_record(bucket, f"{inbox}producer/{e:05d}-{r}.jpg") for r in range(per_event)]} for e in range(records // per_event)
-    ]
+    bucket, inbox, run = settings.topology.bucket, settings.topology.inbox_prefix, uuid.uuid4().hex[:6]
+    keys = [[f"{inbox}producer-{run}/{e:05d}-{r}.jpg" for r in range(per_event)] for e in range(records // per_event)]
+    if batched:
+        events = [queue_batch([{"Records": [s3_record(bucket, key)]} for key in event]) for event in keys]
+    else:
+        events = [{"Records": [s3_record(bucket, key) for key in event]} for event in keys]
     handler(events[0], None)  # cold start outside the measurement
     assert server.record_to is not None
     server.reset_recording()
     with lines_to(Path(settings.state_dir) / "producer.log"):
         started = time.monotonic()
         for event in events[1:]:
-            handler(event, None)
+            response = handler(event, None)
+            assert not (response or {}).get("batchItemFailures"), response
         seconds = time.monotonic() - started
     measured = records - per_event
-    return ProducerCost(per_event, measured, seconds, recorded_actions(server.record_to))
+    return ProducerCost(per_event, measured, seconds, recorded_actions(server.record_to), batched)

@@ -128,15 +128,24 @@ def throughput_tables(drains: dict[int, list[Drain]]) -> str:
     return "\n".join(lines)
 
 
+# How the producer is measured: S3 events of one record (S3 invoking it directly, as before the inbox events queue),
+# of ten records, and batches of ten queue messages (the stack's event source mapping under load).
+PRODUCER_SHAPES = ((1, False), (10, False), (10, True))
+
+
 def producer_table(costs: list[producer.ProducerCost]) -> str:
     lines = [
-        "| records per event | records | SQS requests/record | DynamoDB requests/record | events/s | requests |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| invoked with | records | invocations/record | SendMessageBatch/record | DynamoDB requests/record | records/s "
+        "| records/s vs one a call | requests |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    single = next((c for c in costs if c.per_event == 1), costs[0])
     for c in costs:
+        shape = f"a batch of {c.per_event} queue messages" if c.batched else f"an S3 event of {c.per_event} record{'s' * (c.per_event > 1)}"
         lines.append(
-            f"| {c.per_event} | {c.records} | {c.per_record('sqs'):.2f} | {c.per_record('dynamodb'):.2f} "
-            f"| {c.events_per_second:.0f} | {_requests(c.requests)} |"
+            f"| {shape} | {c.records} | {c.invocations_per_record:.2f} | {c.requests[('sqs', 'SendMessageBatch')] / c.records:.2f} "
+            f"| {c.per_record('dynamodb'):.2f} | {c.records_per_second:.0f} | {c.records_per_second / single.records_per_second:.2f} "
+            f"| {_requests(c.requests)} |"
         )
     return "\n".join(lines)
 
@@ -391,7 +400,10 @@ def main(argv: list[str] | None = None) -> None:
                 for b in sizes.backlogs
             }
             idle = step("idle workers", partial(throughput.idle, settings, server, sizes.idle_seconds, state))
-            costs = step("producer", lambda: [producer.measure(settings, server, sizes.producer_records, n) for n in (1, 10)])
+            costs = step(
+                "producer",
+                lambda: [producer.measure(settings, server, sizes.producer_records, n, batched) for n, batched in PRODUCER_SHAPES],
+            )
         finally:
             server.stop()
 

@@ -8,7 +8,7 @@ from dropq.errors import ActionError
 from dropq.ledger import FAILED, Ledger, entry_ref
 from dropq.settings import Settings
 from dropq.signing import Signer
-from lambdas.producer.enqueue import Enqueued, plan, send_batches
+from lambdas.producer.enqueue import Enqueued, plan, send_all
 
 
 def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None) -> Enqueued:
@@ -22,5 +22,5 @@ def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: S
     item = plan(ref, settings, signer)
     if not ledger.retry(ref, item.task_id, queue=item.queue):
         raise ActionError(f"{key} changed while it was being retried; look at it again")
-    send_batches(sqs, settings.queue_url(item.queue), [item])
+    send_all(sqs, settings.queue_url(item.queue), [item])
     return item

@@ -27,6 +27,12 @@ SQS_MAX_DELAY_SECONDS = 15 * 60
 # ReceiveMessage and every *Batch call take at most 10 messages.
 SQS_MAX_BATCH = 10
 SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+# Lambda's SQS event source mapping: a standard queue's largest batch, the longest batching window, and the visibility
+# timeout it asks of the queue, in function timeouts: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html,
+# https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+LAMBDA_SQS_MAX_BATCH = 10_000
+LAMBDA_MAX_BATCHING_WINDOW = 300
+LAMBDA_SQS_VISIBILITY_FACTOR = 6
 # Redrive policy bounds: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
 SQS_MAX_RECEIVE_COUNT = (1, 1000)
 # Bucket naming rules: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -397,6 +403,50 @@ class Capacity:
 
 
 @dataclass(frozen=True)
+class InboxEvents:
+    """How S3's notifications reach the producer: an SQS queue it consumes in batches (a Lambda event source mapping).
+
+    S3 notifies the queue (durable for its retention); Lambda polls it and invokes the producer with up to
+    `batch_size` notifications; the producer reports the ones it failed on (a partial batch response), which come
+    back after the visibility timeout, and after `max_receive_count` receives go to the producer's failure queue.
+    https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html
+    """
+
+    queue: str = "inbox-events"
+    # Notifications per invocation. Lambda's pollers receive up to 10 messages a call, so under load a batch of 10 is
+    # full without waiting; above 10 Lambda requires a batching window of at least a second.
+    batch_size: int = 10
+    # Seconds Lambda waits to fill a batch. 0: at low traffic a file is handled as soon as it arrives (a window is whole
+    # seconds, so any window would add up to a second to a lone file's latency), and under load batches fill anyway.
+    batching_window_seconds: int = 0
+    # The producer's timeout: a batch of 10 takes well under a second (10 ledger writes side by side, a send per queue).
+    function_timeout_seconds: int = 10
+    # Receives before a notification is parked in the failure queue: each retry comes a visibility timeout later.
+    max_receive_count: int = 5
+    retention_seconds: int = SQS_MAX_RETENTION
+
+    def __post_init__(self) -> None:
+        _check(bool(SQS_QUEUE_NAME.match(self.queue)), f"inbox events queue name {self.queue!r} must match {SQS_QUEUE_NAME.pattern}")
+        _check(1 <= self.batch_size <= LAMBDA_SQS_MAX_BATCH, f"inbox batch_size {self.batch_size} is outside 1..{LAMBDA_SQS_MAX_BATCH}")
+        _check(
+            0 <= self.batching_window_seconds <= LAMBDA_MAX_BATCHING_WINDOW,
+            f"inbox batching_window_seconds {self.batching_window_seconds} is outside 0..{LAMBDA_MAX_BATCHING_WINDOW}",
+        )
+        _check(
+            self.batch_size <= SQS_MAX_BATCH or self.batching_window_seconds >= 1,
+            f"inbox batch_size {self.batch_size} is over {SQS_MAX_BATCH}: Lambda then needs a batching window of at least 1 s",
+        )
+        _check(1 <= self.function_timeout_seconds <= 900, f"producer timeout {self.function_timeout_seconds} s is outside 1..900")
+        low, high = SQS_MAX_RECEIVE_COUNT
+        _check(low <= self.max_receive_count <= high, f"inbox max_receive_count {self.max_receive_count} is outside {low}..{high}")
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Six times the function's timeout, as Lambda asks of an event source queue (room for retries when throttled)."""
+        return LAMBDA_SQS_VISIBILITY_FACTOR * self.function_timeout_seconds
+
+
+@dataclass(frozen=True)
 class Topology:
     """Everything dropq is made of, checked on construction."""
 
@@ -416,8 +466,10 @@ class Topology:
     reports_prefix: str = "reports/"
     result_ttl_seconds: int = 7 * 24 * 60 * 60
     ledger_ttl_seconds: int = 90 * 24 * 60 * 60
-    # Where the producer sends events it could not handle after its retries (its on-failure destination).
+    # Where events the producer could not handle end: the inbox events queue's dead letters, and schedule firings that
+    # failed Lambda's retries (their on-failure destination).
     producer_failure_queue: str = "producer-failures"
+    inbox_events: InboxEvents = InboxEvents()
     producer_retries: int = 2
     max_input_bytes: int = 512 * 1024 * 1024
     capacity: Capacity = Capacity()
@@ -438,6 +490,8 @@ class Topology:
             )
         names = [q.name for q in self.queues]
         _check(len(set(names)) == len(names), f"queue names repeat: {names}")
+        taken = {*names, *(q.dlq_name for q in self.queues), self.producer_failure_queue}
+        _check(self.inbox_events.queue not in taken, f"the inbox events queue {self.inbox_events.queue!r} has another queue's name")
         object.__setattr__(self, "queue_names", frozenset(names))
         _check(bool(self.routes), "no routes: every file needs a pipeline")
         _check(bool(self.queues), "no queues: tasks need somewhere to wait")

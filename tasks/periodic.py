@@ -25,7 +25,7 @@ from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, entry_ref, iso, led
 from dropq.queues import queue_counts
 from dropq.signing import signer_for
 from infra.topology import QueueSpec
-from lambdas.producer.enqueue import plan, send_batches
+from lambdas.producer.enqueue import plan, send_all
 from tasks.app import app, settings
 from tasks.tally import record
 
@@ -172,6 +172,6 @@ def _sweep_one(entry: dict[str, Any], before: str, ledger: Any, sqs: Any, signer
     item = plan(ref, settings, signer)
     if not ledger.requeue(ref, item.task_id, before):
         return 0, 0
-    send_batches(sqs, settings.queue_url(item.queue), [item])
+    send_all(sqs, settings.queue_url(item.queue), [item])
     logger.warning("sweep: %s was stuck in %s since %s; enqueued again", ref.uri, entry["state"], entry.get("updated_at"))
     return 1, 0

@@ -1,4 +1,5 @@
-"""The producer Lambda: S3 notifications on the inbox prefix in, one Celery message per file out."""
+"""The producer Lambda: S3 notifications of the inbox prefix in, in batches from the inbox events queue; one Celery message
+per file out."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -27,14 +29,16 @@ BUNDLE_TARGET = Target(platform="manylinux2014_aarch64", python_version="3.14")
 POWERTOOLS_LAYER = "arn:{partition}:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:36"
 HANDLER = "lambdas.producer.handler.handler"
 MEMORY_MIB = 256
-TIMEOUT_SECONDS = 60
-# How long Lambda keeps retrying an event (S3 may deliver late) before it goes to the failure queue.
+# An SQS event source mapping's maximum concurrency: 2..1000 (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+ESM_MAX_CONCURRENCY = 1000
+# How long Lambda keeps retrying an asynchronous invocation (a schedule's firing) before it goes to the failure queue.
 MAX_EVENT_AGE_HOURS = 6
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class Producer(Construct):
-    """The producer function, its log group, its retries and on-failure destination, and the inbox notification."""
+    """The producer function, its log group, the inbox notification and its event source mapping, and for schedules'
+    asynchronous invocations, retries and an on-failure destination."""
 
     def __init__(self, scope: Construct, id: str, settings: Settings, storage: Storage, queues: Queues) -> None:
         super().__init__(scope, id)
@@ -58,7 +62,7 @@ class Producer(Construct):
             code=producer_code(RUNTIME, signing=settings.signing_secret is not None, target=BUNDLE_TARGET),
             layers=[powertools],
             memory_size=MEMORY_MIB,
-            timeout=cdk.Duration.seconds(TIMEOUT_SECONDS),
+            timeout=cdk.Duration.seconds(topology.inbox_events.function_timeout_seconds),
             environment={**environment, "POWERTOOLS_SERVICE_NAME": "dropq-producer"},
             log_group=self.log_group,
             retry_attempts=topology.producer_retries,
@@ -72,10 +76,24 @@ class Producer(Construct):
             queue.grant_send_messages(role)
         # The ledger's `queued` entry is one conditional UpdateItem.
         role.add_to_principal_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[storage.ledger.table_arn]))
+        # S3 notifies the inbox events queue; the producer takes its messages in batches and names the ones to retry.
         storage.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
-            s3n.LambdaDestination(self.function),
+            s3n.SqsDestination(queues.inbox_events),
             s3.NotificationKeyFilter(prefix=topology.inbox_prefix),
+        )
+        inbox = topology.inbox_events
+        reserved = topology.capacity.producer_reserved_concurrency
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                queues.inbox_events,
+                batch_size=inbox.batch_size,
+                max_batching_window=cdk.Duration.seconds(inbox.batching_window_seconds) if inbox.batching_window_seconds else None,
+                report_batch_item_failures=True,
+                # With reserved concurrency, the mapping invokes no more at once than it, rather than being throttled
+                # (a throttled batch counts as a receive towards the dead-letter queue).
+                max_concurrency=min(reserved, ESM_MAX_CONCURRENCY) if reserved else None,
+            )
         )
 
     def _acknowledge_checks(self, shares_concurrency: bool) -> None:
@@ -83,8 +101,9 @@ class Producer(Construct):
         acknowledge_check(
             self.function,
             "CKV_AWS_116",
-            "Its asynchronous invocations fail over to an on-failure destination, the producer-failures queue, which keeps "
-            "the whole event (a dead-letter queue would keep less); an alarm watches it.",
+            "S3's notifications reach it through the inbox events queue, whose dead-letter queue is the producer-failures "
+            "queue; its asynchronous invocations (schedules) fail over to that queue as their on-failure destination, which "
+            "keeps the whole event (a function's dead-letter queue would keep less); an alarm watches it.",
         )
         acknowledge_check(
             self.function,

@@ -1,4 +1,5 @@
-"""The topology's SQS queues, each with its dead-letter queue, and the producer's failure queue."""
+"""The topology's SQS queues, each with its dead-letter queue, the inbox events queue S3 notifies, and the producer's
+failure queue."""
 
 from __future__ import annotations
 
@@ -42,7 +43,20 @@ class Queues(Construct):
         acknowledge(
             self.producer_failures,
             "AwsSolutions-SQS3",
-            "This queue is itself the last stop (Lambda's on-failure destination); an alarm watches it, `dropq status` counts it.",
+            "This queue is itself the last stop (the inbox events' dead letters, Lambda's on-failure destination for schedules); "
+            "an alarm watches it, `dropq status` counts it.",
+        )
+        # S3's notifications of the inbox, which the producer consumes in batches (its event source mapping).
+        inbox = topology.inbox_events
+        self.inbox_events = sqs.Queue(
+            self,
+            "InboxEvents",
+            queue_name=f"{prefix}{inbox.queue}",
+            visibility_timeout=cdk.Duration.seconds(inbox.visibility_timeout),
+            retention_period=cdk.Duration.seconds(inbox.retention_seconds),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.producer_failures, max_receive_count=inbox.max_receive_count),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
         )
         self._acknowledge_encryption()
 
@@ -57,7 +71,7 @@ class Queues(Construct):
         )
 
     def _acknowledge_encryption(self) -> None:
-        for queue in [*self.work.values(), *self.dead_letter.values(), self.producer_failures]:
+        for queue in [*self.work.values(), *self.dead_letter.values(), self.producer_failures, self.inbox_events]:
             acknowledge_check(
                 queue,
                 "CKV_AWS_27",

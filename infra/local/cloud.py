@@ -18,7 +18,7 @@ from dropq.deployment import local_deployment
 from dropq.settings import Settings
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
-from infra.local.provision import provision
+from infra.local.provision import LOCAL_INVOCATIONS_QUEUE, provision
 from infra.local.scheduler import LocalScheduler
 from infra.local.server import MotoServer
 from infra.local.workers import WorkerSet
@@ -103,17 +103,24 @@ class LocalCloud:
         return self
 
     def start_producer(self, events_url: str) -> None:
-        """Run the producer handler behind the bucket's notifications, in a local Lambda runtime."""
+        """Run the producer handler behind the inbox events queue (an event source mapping) and for asynchronous
+        invocations (schedules), in a local Lambda runtime."""
         topology = self.settings.topology
         command = [
             sys.executable,
             "-m",
             "infra.local.lambda_runtime",
             PRODUCER_HANDLER,
-            events_url,
+            self.settings.queue_url(LOCAL_INVOCATIONS_QUEUE),
             self.settings.queue_url(topology.producer_failure_queue),
             "--retries",
             str(topology.producer_retries),
+            "--inbox-url",
+            events_url,
+            "--batch-size",
+            str(topology.inbox_events.batch_size),
+            "--batching-window",
+            str(topology.inbox_events.batching_window_seconds),
         ]
         self.producer = start_process(command, self.state_dir / "lambda.log", self.env)
 
@@ -124,9 +131,9 @@ class LocalCloud:
         return self.workers.get(pool, 0)
 
     def invoke_producer(self, event: dict[str, Any]) -> None:
-        """Invoke the producer asynchronously with `event`, through the local Lambda runtime (as S3 and EventBridge do)."""
+        """Invoke the producer asynchronously with `event`, through the local Lambda runtime (as EventBridge does)."""
         assert self.events_url is not None, "the cloud is not started"
-        self.settings.client("sqs").send_message(QueueUrl=self.events_url, MessageBody=json.dumps(event))
+        self.settings.client("sqs").send_message(QueueUrl=self.settings.queue_url(LOCAL_INVOCATIONS_QUEUE), MessageBody=json.dumps(event))
 
     def fire(self, schedule: Schedule, scheduled_time: datetime) -> None:
         """Fire one schedule for one period, as EventBridge Scheduler does: the producer, with the schedule payload."""

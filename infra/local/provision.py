@@ -8,11 +8,11 @@ from typing import Any
 
 from dropq.deployment import local_deployment
 from dropq.settings import Settings
-from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, TableSpec
+from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, InboxEvents, QueueSpec, TableSpec
 
-# In AWS, S3 invokes the producer Lambda directly. Locally, S3 notifies this queue and the local
-# Lambda runtime delivers each notification to the same handler, with Lambda's async-invoke contract.
-LOCAL_EVENTS_QUEUE = "dropq-local-s3-events"
+# What stands for Lambda's own queue of asynchronous invocations (a schedule's firing): the local Lambda runtime takes
+# them from here with Lambda's async-invoke contract. S3's notifications go to the inbox events queue, as in AWS.
+LOCAL_INVOCATIONS_QUEUE = "local-invocations"
 
 
 def dlq_attributes(spec: QueueSpec) -> dict[str, str]:
@@ -46,7 +46,18 @@ def provision_queues(sqs: Any, settings: Settings) -> dict[str, str]:
         arns[spec.dlq_name] = dlq_arn
     failures = topology.producer_failure_queue
     _, arns[failures] = _create_queue(sqs, name(failures), {"MessageRetentionPeriod": str(SQS_MAX_RETENTION)})
+    inbox = topology.inbox_events
+    _, arns[inbox.queue] = _create_queue(sqs, name(inbox.queue), inbox_queue_attributes(inbox, arns[failures]))
     return arns
+
+
+def inbox_queue_attributes(inbox: InboxEvents, failures_arn: str) -> dict[str, str]:
+    """SQS attributes of the queue S3 notifies (shared with the stack's tests): the producer's event source."""
+    return {
+        "VisibilityTimeout": str(inbox.visibility_timeout),
+        "MessageRetentionPeriod": str(inbox.retention_seconds),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": failures_arn, "maxReceiveCount": inbox.max_receive_count}),
+    }
 
 
 def table_definition(spec: TableSpec, table_name: str) -> dict[str, Any]:
@@ -88,11 +99,12 @@ def provision_tables(dynamodb: Any, settings: Settings) -> None:
 
 
 def provision_bucket(s3: Any, sqs: Any, settings: Settings) -> str:
-    """Create the bucket and point its inbox notifications at the local events queue; return that queue's URL."""
+    """Create the bucket and point its inbox notifications at the inbox events queue; return that queue's URL."""
     topology = settings.topology
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=settings.bucket)
-    events_url, events_arn = _create_queue(sqs, LOCAL_EVENTS_QUEUE, {"VisibilityTimeout": "30"})
+    events_url = settings.queue_url(topology.inbox_events.queue)
+    events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     s3.put_bucket_notification_configuration(
         Bucket=settings.bucket,
         NotificationConfiguration={
@@ -121,10 +133,12 @@ def provision_services(ecs: Any, settings: Settings) -> None:
 
 
 def provision(settings: Settings, session: Any = None) -> str:
-    """Create everything the topology names; return the local events queue URL. Safe to run twice."""
+    """Create everything the topology names, and the local runtime's invocations queue; return the inbox events queue
+    URL. Safe to run twice."""
     session = session or settings.session()
     sqs = session.client("sqs", endpoint_url=settings.endpoint_url)
     provision_queues(sqs, settings)
+    _create_queue(sqs, settings.physical_name(LOCAL_INVOCATIONS_QUEUE), {"VisibilityTimeout": "30"})
     provision_tables(session.client("dynamodb", endpoint_url=settings.endpoint_url), settings)
     provision_services(session.client("ecs", endpoint_url=settings.endpoint_url), settings)
     return provision_bucket(session.client("s3", endpoint_url=settings.endpoint_url), sqs, settings)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dropq.errors import ProducerError
 from dropq.ledger import QUEUED, Ledger
@@ -41,34 +44,88 @@ def plan(ref: ObjectRef, settings: Settings, signer: Signer | None = None) -> En
     return Enqueued(ref=ref, pipeline=place.pipeline, queue=place.queue, task_id=task_id, body=body)
 
 
-def send_batches(sqs: Any, queue_url: str, items: list[Enqueued]) -> None:
-    """Send messages with SendMessageBatch, ten at a time; raise if any entry is refused."""
+def send_batches(sqs: Any, queue_url: str, items: list[Enqueued]) -> list[tuple[Enqueued, str]]:
+    """Send messages with SendMessageBatch, ten at a time; return each message SQS did not take, with why."""
+    refused: list[tuple[Enqueued, str]] = []
     for start in range(0, len(items), SQS_MAX_BATCH):
         chunk = items[start : start + SQS_MAX_BATCH]
-        response = sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "MessageBody": item.body} for i, item in enumerate(chunk)],
-        )
-        failed = response.get("Failed", [])
-        if failed:
-            details = "; ".join(f"{chunk[int(f['Id'])].ref.uri}: {f.get('Code')} {f.get('Message', '')}" for f in failed)
-            raise ProducerError(f"SQS refused {len(failed)} of {len(chunk)} messages for {queue_url}: {details}")
+        try:
+            response = sqs.send_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "MessageBody": item.body} for i, item in enumerate(chunk)],
+            )
+        except (BotoCoreError, ClientError) as exc:  # after the SDK's own retries
+            refused += [(item, f"SQS SendMessageBatch failed: {exc}") for item in chunk]
+            continue
+        for failure in response.get("Failed", []):
+            refused.append((chunk[int(failure["Id"])], f"SQS refused the message: {failure.get('Code')} {failure.get('Message', '')}"))
+    return refused
+
+
+def send_all(sqs: Any, queue_url: str, items: list[Enqueued]) -> None:
+    """Send messages in batches; ProducerError naming each one SQS did not take."""
+    refused = send_batches(sqs, queue_url, items)
+    if refused:
+        details = "; ".join(f"{item.ref.uri}: {reason}" for item, reason in refused)
+        raise ProducerError(f"SQS took {len(items) - len(refused)} of {len(items)} messages for {queue_url}: {details}")
+
+
+@dataclass
+class Enqueuing:
+    """What enqueuing a set of objects did: the messages sent, the objects skipped, and each object that failed, with why."""
+
+    enqueued: list[Enqueued] = field(default_factory=list)
+    skipped: int = 0
+    failed: dict[ObjectRef, str] = field(default_factory=dict)
+
+    def raise_for_failures(self) -> None:
+        """ProducerError naming every object that failed (an invocation Lambda must retry)."""
+        if self.failed:
+            details = "; ".join(f"{ref.uri}: {reason}" for ref, reason in self.failed.items())
+            total = len(self.failed) + len(self.enqueued) + self.skipped
+            raise ProducerError(f"{len(self.failed)} of {total} objects not enqueued: {details}")
+
+
+# Ledger writes an invocation makes side by side: each is one conditional UpdateItem, a network round trip apiece.
+LEDGER_WRITERS = 10
+_writers: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _writers
+    if _writers is None:
+        _writers = ThreadPoolExecutor(max_workers=LEDGER_WRITERS, thread_name_prefix="ledger")
+    return _writers
 
 
 def enqueue_objects(
-    objects: tuple[ObjectRef, ...], settings: Settings, sqs: Any, ledger: Ledger, signer: Signer | None = None
-) -> list[Enqueued]:
-    """Record each object as queued and send its task; objects already running or done are skipped."""
+    objects: tuple[ObjectRef, ...] | list[ObjectRef], settings: Settings, sqs: Any, ledger: Ledger, signer: Signer | None = None
+) -> Enqueuing:
+    """Record each object as queued (side by side) and send its task, a batch per queue; objects already running or
+    done are skipped; an object whose write or message failed is reported with why, the others go ahead."""
+    outcome = Enqueuing()
+    # One object twice in a batch (S3 delivers a notification at least once) is recorded and sent once.
+    planned = [plan(ref, settings, signer) for ref in dict.fromkeys(objects)]
+    marks = [_pool().submit(ledger.mark_queued, item.ref, item.pipeline, item.queue, item.task_id) for item in planned]
     by_queue: dict[str, list[Enqueued]] = defaultdict(list)
-    for ref in objects:
-        item = plan(ref, settings, signer)
-        if not ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id):
+    for item, mark in zip(planned, marks, strict=True):
+        try:
+            marked = mark.result()
+        except (BotoCoreError, ClientError) as exc:
+            outcome.failed[item.ref] = f"ledger write failed: {exc}"
+            continue
+        if not marked:
             # Its planned task is never sent; the ledger keeps the id of the task that runs or ran it.
-            log_event(events, "skipped", ref=ref, state="skipped", pipeline=item.pipeline, reason="already running or done")
+            log_event(events, "skipped", ref=item.ref, state="skipped", pipeline=item.pipeline, reason="already running or done")
+            outcome.skipped += 1
             continue
         by_queue[item.queue].append(item)
     for queue, items in by_queue.items():
-        send_batches(sqs, settings.queue_url(queue), items)
+        refused = {id(item): reason for item, reason in send_batches(sqs, settings.queue_url(queue), items)}
         for item in items:
+            if id(item) in refused:
+                outcome.failed[item.ref] = refused[id(item)]
+                continue
+            outcome.enqueued.append(item)
             log_event(events, "enqueued", ref=item.ref, task_id=item.task_id, state=QUEUED, pipeline=item.pipeline, queue=queue)
-    return [item for items in by_queue.values() for item in items]
+    return outcome

@@ -1,4 +1,5 @@
-"""Lambda entry point: parse the S3 event, route each object, enqueue its Celery task, record it."""
+"""Lambda entry point: S3's notifications in batches from the inbox events queue (or one S3 event, or a schedule's
+firing); route each object, record it, enqueue its Celery task."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.settings import Settings, load_settings
 from dropq.signing import Signer, materialize, signer_for
 from lambdas.producer.enqueue import enqueue_objects
-from lambdas.producer.events import parse_s3_event
+from lambdas.producer.events import is_queue_batch, parse_queue_batch, parse_s3_event
 from lambdas.producer.schedules import enqueue_run, is_schedule_event, parse_firing
 
 events = event_logger(PRODUCER)
@@ -32,14 +33,45 @@ def _cold_start() -> tuple[Settings, Any, Any, Signer | None]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Handle one S3 event notification, or one schedule's firing (both invoke this asynchronously; an exception makes Lambda retry)."""
+    """Handle a batch of the inbox events queue (reporting the messages to retry), a schedule's firing or one S3 event
+    (both invoked asynchronously: an exception makes Lambda retry)."""
     settings, sqs, ledger, signer = _cold_start()
     if is_schedule_event(event):
         firing = parse_firing(event, settings.topology)
         task_id = enqueue_run(firing, settings, sqs, signer)
         log_event(events, "scheduled", task_id=task_id, state=QUEUED, schedule=firing.schedule, scheduled_time=firing.scheduled_time)
         return {"schedule": firing.schedule, "scheduled_time": firing.scheduled_time, "task_id": task_id}
+    if is_queue_batch(event):
+        return handle_batch(event, settings, sqs, ledger, signer)
     parsed = parse_s3_event(event, settings.topology)
-    enqueued = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger, signer=signer)
-    log_event(events, "handled", enqueued=len(enqueued), ignored=parsed.ignored)
-    return {"enqueued": len(enqueued), "ignored": parsed.ignored}
+    outcome = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger, signer=signer)
+    outcome.raise_for_failures()
+    log_event(events, "handled", enqueued=len(outcome.enqueued), ignored=parsed.ignored)
+    return {"enqueued": len(outcome.enqueued), "ignored": parsed.ignored}
+
+
+def handle_batch(event: dict[str, Any], settings: Settings, sqs: Any, ledger: Any, signer: Signer | None) -> dict[str, Any]:
+    """Enqueue the objects of every notification of a batch together; the partial batch response names the messages
+    that must come back (a write or a send failed for one of their objects, or the body is no S3 notification)."""
+    notifications = parse_queue_batch(event, settings.topology)
+    objects = [ref for n in notifications for ref in n.parsed.objects]
+    outcome = enqueue_objects(objects, settings, sqs=sqs, ledger=ledger, signer=signer)
+    retry = []
+    for notification in notifications:
+        reasons = [outcome.failed[ref] for ref in notification.parsed.objects if ref in outcome.failed]
+        if notification.problem:
+            log_event(events, "rejected", level="warning", message_id=notification.message_id, reason=notification.problem)
+            retry.append(notification.message_id)
+        elif reasons:
+            log_event(events, "retry", level="warning", message_id=notification.message_id, reason="; ".join(reasons))
+            retry.append(notification.message_id)
+    log_event(
+        events,
+        "handled",
+        notifications=len(notifications),
+        enqueued=len(outcome.enqueued),
+        ignored=sum(n.parsed.ignored for n in notifications),
+        retried=len(retry),
+    )
+    # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in retry]}

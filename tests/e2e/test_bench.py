@@ -29,9 +29,9 @@ def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.Captur
     efficiency = {row[0]: row for row in _rows(report, "images") + _rows(report, "tables")}
     assert set(efficiency) == {"images", "tables"} and all(float(row[4]) > 0 for row in efficiency.values())
 
-    one, ten = _rows(report, "1"), _rows(report, "10")
-    assert one[0][2] == "1.00", "one SendMessageBatch per single-record event"
-    assert ten[0][2] == "0.10", "one SendMessageBatch per ten records"
+    (one,), (ten,) = _rows(report, "an S3 event of 1 record"), _rows(report, "a batch of 10 queue messages")
+    assert (one[2], one[3]) == ("1.00", "1.00"), "an invocation and a SendMessageBatch per single-record event"
+    assert (ten[2], ten[3]) == ("0.10", "0.10"), "one invocation and one SendMessageBatch per batch of ten"
     assert "| an idle hour, pool scaled to zero | 0 |" in report
     assert "## Targets" in report and "## Cost model" in report
 

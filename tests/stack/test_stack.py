@@ -62,9 +62,10 @@ def test_bucket_is_private_encrypted_tls_only_and_notifies_the_producer_for_the_
     bucket_policies = synthesized.of_type("AWS::S3::BucketPolicy").values()
     assert len(bucket_policies) == 2 and all(denies_insecure_transport(p) for p in bucket_policies)
     (notification,) = synthesized.of_type("Custom::S3BucketNotifications").values()
-    (config,) = notification["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    assert set(notification["NotificationConfiguration"]) == {"QueueConfigurations"}
+    (config,) = notification["NotificationConfiguration"]["QueueConfigurations"]
     assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": TOPOLOGY.inbox_prefix}]
-    assert config["LambdaFunctionArn"]["Fn::GetAtt"][0].startswith("ProducerFunction")
+    assert config["QueueArn"]["Fn::GetAtt"][0].startswith("QueuesInboxEvents")
     assert not TOPOLOGY.output_prefix.startswith(TOPOLOGY.inbox_prefix), "outputs can never re-trigger the producer"
 
 
@@ -88,6 +89,37 @@ def test_producer_runs_a_current_python_with_retries_an_on_failure_queue_and_its
     )
     log_groups = synthesized.of_type("AWS::Logs::LogGroup")
     assert all(group.get("RetentionInDays") for group in log_groups.values()), "every log group has a retention"
+
+
+def test_the_producer_takes_the_inbox_events_in_batches_reporting_partial_failures_which_come_back_then_park(
+    synthesized: Synthesized,
+) -> None:
+    from infra.local.provision import inbox_queue_attributes
+
+    inbox = TOPOLOGY.inbox_events
+    (mapping,) = synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["FunctionName"]["Ref"].startswith("ProducerFunction")
+    assert mapping["EventSourceArn"]["Fn::GetAtt"][0].startswith("QueuesInboxEvents")
+    assert mapping["BatchSize"] == inbox.batch_size == 10 and mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "MaximumBatchingWindowInSeconds" not in mapping, "no window: a lone file is handled at once"
+    assert "ScalingConfig" not in mapping, "the default profile reserves no concurrency, so the mapping has no cap"
+    (function,) = [p for k, p in synthesized.of_type("AWS::Lambda::Function").items() if k.startswith("ProducerFunction")]
+    assert function["Timeout"] == inbox.function_timeout_seconds
+    queues = {p["QueueName"]: p for p in synthesized.of_type("AWS::SQS::Queue").values()}
+    queue = queues[f"dropq-{inbox.queue}"]
+    local = inbox_queue_attributes(inbox, "arn")
+    assert queue["VisibilityTimeout"] == int(local["VisibilityTimeout"]) == 6 * function["Timeout"]
+    assert queue["MessageRetentionPeriod"] == int(local["MessageRetentionPeriod"])
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == json.loads(local["RedrivePolicy"])["maxReceiveCount"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0].startswith("QueuesProducerFailures")
+    assert queue["SqsManagedSseEnabled"]
+    # S3 may send to it, from this bucket only
+    policies = [
+        p["PolicyDocument"] for p in synthesized.of_type("AWS::SQS::QueuePolicy").values() if "QueuesInboxEvents" in json.dumps(p["Queues"])
+    ]
+    (document,) = policies
+    (allow,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"} and "aws:SourceArn" in json.dumps(allow["Condition"])
 
 
 def producer_asset(synthesized: Synthesized) -> Path:
@@ -348,7 +380,13 @@ def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:
         "dynamodb:UpdateItem",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        # its event source mapping, on the inbox events queue alone
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
     }
+    consuming = [s for s in producer if "sqs:ReceiveMessage" in actions(s)]
+    assert consuming and all(json.dumps(s["Resource"]).count("QueuesInboxEvents") == 1 for s in consuming)
     s3_statements = [s for s in worker if any(a.startswith("s3:") for a in actions(s))]
     by_resource = {json.dumps(s["Resource"]): set(actions(s)) for s in s3_statements}
     assert sorted(by_resource.values(), key=sorted) == sorted(
@@ -620,6 +658,8 @@ def test_the_production_profile_prewarms_the_ledger_reserves_the_producers_concu
     assert all(i["WarmThroughput"] == {"WriteUnitsPerSecond": capacity.index_warm_writes} for i in ledger["GlobalSecondaryIndexes"])
     function = next(r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::Function" and "Handler" in r["Properties"])
     assert function["ReservedConcurrentExecutions"] == capacity.producer_reserved_concurrency
+    (mapping,) = [r["Properties"] for r in resources if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": capacity.producer_reserved_concurrency}, "never throttled by itself"
     assert function["Environment"]["Variables"]["DROPQ_PROFILE"] == "production"
     targets = [r["Properties"] for r in resources if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
     assert max(t["MaxCapacity"] for t in targets) == PRODUCTION.pools[0].max_workers

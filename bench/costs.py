@@ -1,0 +1,420 @@
+"""What a million files cost: every AWS request of the real flow counted at the server, priced at list prices.
+
+Each workload's files go through the local cloud (S3, the inbox events queue, the producer, SQS, a worker, the ledger)
+with moto recording every request and metering every DynamoDB one (infra/local/meter.py). Per file, that gives:
+
+- measured: S3 requests by kind, SQS requests (the producer's sends, the worker's receives, deletes and visibility
+  changes), DynamoDB read and write units by table and index (item sizes as DynamoDB counts them), producer
+  invocations, the worker's CPU (its main process and its pool's), log bytes, and the ledger item's size at rest;
+- measured apart: the same files through the pipeline function in a plain loop (its CPU is the work itself), and the
+  producer's duration per invocation (bench/producer.py);
+- modelled: what Lambda's event source mapping asks of SQS (S3's notification is a SendMessage; a batch is one
+  ReceiveMessage and one DeleteMessageBatch; locally the runtime polls more often than that, so its own requests on
+  the inbox events queue are left out), Fargate's bill (a task's vCPU and memory for the seconds its CPU is busy at
+  `UTILISATION`), Lambda's per-invocation log lines, storage until the ledger's TTL, and every price (infra/prices.py).
+
+The peers are priced from the same measurements: an S3-triggered Lambda that runs the pipeline itself (an invocation
+per file, billed for the loop's CPU seconds at the memory that gives one vCPU: a floor, since it also waits on S3), and
+Celery on SQS as the tutorials configure it (bench/naive.py: its measured SQS requests and CPU per task, a producer
+Lambda that sends one message per file, no ledger). S3's requests are the same for everyone and are shown apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.config import Config
+
+from bench import pipelines
+from bench.latency import small_jpeg
+from bench.outcomes import finished_at
+from bench.producer import ProducerCost
+from bench.throughput import Drain, cpu_ms
+from dropq.ledger import ledger_for
+from dropq.settings import Settings
+from infra import prices
+from infra.local.cloud import LocalCloud
+from infra.local.meter import item_size, read_meter
+from infra.topology import WorkerPool
+from tasks.tally import FLUSH_SECONDS
+
+# The benchmark's own requests: waiting for outcomes (not dropq's), and the user's uploads (everyone pays them).
+WATCHER_APP = "dropq-bench-watch"
+UPLOADER_APP = "dropq-bench-upload"
+SETTLE_SECONDS = 900
+MILLION = 1_000_000
+
+# --- modelled ------------------------------------------------------------------------------------------------------
+# How busy a worker's vCPUs are while it has work (the rest is waiting on S3 and SQS, and scaling's slack).
+UTILISATION = 0.8
+# Lambda's memory for one full vCPU: "at 1,769 MB, a function has the equivalent of one vCPU"
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+LAMBDA_ONE_VCPU_MB = 1769
+# Lambda's limits a Lambda-direct peer lives within: 15 minutes, 10,240 MB of memory, 10,240 MB of /tmp
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+LAMBDA_MAX_SECONDS = 900
+LAMBDA_MAX_MEMORY_MB = 10_240
+# Lambda bills duration in 1 ms steps (https://aws.amazon.com/lambda/pricing/), and writes START, END and REPORT lines
+# to the function's log for every invocation (about 300 bytes together, as seen in CloudWatch).
+LAMBDA_BILLING_MS = 1
+LAMBDA_REPORT_BYTES = 300
+# DynamoDB stores 100 bytes of overhead with every item and every index entry
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html).
+DYNAMODB_ITEM_OVERHEAD_BYTES = 100
+DAYS_PER_MONTH = 30.4
+# The producer's memory (infra/cloud/producer.py: MEMORY_MIB) and the workers' log retention (one month).
+PRODUCER_MEMORY_GB = 256 / 1024
+LOG_RETENTION_MONTHS = 1.0
+
+
+@dataclass(frozen=True)
+class CostWorkload:
+    """Files of one kind for the cost model: their names and content, and the pipeline that processes them."""
+
+    name: str
+    pipeline: str
+    files: Callable[[int], list[tuple[str, bytes]]]
+    # Files of it in a full run and in a smoke run.
+    full: int
+    smoke: int
+
+
+def _photos(width: int, height: int, prefix: str) -> Callable[[int], list[tuple[str, bytes]]]:
+    return lambda n: [(f"{prefix}-{i:04d}.jpg", pipelines.photo(i, width, height)) for i in range(n)]
+
+
+def cost_workloads(split_bytes: int) -> list[CostWorkload]:
+    """Each built-in pipeline's typical file, and an image large enough to be split into parts (above `split_bytes`)."""
+    jpeg = small_jpeg()
+    return [
+        CostWorkload("small image", "images", lambda n: [(f"small-{i:04d}.jpg", jpeg) for i in range(n)], 100, 3),
+        CostWorkload("12 MP image", "images", _photos(4000, 3000, "photo"), 12, 2),
+        CostWorkload("100k-row CSV", "tables", lambda n: [(f"table-{i:04d}.csv", pipelines.table(i)) for i in range(n)], 8, 2),
+        CostWorkload("metadata", "metadata", lambda n: [(f"note-{i:04d}.txt", f"note {i}\n".encode()) for i in range(n)], 100, 3),
+        CostWorkload("split image (parts in a chord)", "images", _split_photos(split_bytes), 4, 1),
+    ]
+
+
+def _split_photos(split_bytes: int) -> Callable[[int], list[tuple[str, bytes]]]:
+    def files(n: int) -> list[tuple[str, bytes]]:
+        made = []
+        for i in range(n):
+            data = pipelines.photo(1000 + i, 6000, 4500)
+            assert len(data) >= split_bytes, f"a split image must be over {split_bytes} bytes, is {len(data)}"
+            made.append((f"split-{i:04d}.jpg", data))
+        return made
+
+    return files
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the server recorded: its service and action, who sent it, and the SQS queue it named."""
+
+    service: str
+    action: str
+    app: str
+    queue_url: str
+
+
+def _app(user_agent: str) -> str:
+    """The `app/<id>` a client names itself with (botocore's user_agent_appid), or ''."""
+    return next((part[4:] for part in user_agent.split() if part.startswith("app/")), "")
+
+
+def read_requests(recording: Path, start: int) -> list[Request]:
+    """The requests moto recorded from line `start` on."""
+    requests = []
+    with recording.open() as lines:
+        for number, line in enumerate(lines):
+            if number < start:
+                continue
+            entry = json.loads(line)
+            headers = {k.lower(): v for k, v in entry["headers"].items()}
+            target = headers.get("x-amz-target", "")
+            if "/moto-api/" in entry["url"]:
+                continue
+            queue_url = ""
+            if target:
+                prefix, _, action = target.partition(".")
+                service = "sqs" if prefix == "AmazonSQS" else "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower()
+                if service == "sqs" and entry.get("body"):
+                    body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"].encode()
+                    queue_url = json.loads(body or b"{}").get("QueueUrl", "")
+            else:
+                service, action = "s3", entry["method"]
+            requests.append(Request(service, action, _app(headers.get("user-agent", "")), queue_url))
+    return requests
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for _ in path.open()) if path.exists() else 0
+
+
+def _log_bytes(state_dir: Path) -> dict[str, int]:
+    """Bytes of the producer's and the workers' logs (what CloudWatch Logs would ingest)."""
+    return {p.name: p.stat().st_size for p in state_dir.glob("*.log") if p.name in ("lambda.log",) or p.name.startswith("worker-")}
+
+
+def _invocations(lambda_log: Path, start: int) -> int:
+    """Producer invocations from line `start` of the local runtime's log: one `handled` line each."""
+    with lambda_log.open() as lines:
+        return sum(1 for number, line in enumerate(lines) if number >= start and '"event":"handled"' in line)
+
+
+@dataclass
+class FileCosts:
+    """What one workload's files cost, measured, in total over `files` files."""
+
+    workload: str
+    pipeline: str
+    files: int
+    input_bytes: int
+    requests: Counter[tuple[str, str]]
+    write_units: dict[str, float]
+    read_units: dict[str, float]
+    invocations: int
+    worker_cpu_ms: float
+    loop_cpu_ms: float
+    loop_seconds: float
+    log_bytes: int
+    # Bytes DynamoDB stores for one file's ledger entry at rest, with its index entries (overheads included).
+    stored_bytes: float
+    uploads: int = 0
+
+    def per_file(self, service: str, actions: tuple[str, ...] | None = None) -> float:
+        return sum(n for (s, a), n in self.requests.items() if s == service and (actions is None or a in actions)) / self.files
+
+
+def _worker_pids(cloud: LocalCloud) -> list[int]:
+    pids = []
+    for workers in cloud.pools:
+        for process in workers.processes.values():
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            pids += [process.pid, *([int(c) for c in children.read_text().split()] if children.exists() else [])]
+    return pids
+
+
+def _stored_bytes(settings: Settings, bucket: str, keys: list[str]) -> float:
+    """Mean bytes at rest of the files' ledger entries, with each index entry the entry still has (KEYS_ONLY: its keys)."""
+    client, spec = settings.client("dynamodb"), settings.topology.ledger_table
+    table = settings.physical_name(spec.name)
+    ledger = ledger_for(settings)
+    total = 0.0
+    for key in keys:
+        entry = ledger.get(bucket, key) or {}
+        item_key = {spec.partition_key: {"S": entry[spec.partition_key]}}
+        if spec.sort_key:
+            item_key[spec.sort_key] = {"S": entry[spec.sort_key]}
+        item = client.get_item(TableName=table, Key=item_key, ConsistentRead=True)["Item"]
+        total += item_size(item) + DYNAMODB_ITEM_OVERHEAD_BYTES
+        for index in spec.indexes:
+            if index.partition_key in item and index.sort_key in item:
+                projected = {k: v for k, v in item.items() if k in (*item_key, index.partition_key, index.sort_key)}
+                total += item_size(projected) + DYNAMODB_ITEM_OVERHEAD_BYTES
+    return total / len(keys)
+
+
+def measure(cloud: LocalCloud, workload: CostWorkload, count: int, run: str) -> FileCosts:
+    """Drop `count` files of a workload in the inbox at once; count what serving them cost at the server."""
+    assert cloud.recording is not None and cloud.metering is not None, "the cloud must record and meter (record=True, meter=True)"
+    settings = cloud.settings
+    state = Path(settings.state_dir)
+    uploader = settings.client("s3", config=Config(user_agent_appid=UPLOADER_APP))
+    watcher = ledger_for(settings, client=settings.client("dynamodb", config=Config(user_agent_appid=WATCHER_APP)))
+    files = workload.files(count)
+    bucket, prefix = settings.bucket, f"{settings.topology.inbox_prefix}{run}/"
+    keys = [prefix + name for name, _ in files]
+    pids = _worker_pids(cloud)
+    recorded, metered = _lines(cloud.recording), len(read_meter(cloud.metering))
+    handled, logs = _lines(state / "lambda.log"), _log_bytes(state)
+    cpu = sum(cpu_ms(pid) for pid in pids)
+    for key, (_, data) in zip(keys, files, strict=True):
+        uploader.put_object(Bucket=bucket, Key=key, Body=data)
+    finished_at(watcher, bucket, keys, SETTLE_SECONDS, workload.name)
+    time.sleep(FLUSH_SECONDS + 1)  # the outcome counts of the last files are added
+    worker_cpu = sum(cpu_ms(pid) for pid in pids) - cpu
+    inbox = settings.queue_url(settings.topology.inbox_events.queue)
+    requests = [r for r in read_requests(cloud.recording, recorded) if r.app not in (WATCHER_APP, UPLOADER_APP) and r.queue_url != inbox]
+    uploads = sum(1 for r in read_requests(cloud.recording, recorded) if r.app == UPLOADER_APP)
+    writes: dict[str, float] = defaultdict(float)
+    reads: dict[str, float] = defaultdict(float)
+    for access in read_meter(cloud.metering)[metered:]:
+        if access.client == WATCHER_APP:
+            continue
+        label = f"{access.table}/{access.index}" if access.index else access.table
+        (writes if access.kind == "write" else reads)[label] += access.units
+    log_bytes = sum(size - logs.get(name, 0) for name, size in _log_bytes(state).items())
+    loop_seconds, loop_cpu = pipelines.plain_loop(workload.pipeline, files, 1)
+    return FileCosts(
+        workload=workload.name,
+        pipeline=workload.pipeline,
+        files=count,
+        input_bytes=sum(len(data) for _, data in files),
+        requests=Counter((r.service, r.action) for r in requests),
+        write_units=dict(writes),
+        read_units=dict(reads),
+        invocations=_invocations(state / "lambda.log", handled),
+        worker_cpu_ms=worker_cpu,
+        loop_cpu_ms=loop_cpu,
+        loop_seconds=loop_seconds,
+        log_bytes=log_bytes,
+        stored_bytes=_stored_bytes(settings, bucket, keys),
+        uploads=uploads,
+    )
+
+
+def measure_all(cloud: LocalCloud, smoke: bool) -> list[FileCosts]:
+    """Each cost workload, after a warm-up that pays the worker processes' imports and clients."""
+    measured = []
+    for workload in cost_workloads(cloud.settings.image_split_bytes):
+        count = workload.smoke if smoke else workload.full
+        warm = [(f"warm-{uuid.uuid4().hex[:6]}-{name}", data) for name, data in workload.files(1)]
+        warmup = CostWorkload(workload.name, workload.pipeline, lambda n, warm=warm: warm, 1, 1)
+        measure(cloud, warmup, 1, f"cost-warmup-{uuid.uuid4().hex[:6]}")
+        measured.append(measure(cloud, workload, count, f"cost-{workload.pipeline}-{uuid.uuid4().hex[:6]}"))
+    return measured
+
+
+# --- the model -----------------------------------------------------------------------------------------------------
+
+S3_GETS = ("GET", "HEAD")
+S3_PUTS = ("PUT", "POST")
+SQS = "SQS"
+DYNAMODB = "DynamoDB"
+LAMBDA = "Lambda"
+FARGATE = "Fargate"
+LOGS = "CloudWatch Logs"
+STORAGE = "DynamoDB storage"
+S3 = "S3 requests"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where workers run: an architecture and on demand or Spot."""
+
+    name: str
+    price: prices.FargatePrice
+    spot: bool
+
+    def usd_per_cpu_second(self, pool: WorkerPool) -> float:
+        """USD per second of one vCPU's work, with the task's memory, at UTILISATION."""
+        vcpus, memory_gb = pool.cpu / 1024, pool.memory_mib / 1024
+        return self.price.per_second(vcpus, memory_gb, spot=self.spot) / (vcpus * UTILISATION)
+
+
+COMPUTES = (
+    Compute("x86, on demand", prices.FARGATE_X86, spot=False),
+    Compute("x86, Spot", prices.FARGATE_X86, spot=True),
+    Compute("ARM, on demand", prices.FARGATE_ARM64, spot=False),
+    Compute("ARM, Spot", prices.FARGATE_ARM64, spot=True),
+)
+
+
+@dataclass
+class Bill:
+    """USD per million files, by service, and what it counted (units per file, for the table's notes)."""
+
+    usd: dict[str, float] = field(default_factory=dict)
+    # USD of the pipeline's own work (its CPU), inside the compute line (Fargate, or Lambda for the Lambda peer).
+    work_usd: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(self.usd.values())
+
+    @property
+    def without_s3(self) -> float:
+        return self.total - self.usd.get(S3, 0.0)
+
+    @property
+    def fixed_overhead(self) -> float:
+        """Everything but the pipeline's CPU and S3's requests: queues, ledger, producer, the worker's own CPU."""
+        return self.without_s3 - self.work_usd
+
+
+def s3_usd(costs: FileCosts) -> float:
+    gets, puts = costs.per_file("s3", S3_GETS), costs.per_file("s3", S3_PUTS)
+    return (gets * prices.S3.get_thousand + puts * prices.S3.put_thousand) / 1000 * MILLION
+
+
+def loop_cpu_seconds(costs: FileCosts) -> float:
+    return costs.loop_cpu_ms / costs.files / 1000
+
+
+def worker_overhead_ms(costs: FileCosts) -> float:
+    """Worker CPU per file outside the pipeline function: the worker's CPU minus the plain loop's, same files."""
+    return max(0.0, (costs.worker_cpu_ms - costs.loop_cpu_ms) / costs.files)
+
+
+def producer_gb_seconds(producer: ProducerCost) -> float:
+    """GB-seconds of one producer invocation of a batch, as measured in process, rounded up to Lambda's step."""
+    ms = producer.per_event / producer.records_per_second * 1000
+    return math.ceil(ms / LAMBDA_BILLING_MS) * LAMBDA_BILLING_MS / 1000 * PRODUCER_MEMORY_GB
+
+
+def dropq_bill(costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compute: Compute, ledger_ttl_days: int) -> Bill:
+    """dropq's cost per million files of one workload."""
+    bill = Bill()
+    invocations = costs.invocations / costs.files
+    # Measured: the producer's sends and the workers' calls. Modelled: S3's notification (a SendMessage) and the event
+    # source mapping's receive and delete per batch.
+    sqs_requests = costs.per_file("sqs") + 1 + 2 * invocations
+    bill.usd[SQS] = sqs_requests * prices.SQS.standard_million
+    write_units, read_units = sum(costs.write_units.values()) / costs.files, sum(costs.read_units.values()) / costs.files
+    bill.usd[DYNAMODB] = write_units * prices.DYNAMODB.write_million + read_units * prices.DYNAMODB.read_million
+    bill.usd[STORAGE] = costs.stored_bytes / prices.GIB * ledger_ttl_days / DAYS_PER_MONTH * prices.DYNAMODB.storage_gb_month * MILLION
+    duration = producer_gb_seconds(producer) * prices.LAMBDA.arm64_gb_second * MILLION
+    bill.usd[LAMBDA] = invocations * (prices.LAMBDA.request_million + duration)
+    cpu_seconds = costs.worker_cpu_ms / costs.files / 1000
+    per_cpu_second = compute.usd_per_cpu_second(pool)
+    bill.usd[FARGATE] = cpu_seconds * per_cpu_second * MILLION
+    bill.work_usd = min(cpu_seconds, loop_cpu_seconds(costs)) * per_cpu_second * MILLION
+    log_bytes = costs.log_bytes / costs.files + invocations * LAMBDA_REPORT_BYTES
+    bill.usd[LOGS] = log_bytes / 1e9 * (prices.LOGS.ingest_gb + prices.LOGS.storage_gb_month * LOG_RETENTION_MONTHS) * MILLION
+    bill.usd[S3] = s3_usd(costs)
+    bill.notes = [
+        f"SQS {sqs_requests:.2f} requests/file",
+        f"DynamoDB {write_units:.2f} WRU + {read_units:.2f} RRU/file",
+        f"producer {invocations:.2f} invocations/file",
+        f"worker CPU {cpu_seconds * 1000:.1f} ms/file",
+    ]
+    return bill
+
+
+def lambda_direct_bill(costs: FileCosts) -> Bill:
+    """An S3-triggered Lambda doing the work itself: an invocation per file, the loop's CPU at one vCPU (arm64)."""
+    bill = Bill()
+    seconds = loop_cpu_seconds(costs)
+    billed = math.ceil(seconds * 1000 / LAMBDA_BILLING_MS) * LAMBDA_BILLING_MS / 1000
+    gb_seconds = billed * LAMBDA_ONE_VCPU_MB / 1024
+    bill.usd[LAMBDA] = prices.LAMBDA.request_million + gb_seconds * prices.LAMBDA.arm64_gb_second * MILLION
+    bill.work_usd = bill.usd[LAMBDA] - prices.LAMBDA.request_million
+    bill.usd[LOGS] = LAMBDA_REPORT_BYTES / 1e9 * (prices.LOGS.ingest_gb + prices.LOGS.storage_gb_month * LOG_RETENTION_MONTHS) * MILLION
+    bill.usd[S3] = s3_usd(costs)
+    if costs.loop_seconds / costs.files > LAMBDA_MAX_SECONDS:
+        bill.notes.append(f"a file takes over Lambda's {LAMBDA_MAX_SECONDS} s")
+    return bill
+
+
+def naive_bill(costs: FileCosts, naive: Drain, single: ProducerCost, pool: WorkerPool, compute: Compute) -> Bill:
+    """Celery on SQS as the tutorials set it up: a producer Lambda sending a message per file, workers with default
+    options (their measured requests and CPU per no-op task on top of the work), no ledger."""
+    bill = Bill()
+    bill.usd[SQS] = (naive.requests_per_task + 1) * prices.SQS.standard_million
+    bill.usd[LAMBDA] = prices.LAMBDA.request_million + producer_gb_seconds(single) * prices.LAMBDA.arm64_gb_second * MILLION
+    cpu_seconds = loop_cpu_seconds(costs) + naive.cpu_ms_per_task / 1000
+    per_cpu_second = compute.usd_per_cpu_second(pool)
+    bill.usd[FARGATE] = cpu_seconds * per_cpu_second * MILLION
+    bill.work_usd = loop_cpu_seconds(costs) * per_cpu_second * MILLION
+    bill.usd[S3] = s3_usd(costs)
+    return bill
