@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,8 @@ from tasks.tally import FLUSH_SECONDS
 WATCHER_APP = "dropq-bench-watch"
 UPLOADER_APP = "dropq-bench-upload"
 SETTLE_SECONDS = 900
+# Uploads at once: files arrive faster than the producer takes them, as under load.
+UPLOADERS = 16
 MILLION = 1_000_000
 
 # --- modelled ------------------------------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ def _split_photos(split_bytes: int) -> Callable[[int], list[tuple[str, bytes]]]:
     def files(n: int) -> list[tuple[str, bytes]]:
         made = []
         for i in range(n):
-            data = pipelines.photo(1000 + i, 6000, 4500)
+            data = pipelines.photo(1000 + i, 7000, 5000)
             assert len(data) >= split_bytes, f"a split image must be over {split_bytes} bytes, is {len(data)}"
             made.append((f"split-{i:04d}.jpg", data))
         return made
@@ -237,11 +240,12 @@ def measure(cloud: LocalCloud, workload: CostWorkload, count: int, run: str) -> 
     recorded, metered = _lines(cloud.recording), len(read_meter(cloud.metering))
     handled, logs = _lines(state / "lambda.log"), _log_bytes(state)
     cpu = sum(cpu_ms(pid) for pid in pids)
-    for key, (_, data) in zip(keys, files, strict=True):
-        uploader.put_object(Bucket=bucket, Key=key, Body=data)
+    # Uploaded side by side, as files arrive under load: the producer's batches fill as they would.
+    with ThreadPoolExecutor(UPLOADERS) as uploads:
+        list(uploads.map(lambda item: uploader.put_object(Bucket=bucket, Key=item[0], Body=item[1][1]), zip(keys, files, strict=True)))
     finished_at(watcher, bucket, keys, SETTLE_SECONDS, workload.name)
+    worker_cpu = sum(cpu_ms(pid) for pid in pids) - cpu  # before the wait below, which is idle time
     time.sleep(FLUSH_SECONDS + 1)  # the outcome counts of the last files are added
-    worker_cpu = sum(cpu_ms(pid) for pid in pids) - cpu
     inbox = settings.queue_url(settings.topology.inbox_events.queue)
     requests = [r for r in read_requests(cloud.recording, recorded) if r.app not in (WATCHER_APP, UPLOADER_APP) and r.queue_url != inbox]
     uploads = sum(1 for r in read_requests(cloud.recording, recorded) if r.app == UPLOADER_APP)
@@ -311,11 +315,12 @@ class Compute:
         return self.price.per_second(vcpus, memory_gb, spot=self.spot) / (vcpus * UTILISATION)
 
 
+# Fargate Spot runs x86_64 tasks only ("FARGATE_SPOT only supports Linux tasks with the X86_64 architecture",
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CapacityProviderStrategyItem.html): no ARM on Spot.
 COMPUTES = (
     Compute("x86, on demand", prices.FARGATE_X86, spot=False),
     Compute("x86, Spot", prices.FARGATE_X86, spot=True),
     Compute("ARM, on demand", prices.FARGATE_ARM64, spot=False),
-    Compute("ARM, Spot", prices.FARGATE_ARM64, spot=True),
 )
 
 
@@ -357,9 +362,16 @@ def worker_overhead_ms(costs: FileCosts) -> float:
 
 
 def producer_gb_seconds(producer: ProducerCost) -> float:
-    """GB-seconds of one producer invocation of a batch, as measured in process, rounded up to Lambda's step."""
+    """GB-seconds of one producer invocation, as measured in process, rounded up to Lambda's step."""
     ms = producer.per_event / producer.records_per_second * 1000
     return math.ceil(ms / LAMBDA_BILLING_MS) * LAMBDA_BILLING_MS / 1000 * PRODUCER_MEMORY_GB
+
+
+def producer_usd_per_file(producer: ProducerCost, invocations: float) -> float:
+    """The producer's Lambda bill per file: `invocations` requests, and the measured duration of one file's share of a
+    batch (a batch's duration is mostly its records' ledger writes and sends)."""
+    gb_seconds = producer_gb_seconds(producer) / producer.per_event
+    return invocations * prices.LAMBDA.request_million / MILLION + gb_seconds * prices.LAMBDA.arm64_gb_second
 
 
 def dropq_bill(costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compute: Compute, ledger_ttl_days: int) -> Bill:
@@ -373,8 +385,7 @@ def dropq_bill(costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compu
     write_units, read_units = sum(costs.write_units.values()) / costs.files, sum(costs.read_units.values()) / costs.files
     bill.usd[DYNAMODB] = write_units * prices.DYNAMODB.write_million + read_units * prices.DYNAMODB.read_million
     bill.usd[STORAGE] = costs.stored_bytes / prices.GIB * ledger_ttl_days / DAYS_PER_MONTH * prices.DYNAMODB.storage_gb_month * MILLION
-    duration = producer_gb_seconds(producer) * prices.LAMBDA.arm64_gb_second * MILLION
-    bill.usd[LAMBDA] = invocations * (prices.LAMBDA.request_million + duration)
+    bill.usd[LAMBDA] = producer_usd_per_file(producer, invocations) * MILLION
     cpu_seconds = costs.worker_cpu_ms / costs.files / 1000
     per_cpu_second = compute.usd_per_cpu_second(pool)
     bill.usd[FARGATE] = cpu_seconds * per_cpu_second * MILLION
@@ -418,3 +429,177 @@ def naive_bill(costs: FileCosts, naive: Drain, single: ProducerCost, pool: Worke
     bill.work_usd = loop_cpu_seconds(costs) * per_cpu_second * MILLION
     bill.usd[S3] = s3_usd(costs)
     return bill
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+
+def _usd(value: float) -> str:
+    return f"{value:,.2f}" if value >= 0.995 else f"{value:.3f}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One workload's bills: dropq's, and each peer's."""
+
+    costs: FileCosts
+    dropq: Bill
+    lambda_direct: Bill
+    naive: Bill
+
+    @property
+    def vs_lambda(self) -> float:
+        return self.dropq.without_s3 / self.lambda_direct.without_s3
+
+    @property
+    def vs_naive(self) -> float:
+        return self.dropq.without_s3 / self.naive.without_s3
+
+
+def compare(
+    measured: list[FileCosts], producer: ProducerCost, single: ProducerCost, naive: Drain, pool: WorkerPool, compute: Compute, ttl_days: int
+) -> list[Comparison]:
+    return [
+        Comparison(c, dropq_bill(c, producer, pool, compute, ttl_days), lambda_direct_bill(c), naive_bill(c, naive, single, pool, compute))
+        for c in measured
+    ]
+
+
+BILL_LINES = (SQS, DYNAMODB, STORAGE, LAMBDA, FARGATE, LOGS)
+
+
+def bill_table(comparisons: list[Comparison]) -> str:
+    """dropq's bill per million files by service, beside each peer's, S3 apart."""
+    lines = [
+        "| workload | " + " | ".join(BILL_LINES) + " | **dropq** | Lambda-direct | dropq / Lambda | Celery as in tutorials "
+        "| dropq / tutorials | S3 requests (everyone's) |",
+        "|---|" + "---:|" * (len(BILL_LINES) + 6),
+    ]
+    for c in comparisons:
+        cells = " | ".join(_usd(c.dropq.usd.get(line, 0.0)) for line in BILL_LINES)
+        lines.append(
+            f"| {c.costs.workload} | {cells} | **{_usd(c.dropq.without_s3)}** | {_usd(c.lambda_direct.without_s3)} | {c.vs_lambda:.2f} "
+            f"| {_usd(c.naive.without_s3)} | {c.vs_naive:.2f} | {_usd(c.dropq.usd[S3])} |"
+        )
+    return "\n".join(lines)
+
+
+def counts_table(measured: list[FileCosts]) -> str:
+    """What the bill counted, per file."""
+    lines = [
+        "| workload | files | input KB | S3 GET/HEAD | S3 PUT | SQS (measured) | invocations | DynamoDB WRU | DynamoDB RRU "
+        "| stored bytes | worker CPU ms | pipeline (loop) CPU ms | worker CPU outside the pipeline, ms | log bytes |",
+        "|---|" + "---:|" * 13,
+    ]
+    for c in measured:
+        lines.append(
+            f"| {c.workload} | {c.files} | {c.input_bytes / c.files / 1024:,.0f} | {c.per_file('s3', S3_GETS):.2f} "
+            f"| {c.per_file('s3', S3_PUTS):.2f} | {c.per_file('sqs'):.2f} | {c.invocations / c.files:.2f} "
+            f"| {sum(c.write_units.values()) / c.files:.2f} | {sum(c.read_units.values()) / c.files:.2f} | {c.stored_bytes:,.0f} "
+            f"| {c.worker_cpu_ms / c.files:,.1f} | {c.loop_cpu_ms / c.files:,.1f} | {worker_overhead_ms(c):.1f} "
+            f"| {c.log_bytes / c.files:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def compute_table(measured: list[FileCosts], producer: ProducerCost, pool: WorkerPool, ttl_days: int) -> str:
+    """dropq's total per million files (S3 apart) on each kind of Fargate capacity."""
+    lines = ["| workload | " + " | ".join(c.name for c in COMPUTES) + " |", "|---|" + "---:|" * len(COMPUTES)]
+    for c in measured:
+        cells = " | ".join(_usd(dropq_bill(c, producer, pool, compute, ttl_days).without_s3) for compute in COMPUTES)
+        lines.append(f"| {c.workload} | {cells} |")
+    return "\n".join(lines)
+
+
+def where_the_money_goes(costs: FileCosts) -> str:
+    """A workload's DynamoDB write units per file, by table and index."""
+    return ", ".join(f"{label} {units / costs.files:.2f}" for label, units in sorted(costs.write_units.items()))
+
+
+# --- the hot path, justified ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HotPathRequest:
+    """One request the flow makes for every file: who makes it, what it writes, and the guarantee that needs it."""
+
+    step: str
+    who: str
+    request: str
+    table_units: float
+    index_units: float
+    guarantee: str
+
+
+# What a file of a few seconds costs the ledger, request by request (dropq/ledger.py); the measured totals per file
+# (the partition load and the counts above) must add up to these. Files longer than the lease add one renewal (a write
+# of `lease_until` alone, on the table) every LEASE_SECONDS / 3 after the first.
+HOT_PATH = (
+    HotPathRequest(
+        "queued",
+        "producer",
+        "UpdateItem, conditional",
+        1,
+        2,
+        "a repeated S3 event of a file already running or done is not enqueued again; the file enters `open`, where the "
+        "sweep finds it if its message never runs (expired past retention), and `recent`, where people find it",
+    ),
+    HotPathRequest(
+        "claimed",
+        "worker",
+        "UpdateItem, conditional",
+        1,
+        0,
+        "at most one attempt runs at once (a lease), and attempts are counted, so a file that keeps failing stops with a "
+        "reason instead of looping",
+    ),
+    HotPathRequest(
+        "recorded",
+        "worker",
+        "UpdateItem, conditional on the lease",
+        1,
+        1,
+        "the outcome is written once (completed twice = 0), with its outputs and reason; the file leaves `open`",
+    ),
+    HotPathRequest(
+        "counted",
+        "worker process",
+        "UpdateItem ADD, every 5 s",
+        0,
+        0,
+        "throughput and failure rate per minute for the dashboard and the daily report at a bounded cost (amortised: "
+        "one write per process per 5 s, whatever the rate)",
+    ),
+    HotPathRequest(
+        "alive",
+        "worker",
+        "PutItem, every 15 s",
+        0,
+        0,
+        "status and the dashboard show live workers (amortised: one write per worker per 15 s)",
+    ),
+)
+# What the flow no longer does for a plain file: a Celery result (GetItem + PutItem on the results table; only the
+# parts of a split file, which their chord reads, store one), and a producer invocation and SendMessageBatch per file.
+REMOVED = (
+    "a Celery result per task (a GetItem and a PutItem on the results table): only chord parts store one",
+    "a producer invocation and a SendMessageBatch per file: the inbox events queue brings ten at a time",
+)
+
+
+def hot_path_table() -> str:
+    lines = [
+        "| step | who | request | table write units | index write units | the guarantee that needs it |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in HOT_PATH:
+        units = (f"{r.table_units:g}", f"{r.index_units:g}") if r.table_units or r.index_units else ("~0", "0")
+        lines.append(f"| {r.step} | {r.who} | {r.request} | {units[0]} | {units[1]} | {r.guarantee} |")
+    table, index = sum(r.table_units for r in HOT_PATH), sum(r.index_units for r in HOT_PATH)
+    lines.append(f"| **a file** | | | **{table:g}** | **{index:g}** | |")
+    return "\n".join(lines)
+
+
+def hot_path_units() -> float:
+    """Write units per file the hot path adds up to (the timers' amortised writes left out)."""
+    return sum(r.table_units + r.index_units for r in HOT_PATH)

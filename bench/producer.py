@@ -105,10 +105,10 @@ def measure(settings: Settings, server: MotoServer, records: int, per_event: int
         events = [queue_batch([{"Records": [s3_record(bucket, key)]} for key in event]) for event in keys]
     else:
         events = [{"Records": [s3_record(bucket, key) for key in event]} for event in keys]
-    handler(events[0], None)  # cold start outside the measurement
     assert server.record_to is not None
-    server.reset_recording()
     with lines_to(Path(settings.state_dir) / "producer.log"):
+        handler(events[0], None)  # cold start outside the measurement
+        server.reset_recording()
         started = time.monotonic()
         for event in events[1:]:
             response = handler(event, None)

@@ -33,6 +33,10 @@ SQS_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 LAMBDA_SQS_MAX_BATCH = 10_000
 LAMBDA_MAX_BATCHING_WINDOW = 300
 LAMBDA_SQS_VISIBILITY_FACTOR = 6
+# The CPU architectures Fargate runs Linux tasks on; Spot runs the first only:
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CapacityProviderStrategyItem.html
+X86_64, ARM64 = "x86_64", "arm64"
+ARCHITECTURES = (X86_64, ARM64)
 # Redrive policy bounds: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
 SQS_MAX_RECEIVE_COUNT = (1, 1000)
 # Bucket naming rules: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -331,8 +335,13 @@ class WorkerPool:
     prefetch: int = SQS_MAX_BATCH
     cpu: int = 1024
     memory_mib: int = 2048
-    # Fargate Spot: about 70% cheaper, may be interrupted (SIGTERM, then the stop timeout); work is redelivered.
+    # Fargate Spot: up to 70% cheaper, may be interrupted (SIGTERM with two minutes' notice, which the fault suite shows
+    # dropq survives: running tasks finish or go back to their queue). A Spot pool keeps its first task on demand, so
+    # that it still makes progress when Spot has no capacity to give.
     spot: bool = False
+    # The CPU its tasks run on, and the worker image is built for: x86_64, or arm64 (Graviton: about 20% cheaper on
+    # demand; Fargate Spot runs x86_64 only).
+    architecture: str = X86_64
     # Seconds between SIGTERM and SIGKILL; running tasks get `shutdown_grace` of them to finish.
     stop_timeout: int = FARGATE_MAX_STOP_TIMEOUT
 
@@ -356,6 +365,11 @@ class WorkerPool:
         _check(
             SHUTDOWN_MARGIN < self.stop_timeout <= FARGATE_MAX_STOP_TIMEOUT,
             f"pool {self.name}: stop_timeout {self.stop_timeout}s must be in {SHUTDOWN_MARGIN + 1}..{FARGATE_MAX_STOP_TIMEOUT}s",
+        )
+        _check(self.architecture in ARCHITECTURES, f"pool {self.name}: architecture {self.architecture!r} is not one of {ARCHITECTURES}")
+        _check(
+            not (self.spot and self.architecture != X86_64),
+            f"pool {self.name}: Fargate Spot runs x86_64 tasks only; choose spot or architecture={self.architecture!r}",
         )
 
     def prefetch_multiplier(self, concurrency: int | None = None) -> int:
@@ -607,12 +621,22 @@ TOPOLOGY = Topology(
     # Off until a deployment sets DROPQ_WEBHOOK_NOTIFY_URL and _SECRET; files ask for it in their metadata.
     webhooks=(Webhook(name="notify"),),
     pools=(
-        WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4),
+        # The batch pools run on Spot (a fraction of the price; an interruption costs a task's redelivery at most).
+        WorkerPool(name="default", queues=(DEFAULT_QUEUE,), concurrency=2, min_workers=0, max_workers=4, spot=True),
         # One big file at a time per worker, with room for it; none prefetched, so a second worker can take the next.
         WorkerPool(
-            name="heavy", queues=(HEAVY_QUEUE,), concurrency=1, cpu=2048, memory_mib=8192, max_workers=2, backlog_per_worker=2, prefetch=0
+            name="heavy",
+            queues=(HEAVY_QUEUE,),
+            concurrency=1,
+            cpu=2048,
+            memory_mib=8192,
+            max_workers=2,
+            backlog_per_worker=2,
+            prefetch=0,
+            spot=True,
         ),
         # Scales to zero like the others; give it min_workers=1 if urgent files must not wait for a worker to start.
+        # On demand: an urgent file should not wait for an interrupted task's redelivery.
         WorkerPool(name="urgent", queues=(URGENT_QUEUE,), concurrency=2, max_workers=2, backlog_per_worker=4, prefetch=0),
     ),
     ledger_table=TableSpec(

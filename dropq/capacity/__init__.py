@@ -1,11 +1,11 @@
 """A capacity plan: how a deployment takes a burst of files, or a steady rate, through AWS's delays and limits.
 
-A pure simulation (no AWS call) of the path a file takes: S3 events -> the producer Lambda (its asynchronous queue,
-its concurrency) -> the pool's SQS queue (retention, in-flight limit) -> scaling (a CloudWatch datapoint a minute, the
-alarms, infra/scaling.py's decision with its cooldowns) -> ECS (desired count, launch rates, start time, vCPU quota)
--> workers (CPU or wall time per file) -> the ledger in DynamoDB (warm throughput, on-demand's ramp, hot keys) and
-S3 (requests per partitioned prefix). It steps a second at a time while anything changes, a minute at most while
-nothing does, so that a burst of 10 million files takes well under a second of CPU.
+A pure simulation (no AWS call) of the path a file takes: S3 events -> the inbox events queue -> the producer Lambda
+(batches of the queue's messages, its concurrency) -> the pool's SQS queue (retention, in-flight limit) -> scaling (a
+CloudWatch datapoint a minute, the alarms, infra/scaling.py's decision with its cooldowns) -> ECS (desired count,
+launch rates, start time, vCPU quota) -> workers (CPU or wall time per file) -> the ledger in DynamoDB (warm
+throughput, on-demand's ramp, hot keys) and S3 (requests per partitioned prefix). It steps a second at a time while
+anything changes, a minute at most while nothing does, so that a burst of 10 million files takes well under a second of CPU.
 
 What is measured and what is modelled:
 
@@ -26,7 +26,7 @@ for the alarm's 15 datapoints and then for the policy's scale-in cooldown of a l
 second time: the plan's idle tail, and its cost, are up to 5 minutes long); an idle task stops at once; a throttled
 request is retried and slows its stage, so nothing fails: no file is dead-lettered (a message reaches the DLQ only
 after maxReceiveCount failed receives, which no modelled limit causes) and files are lost only by expiring, past the
-queue's retention or the producer's maximum event age. One pool is planned: other pools' tasks share the vCPU quota.
+retention of the pool's queue or of the inbox events queue. One pool is planned: other pools' tasks share the vCPU quota.
 
 The package, a module per concept, each importing only those before it in this list (report names `Plan` for type
 checking alone): units (durations and counts in words), workloads (what a plan is given), limits (the limits a plan

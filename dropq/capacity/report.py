@@ -26,7 +26,7 @@ def _summary(plan: Plan) -> list[tuple[str, str]]:
         ("peak tasks", f"{plan.peak_tasks:,} of max_workers {pool.max_workers:,}"),
         ("peak backlog", f"{number(plan.peak_backlog)} messages"),
         ("oldest message", f"{duration(plan.peak_age)} at most (retention {duration(plan.retention)})"),
-        ("expired", f"{plan.expired:,} messages (SQS retention), {plan.expired_events:,} events (producer's max event age)"),
+        ("expired", f"{plan.expired:,} messages (SQS retention), {plan.expired_events:,} events (the inbox events queue's retention)"),
         ("dead-lettered", f"{plan.dead_lettered:,} (no modelled limit fails a file)"),
         ("throughput", f"at most {number(plan.capacity)} files/s ({plan.capacity_limit})"),
         ("first limit", first.describe() if first else "none"),

@@ -29,7 +29,7 @@ class Sample:
     desired: int
     running: int
     starting: int
-    # Seconds the oldest message has waited in SQS, and the oldest event in the producer's asynchronous queue.
+    # Seconds the oldest message has waited in SQS, and the oldest event in the inbox events queue.
     oldest_message: float
     oldest_event: float
 
@@ -153,7 +153,7 @@ class Plan:
         if lost:
             return (
                 f"{lost:,} files expired ({self.expired:,} past the queue's retention of {duration(self.retention)}, "
-                f"{self.expired_events:,} past the producer's maximum event age)."
+                f"{self.expired_events:,} past the inbox events queue's retention)."
             )
         drained = self.drained_at or 0.0
         share = drained / self.retention

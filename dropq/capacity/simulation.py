@@ -71,9 +71,12 @@ def plan(
     account: Account | None = None,
     policy: ScalingPolicy | None = None,
     producer_seconds: float = PRODUCER_SECONDS,
-    files_per_invocation: int = 1,
+    files_per_invocation: int | None = None,
 ) -> Plan:
-    """Simulate `arrivals` of `workload` on `pool` (by default the default queue's) of `topology`: the plan of it."""
+    """Simulate `arrivals` of `workload` on `pool` (by default the default queue's) of `topology`: the plan of it.
+    The producer takes `files_per_invocation` files an invocation (by default a full batch of the inbox events queue,
+    as under load) in `producer_seconds`."""
+    files_per_invocation = files_per_invocation or topology.inbox_events.batch_size
     if isinstance(pool, str):
         pool = topology.pool(pool)
     pool = pool or default_pool(topology)
@@ -152,7 +155,7 @@ class _Simulation:
     policy: ScalingPolicy
     producer_seconds: float
     files_per_invocation: int
-    # Cohorts [time, files]: events in Lambda's asynchronous queue (by drop time), messages in SQS (by send time).
+    # Cohorts [time, files]: S3's events in the inbox events queue (by drop time), task messages in SQS (by send time).
     events: deque[list[float]] = field(default_factory=deque)
     messages: deque[list[float]] = field(default_factory=deque)
     waiting: float = 0.0
@@ -208,7 +211,9 @@ class _Simulation:
         if self.running:
             self.first_running_at = 0.0
         # Everything has expired by then, whatever happens: a bound on the loop.
-        self.horizon = self.arrivals.seconds + quotas.LAMBDA_MAX_EVENT_AGE + self.queue.retention_seconds + 6 * 3600
+        # S3's events wait in the inbox events queue for the producer, as long as its retention.
+        self.event_age = self.topology.inbox_events.retention_seconds
+        self.horizon = self.arrivals.seconds + self.event_age + self.queue.retention_seconds + 6 * 3600
 
     # --- the loop ---
 
@@ -240,7 +245,7 @@ class _Simulation:
         if now < self.arrivals.seconds:
             bounds.append(self.arrivals.seconds - now)
         if self.events:
-            bounds.append(self.events[0][0] + quotas.LAMBDA_MAX_EVENT_AGE - now)
+            bounds.append(self.events[0][0] + self.event_age - now)
         if self.messages:
             bounds.append(self.messages[0][0] + self.queue.retention_seconds - now)
         bounds += [self.table.next_change() - now, self.index.next_change() - now]
@@ -280,11 +285,11 @@ class _Simulation:
 
     def _expire(self, now: float) -> None:
         """Events past the producer's maximum age go to its failure queue; messages past retention are deleted."""
-        while self.events and self.events[0][0] <= now - quotas.LAMBDA_MAX_EVENT_AGE:
+        while self.events and self.events[0][0] <= now - self.event_age:
             dropped, count = self.events.popleft()
             self.waiting -= count
             self.expired_events += count
-            self.hits.touch(LAMBDA_EVENT_AGE, PRODUCER, "s", now, now - dropped, quotas.LAMBDA_MAX_EVENT_AGE, 0.0)
+            self.hits.touch(LAMBDA_EVENT_AGE, PRODUCER, "s", now, now - dropped, self.event_age, 0.0)
         while self.messages and self.messages[0][0] <= now - self.queue.retention_seconds:
             sent, count = self.messages.popleft()
             self.backlog -= count

@@ -6,7 +6,6 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -22,7 +21,7 @@ from infra.cloud.schedules import Schedules
 from infra.cloud.signing import MessageSigning
 from infra.cloud.storage import Storage
 from infra.cloud.webhooks import WebhookSecrets
-from infra.cloud.workers import WorkerService
+from infra.cloud.workers import IMAGE_PLATFORMS, WorkerService
 from infra.topology import TOPOLOGY, Topology
 
 MAX_AZS = 2
@@ -75,9 +74,23 @@ class DropqStack(cdk.Stack):
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED, enable_fargate_capacity_providers=True
         )
         self.webhooks = WebhookSecrets(self, "Webhooks", topology)
-        image = ecs.ContainerImage.from_asset(str(ROOT), file="Dockerfile", platform=ecr_assets.Platform.LINUX_AMD64)
+        # One worker image per architecture the pools run on, built for it.
+        images = {
+            architecture: ecs.ContainerImage.from_asset(str(ROOT), file="Dockerfile", platform=IMAGE_PLATFORMS[architecture])
+            for architecture in dict.fromkeys(pool.architecture for pool in topology.pools)
+        }
         self.pools = [
-            WorkerService(self, f"Pool-{pool.name}", pool, self.settings, self.cluster, image, self.storage, self.queues, self.webhooks)
+            WorkerService(
+                self,
+                f"Pool-{pool.name}",
+                pool,
+                self.settings,
+                self.cluster,
+                images[pool.architecture],
+                self.storage,
+                self.queues,
+                self.webhooks,
+            )
             for pool in topology.pools
         ]
         for pool in self.pools:

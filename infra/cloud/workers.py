@@ -7,6 +7,7 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -25,10 +26,13 @@ from infra.scaling import (
     backlog_expression,
     scaling_policy,
 )
-from infra.topology import WorkerPool
+from infra.topology import ARM64, X86_64, WorkerPool
 from infra.worker import worker_arguments, worker_environment
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+# A pool's architecture (infra/topology.py: WorkerPool.architecture) as ECS and the image asset name it.
+CPU_ARCHITECTURES = {X86_64: ecs.CpuArchitecture.X86_64, ARM64: ecs.CpuArchitecture.ARM64}
+IMAGE_PLATFORMS = {X86_64: ecr_assets.Platform.LINUX_AMD64, ARM64: ecr_assets.Platform.LINUX_ARM64}
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 # What a worker does, and nothing more (tasks/storage.py, dropq/ledger.py, Celery's DynamoDB result backend).
 INPUT_ACTIONS = ("s3:GetObject",)
@@ -86,7 +90,7 @@ class WorkerService(Construct):
             cpu=pool.cpu,
             memory_limit_mib=pool.memory_mib,
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX
+                cpu_architecture=CPU_ARCHITECTURES[pool.architecture], operating_system_family=ecs.OperatingSystemFamily.LINUX
             ),
         )
         self.container = self.task_definition.add_container(
@@ -114,7 +118,15 @@ class WorkerService(Construct):
         security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=cluster.vpc, allow_all_outbound=True, description=f"dropq {pool.name} workers: no inbound"
         )
-        spot = [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)] if pool.spot else None
+        # A Spot pool: its first task on demand (progress when Spot has no capacity), every further one on Spot.
+        spot = (
+            [
+                ecs.CapacityProviderStrategy(capacity_provider="FARGATE", base=1, weight=0),
+                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1),
+            ]
+            if pool.spot
+            else None
+        )
         self.service = ecs.FargateService(
             self,
             "Service",

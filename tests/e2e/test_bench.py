@@ -32,8 +32,21 @@ def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.Captur
     (one,), (ten,) = _rows(report, "an S3 event of 1 record"), _rows(report, "a batch of 10 queue messages")
     assert (one[2], one[3]) == ("1.00", "1.00"), "an invocation and a SendMessageBatch per single-record event"
     assert (ten[2], ten[3]) == ("0.10", "0.10"), "one invocation and one SendMessageBatch per batch of ten"
-    assert "| an idle hour, pool scaled to zero | 0 |" in report
-    assert "## Targets" in report and "## Cost model" in report
+    assert "| a pool scaled to zero | 0 |" in report
+    assert "## Targets" in report and "## What a million files cost" in report
+    assert not report.startswith("{"), "no log line in the report"
+
+    # The cost model: a bill per workload beside its peers', counted at the server; plain files store no Celery result,
+    # a split file's parts do (their chord reads them)
+    workloads = ("small image", "12 MP image", "100k-row CSV", "metadata", "split image (parts in a chord)")
+    bills = {name: _rows(report, name) for name in workloads}
+    assert all(len(rows) >= 3 for rows in bills.values()), "a bill, its counts and its capacity row, per workload"
+    (small_bill, small_counts, _) = bills["small image"]
+    assert len(small_bill) == 13 and all(float(cell.strip("*").replace(",", "")) >= 0 for cell in small_bill[1:])
+    assert (small_counts[3], small_counts[4]) == ("1.00", "3.00"), "a GET of the input, a PUT per output (two thumbnails, a manifest)"
+    assert "small image: dropq-ledger " in report and "dropq-results" not in report.split("small image: dropq-ledger ")[1].split(";")[0]
+    assert "dropq-results" in report.split("split image (parts in a chord): dropq-ledger ")[1].split(".\n")[0]
+    assert "| **a file** | | | **3** | **3** | |" in report
 
     # Partition load: each workload's DynamoDB units by family, counted at the server; the index shards take no
     # renewal (two writes per file on `open`: entered and left), and a refresh costs the same at both ledger sizes.

@@ -303,7 +303,14 @@ def test_each_pool_is_a_fargate_service_running_the_worker_command_with_its_size
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
         (service,) = pool_resources(synthesized, "AWS::ECS::Service", pool).values()
         assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
-        assert "CapacityProviderStrategy" not in service, "on-demand Fargate unless the pool asks for Spot"
+        if pool.spot:
+            assert service["CapacityProviderStrategy"] == [
+                {"CapacityProvider": "FARGATE", "Base": 1, "Weight": 0},
+                {"CapacityProvider": "FARGATE_SPOT", "Weight": 1},
+            ], "the first task on demand, the rest on Spot"
+        else:
+            assert "CapacityProviderStrategy" not in service, "on demand unless the pool asks for Spot"
+        assert task["RuntimePlatform"]["CpuArchitecture"] == pool.architecture.upper()
         (group,) = pool_resources(synthesized, "AWS::EC2::SecurityGroup", pool).values()
         assert "SecurityGroupIngress" not in group
     (cluster,) = synthesized.of_type("AWS::ECS::Cluster").values()
@@ -353,19 +360,29 @@ def test_each_pool_scales_on_its_own_queues_backlog_per_task_including_in_flight
         assert wake_alarm["Threshold"] == 1
 
 
-def test_fargate_spot_is_a_pool_setting(tmp_path: Path) -> None:
+def test_spot_and_architecture_are_pool_settings_and_each_architecture_gets_its_own_image(tmp_path: Path) -> None:
     import dataclasses
 
     import aws_cdk as cdk
-    from aws_cdk.assertions import Template
 
     from infra.cloud.stack import DropqStack
 
-    topology = dataclasses.replace(TOPOLOGY, pools=(dataclasses.replace(TOPOLOGY.pools[0], spot=True), *TOPOLOGY.pools[1:]))
-    stack = DropqStack(cdk.App(outdir=str(tmp_path)), "spotty", topology=topology)
-    Template.from_stack(stack).has_resource_properties(
-        "AWS::ECS::Service", {"CapacityProviderStrategy": [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]}
-    )
+    # Given the batch pools on Spot (as shipped) and the urgent pool on ARM
+    assert [p.spot for p in TOPOLOGY.pools] == [True, True, False], "as shipped: batch pools on Spot, urgent on demand"
+    urgent = dataclasses.replace(TOPOLOGY.pools[2], architecture="arm64")
+    topology = dataclasses.replace(TOPOLOGY, pools=(*TOPOLOGY.pools[:2], urgent))
+    app = cdk.App(outdir=str(tmp_path))
+    stack = DropqStack(app, "mixed", topology=topology)
+    app.synth()
+    template = json.loads((tmp_path / "mixed.template.json").read_text())
+    tasks = {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == "AWS::ECS::TaskDefinition"}
+    architectures = {k.split("Task")[0]: t["RuntimePlatform"]["CpuArchitecture"] for k, t in tasks.items()}
+    assert architectures == {"Pooldefault": "X86_64", "Poolheavy": "X86_64", "Poolurgent": "ARM64"}
+    images = {json.dumps(t["ContainerDefinitions"][0]["Image"]) for t in tasks.values()}
+    assert len(images) == 2, "one image per architecture"
+    manifest = json.loads((tmp_path / f"{stack.stack_name}.assets.json").read_text())
+    platforms = sorted(image["source"].get("platform", "") for image in manifest["dockerImages"].values())
+    assert platforms == ["linux/amd64", "linux/arm64"]
 
 
 def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:

@@ -95,3 +95,16 @@ def test_a_worker_holds_one_message_per_process_plus_the_pools_prefetch() -> Non
     assert long_tasks.prefetch_multiplier() == 1 and long_tasks.receive_batch == 1
     with pytest.raises(TopologyError, match="prefetch"):
         dataclasses.replace(pool, prefetch=-1)
+
+
+def test_spot_runs_x86_only_and_an_unknown_architecture_is_refused() -> None:
+    import dataclasses
+
+    from infra.topology import TOPOLOGY, TopologyError
+
+    pool = TOPOLOGY.pools[0]
+    with pytest.raises(TopologyError, match="Fargate Spot runs x86_64 tasks only"):
+        dataclasses.replace(pool, spot=True, architecture="arm64")
+    with pytest.raises(TopologyError, match="architecture 'sparc' is not one of"):
+        dataclasses.replace(pool, architecture="sparc")
+    assert dataclasses.replace(pool, spot=False, architecture="arm64").architecture == "arm64"
