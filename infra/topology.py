@@ -682,7 +682,9 @@ PRODUCTION = dataclasses.replace(
         ledger_warm_writes=DYNAMODB_TABLE_MAX_UNITS,
         ledger_warm_reads=12_000,
         index_warm_writes=30_000,
-        # One invocation per file at about 50 ms: 500 running at once take 10,000 files/s, half the account's 1,000.
+        # A batch of 10 notifications an invocation, at about 60 ms (BENCHMARKS.md, "Producer"): 60 running at once take
+        # 10,000 files/s. 500, half the account's 1,000, leave room for a slower day and a burst's waiting notifications;
+        # the event source mapping invokes no more than that at once (infra/cloud/producer.py).
         producer_reserved_concurrency=500,
     ),
 )
