@@ -116,3 +116,26 @@ def measure(settings: Settings, server: MotoServer, records: int, per_event: int
         seconds = time.monotonic() - started
     measured = records - per_event
     return ProducerCost(per_event, measured, seconds, recorded_actions(server.record_to), batched)
+
+
+def measure_shapes(
+    settings: Settings, server: MotoServer, records: int, shapes: tuple[tuple[int, bool], ...], rounds: int = 5
+) -> list[ProducerCost]:
+    """Each shape (`per_event`, `batched`) on `records` records in all, measured in `rounds` interleaved slices, the order
+    turning each round: moto slows down as its tables grow, and every shape must see the same server."""
+    slices: dict[tuple[int, bool], list[ProducerCost]] = {shape: [] for shape in shapes}
+    for turn in range(rounds):
+        for shape in shapes[turn % len(shapes) :] + shapes[: turn % len(shapes)]:
+            per_event, batched = shape
+            share = max(2 * per_event, records // rounds // per_event * per_event)
+            slices[shape].append(measure(settings, server, share, per_event, batched))
+    return [
+        ProducerCost(
+            per_event=per_event,
+            records=sum(c.records for c in costs),
+            seconds=sum(c.seconds for c in costs),
+            requests=sum((c.requests for c in costs), Counter()),
+            batched=batched,
+        )
+        for (per_event, batched), costs in slices.items()
+    ]

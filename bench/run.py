@@ -340,8 +340,18 @@ def targets(r: Results) -> str:
     batched = next(c for c in r.producer if c.batched)
     single = next(c for c in r.producer if c.per_event == 1 and not c.batched)
     sends = batched.requests[("sqs", "SendMessageBatch")] / batched.records
-    row("producer invocations per file under load", "≤ 0.1", f"{batched.invocations_per_record:.2f}", batched.invocations_per_record <= 0.1)
-    row("producer SendMessageBatch per file under load", "≤ 0.15", f"{sends:.2f}", sends <= 0.15)
+    row(
+        "producer invocations per file, full batches",
+        "≤ 0.1",
+        f"{batched.invocations_per_record:.2f}",
+        batched.invocations_per_record <= 0.1,
+    )
+    row("producer SendMessageBatch per file, full batches", "≤ 0.15", f"{sends:.2f}", sends <= 0.15)
+    flow = next(c for c in r.costs if c.workload == "small image")
+    invoked, sent = flow.invocations / flow.files, flow.per_file("sqs", ("SendMessageBatch",))
+    arrivals = f"the real flow, {flow.files} small images arriving at once"
+    row(f"producer invocations per file, {arrivals}", "≤ 0.1", f"{invoked:.2f}", invoked <= 0.1)
+    row(f"producer SendMessageBatch per file, {arrivals}", "≤ 0.15", f"{sent:.2f}", sent <= 0.15)
     faster = batched.records_per_second / single.records_per_second
     row("producer records/s, batch of 10 vs one a call", "> 1", f"{faster:.2f}", faster > 1)
     return "| target | wanted | measured | met |\n|---|---|---:|---|\n" + "\n".join(rows)
@@ -384,6 +394,22 @@ def cost_misses(r: Results) -> str:
         lines.append(
             f"- **{c.costs.workload}**: a fixed overhead of ${overhead:.2f} per million files ({biggest}), against the work's "
             f"${bill.work_usd:.2f} (Lambda-direct does the same work for ${c.lambda_direct.without_s3:.2f}, invocations included)."
+        )
+    flow = next(c for c in r.costs if c.workload == "small image")
+    calls = flow.per_file("s3") + 2  # its GET and PUTs, the claim and the record
+    if any(costs.worker_overhead_ms(c) > 15 for c in r.costs):
+        lines.append(
+            f"- **Worker CPU outside the pipeline** is mostly the worker's own AWS calls, each a few milliseconds of Python "
+            f"(botocore's serialization and signing): a small image makes {calls:.0f} (a GET, a PUT per output, the claim and "
+            f"the record), {costs.worker_overhead_ms(flow) / calls:.1f} ms apiece; a split file decodes its image once per part."
+        )
+    invoked = flow.invocations / flow.files
+    if invoked > 0.1:
+        lines.append(
+            f"- **Producer invocations in the real flow** ({invoked:.2f} a file): without a batching window a poll takes what "
+            "the queue holds, and locally the files arrive about as fast as the runtime's four pollers take them; under "
+            "load every poll finds ten or more (as the full batches above show), and a window of a second would force "
+            "them at the cost of latency."
         )
     if not lines:
         return ""
@@ -489,7 +515,10 @@ loop does not make; in AWS that work is not on the worker's machine. CPU per fil
 
 ## Producer
 
-The real handler, called in process on S3 notifications; S3 sends one record per event.
+The real handler, called in process on S3 notifications: S3 events of one record (S3 invoking it) and of ten, and
+batches of ten messages of the inbox events queue (the stack's event source mapping under load), in interleaved
+slices (moto slows down as its tables grow). Locally the server serializes DynamoDB's item writes (infra/local/moto_main.py),
+so a batch's ten ledger writes side by side gain only the round trips; in AWS they overlap.
 
 {producer_table(r.producer)}
 
@@ -553,7 +582,7 @@ def main(argv: list[str] | None = None) -> None:
             idle = step("idle workers", partial(throughput.idle, settings, server, sizes.idle_seconds, state))
             producer_costs = step(
                 "producer",
-                lambda: [producer.measure(settings, server, sizes.producer_records, n, batched) for n, batched in PRODUCER_SHAPES],
+                lambda: producer.measure_shapes(settings, server, sizes.producer_records, PRODUCER_SHAPES, sizes.rounds + 2),
             )
         finally:
             server.stop()

@@ -99,6 +99,12 @@ def materialize(settings: Any, client: Any = None) -> Any:
     trusted = fields.get("trusted") or [fields["certificate"]]
     if isinstance(trusted, str):
         trusted = [trusted]
+    if (
+        not isinstance(trusted, list)
+        or not all(isinstance(pem, str) and pem for pem in trusted)
+        or not all(isinstance(fields[f], str) for f in SECRET_FIELDS[:2])
+    ):
+        raise ConfigError(f"signing secret {name!r}: key and certificate are PEM text, and trusted a list of PEM certificates")
     folder = Path(tempfile.mkdtemp(prefix="dropq-signing-"))  # mode 0700: this process's user only
     key, certificate, store = folder / "signing.key", folder / "signing.pem", folder / "trusted"
     key.touch(mode=0o600)

@@ -12,10 +12,11 @@ from infra.topology import SQS_MAX_WAIT_SECONDS, WorkerPool
 # A task's cost in a worker's main process (a no-op task: receive, decode, run, acknowledge), at a backlog of 1000:
 # BENCHMARKS.md, "Draining a backlog of no-op tasks" (make bench, 2026-12-01: 0.48 ms).
 DROPQ_OVERHEAD_CPU_SECONDS = 0.00048
-# The producer's seconds per invocation of one record: BENCHMARKS.md, "Producer", measured in process against moto
-# (19 events/s, about 53 ms); in Lambda, against AWS, it is likely less. The stack gives it 256 MiB on arm64
-# (infra/cloud/producer.py, MEMORY_MIB and ARCHITECTURE).
-PRODUCER_SECONDS = 0.05
+# The producer's seconds per invocation of a batch of 10 notifications (what the inbox events queue brings under load):
+# BENCHMARKS.md, "Producer", measured in process against moto, which serializes the batch's ten ledger writes (30 to
+# 60 records/s, so 0.17 to 0.33 s a batch); in Lambda, against AWS, they overlap and it is likely far less. The stack
+# gives it 256 MiB on arm64 (infra/cloud/producer.py, MEMORY_MIB and ARCHITECTURE).
+PRODUCER_SECONDS = 0.25
 PRODUCER_MEMORY_GB = 256 / 1024
 # SQS requests per task of a loaded worker (receives of 10, deletes of 10): BENCHMARKS.md, "Cost model" (0.20).
 WORKER_SQS_REQUESTS = 0.2

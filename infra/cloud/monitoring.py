@@ -65,10 +65,18 @@ class Monitoring(Construct):
                 f"A message in {queue.queue_name} is older than {OLDEST_MESSAGE_ALARM_SECONDS // 60} minutes: are workers running?",
             )
         self._alarm(
+            "OldestInboxEvent",
+            queues.inbox_events.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
+            OLDEST_MESSAGE_ALARM_SECONDS,
+            f"An S3 notification in {queues.inbox_events.queue_name} is older than {OLDEST_MESSAGE_ALARM_SECONDS // 60} minutes: "
+            "is the producer failing or throttled?",
+        )
+        self._alarm(
             "ProducerErrors",
             producer.function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
             1,
-            "The producer Lambda failed on S3 events (it retries; failures after that land in the producer-failures queue)",
+            "The producer Lambda failed (a batch of S3 notifications comes back from its queue, a schedule's firing is retried; "
+            "what keeps failing lands in the producer-failures queue)",
         )
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cdk.Stack.of(self).stack_name}-dropq")
         for pool in pools:

@@ -63,6 +63,7 @@ def test_settings_without_a_secret_are_returned_as_they_are(moto_settings: Setti
         ("-----BEGIN PRIVATE KEY-----", "is not JSON with fields key, certificate, trusted"),
         (json.dumps({"key": "PEM"}), r"has no certificate \(PEM text\)"),
         (json.dumps(["key", "certificate"]), "has no key or certificate"),
+        (json.dumps({"key": "PEM", "certificate": "PEM", "trusted": [1, 2]}), "trusted a list of PEM certificates"),
     ],
 )
 def test_a_secret_that_is_not_the_keys_says_what_it_lacks(moto_settings: Settings, value: str, message: str) -> None:

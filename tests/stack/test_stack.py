@@ -425,7 +425,9 @@ def test_alarms_watch_every_dead_letter_queue_message_age_and_producer_errors(sy
     metric_names = [a.get("MetricName") for a in alarms]
     dead_letter_queues = len(TOPOLOGY.queues) + 1  # each DLQ and the producer's failure queue
     assert metric_names.count("ApproximateNumberOfMessagesVisible") == dead_letter_queues
-    assert metric_names.count("ApproximateAgeOfOldestMessage") == len(TOPOLOGY.queues)
+    assert metric_names.count("ApproximateAgeOfOldestMessage") == len(TOPOLOGY.queues) + 1, "each work queue and the inbox events"
+    (inbox,) = [a for a in alarms if "InboxEvents" in json.dumps(a.get("Dimensions", []))]
+    assert inbox["MetricName"] == "ApproximateAgeOfOldestMessage"
     assert "Errors" in metric_names
     assert all(a["AlarmActions"] for a in alarms)
     synthesized.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)

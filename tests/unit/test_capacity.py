@@ -49,10 +49,12 @@ def test_ten_million_small_images_drain_on_production_well_inside_retention(prod
     assert production.expired == production.expired_events == production.dead_lettered == 0
     assert production.drained_at is not None and production.drained_at < production.retention / 10, "well inside the 4 days"
     assert production.peak_tasks == PROFILES["production"].pools[0].max_workers
-    # The producer's reserved concurrency (500 x 1 / 50 ms) turns the burst into 10,000 files/s from the first second.
+    # The producer's reserved concurrency (500 batches of 10 at once, 0.25 s each) turns the burst into 20,000 files/s
+    # from the first second.
     first = production.first_limit
     assert first is not None and (first.name, first.binding_at, first.bound) == (LAMBDA_RESERVED, 0.0, 500)
-    assert first.capped_rate == pytest.approx(10_000)
+    inbox = PROFILES["production"].inbox_events
+    assert first.capped_rate == pytest.approx(500 * inbox.batch_size / capacity.PRODUCER_SECONDS) == pytest.approx(20_000)
     # Three PUTs per image on one partitioned prefix (3,500/s) hold 250 workers to 1,167 files/s: that sets the drain.
     assert production.bottleneck is not None and production.bottleneck.name == S3_PUTS
     assert production.capacity == pytest.approx(quotas.S3_PREFIX_PUTS / SMALL_IMAGES.s3_puts)
@@ -175,15 +177,19 @@ def test_a_burst_of_days_is_simulated_in_minutes_while_nothing_changes() -> None
 def test_the_cost_is_the_quantities_at_the_recorded_prices(production: capacity.Plan) -> None:
     cost, pool = production.cost, production.pool
     assert cost.s3 == pytest.approx(30_000_000 / 1000 * prices.S3.put_thousand + 10_000_000 / 1000 * prices.S3.get_thousand)
+    assert pool.spot, "production's default pool runs on Spot, as shipped"
     assert cost.fargate == pytest.approx(
-        cost.task_hours * (pool.cpu / 1024 * prices.FARGATE_X86.vcpu_hour + pool.memory_mib / 1024 * prices.FARGATE_X86.gb_hour)
+        cost.task_hours
+        * (pool.cpu / 1024 * prices.FARGATE_X86.vcpu_hour + pool.memory_mib / 1024 * prices.FARGATE_X86.gb_hour)
+        * (1 - prices.FARGATE_SPOT_DISCOUNT)
     )
     # Tasks run from their launch until the pool has scaled in after the drain: longer than the drain at full strength.
     assert production.drained_at is not None and cost.task_hours > 250 * (production.drained_at - 240) / 3600
-    assert cost.invocations == 10_000_000 and cost.total == pytest.approx(sum(usd for _, _, usd in cost.rows))
-    topology, _ = with_pool(PROFILES["production"], spot=True)
-    spot = plan(topology, SMALL_IMAGES, TEN_MILLION).cost
-    assert spot.fargate == pytest.approx(cost.fargate * (1 - prices.FARGATE_SPOT_DISCOUNT), rel=0.01)
+    # A batch of ten notifications an invocation
+    assert cost.invocations == 1_000_000 and cost.total == pytest.approx(sum(usd for _, _, usd in cost.rows))
+    topology, _ = with_pool(PROFILES["production"], spot=False)
+    on_demand = plan(topology, SMALL_IMAGES, TEN_MILLION).cost
+    assert cost.fargate == pytest.approx(on_demand.fargate * (1 - prices.FARGATE_SPOT_DISCOUNT), rel=0.01)
 
 
 def test_every_modelled_figure_is_a_named_constant_with_an_aws_source() -> None:
