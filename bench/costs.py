@@ -21,8 +21,6 @@ Lambda that sends one message per file, no ledger). S3's requests are the same f
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import time
 import uuid
@@ -44,6 +42,7 @@ from dropq.settings import Settings
 from infra import prices
 from infra.local.cloud import LocalCloud
 from infra.local.meter import item_size, read_meter
+from infra.local.server import recorded_requests
 from infra.topology import WorkerPool
 from tasks.tally import FLUSH_SECONDS
 
@@ -116,46 +115,6 @@ def _split_photos(split_bytes: int) -> Callable[[int], list[tuple[str, bytes]]]:
         return made
 
     return files
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the server recorded: its service and action, who sent it, and the SQS queue it named."""
-
-    service: str
-    action: str
-    app: str
-    queue_url: str
-
-
-def _app(user_agent: str) -> str:
-    """The `app/<id>` a client names itself with (botocore's user_agent_appid), or ''."""
-    return next((part[4:] for part in user_agent.split() if part.startswith("app/")), "")
-
-
-def read_requests(recording: Path, start: int) -> list[Request]:
-    """The requests moto recorded from line `start` on."""
-    requests = []
-    with recording.open() as lines:
-        for number, line in enumerate(lines):
-            if number < start:
-                continue
-            entry = json.loads(line)
-            headers = {k.lower(): v for k, v in entry["headers"].items()}
-            target = headers.get("x-amz-target", "")
-            if "/moto-api/" in entry["url"]:
-                continue
-            queue_url = ""
-            if target:
-                prefix, _, action = target.partition(".")
-                service = "sqs" if prefix == "AmazonSQS" else "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower()
-                if service == "sqs" and entry.get("body"):
-                    body = base64.b64decode(entry["body"]) if entry.get("body_encoded") else entry["body"].encode()
-                    queue_url = json.loads(body or b"{}").get("QueueUrl", "")
-            else:
-                service, action = "s3", entry["method"]
-            requests.append(Request(service, action, _app(headers.get("user-agent", "")), queue_url))
-    return requests
 
 
 def _lines(path: Path) -> int:
@@ -249,8 +208,10 @@ def measure(cloud: LocalCloud, workload: CostWorkload, count: int, run: str, cou
     if counted:
         time.sleep(FLUSH_SECONDS + 1)  # the outcome counts of the last files are added
     inbox = settings.queue_url(settings.topology.inbox_events.queue)
-    requests = [r for r in read_requests(cloud.recording, recorded) if r.app not in (WATCHER_APP, UPLOADER_APP) and r.queue_url != inbox]
-    uploads = sum(1 for r in read_requests(cloud.recording, recorded) if r.app == UPLOADER_APP)
+    requests = [
+        r for r in recorded_requests(cloud.recording, recorded) if r.app not in (WATCHER_APP, UPLOADER_APP) and r.queue_url != inbox
+    ]
+    uploads = sum(1 for r in recorded_requests(cloud.recording, recorded) if r.app == UPLOADER_APP)
     writes: dict[str, float] = defaultdict(float)
     reads: dict[str, float] = defaultdict(float)
     for access in read_meter(cloud.metering)[metered:]:

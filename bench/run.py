@@ -263,7 +263,7 @@ def before_after(r: Results) -> str:
     def producer_usd(cost: producer.ProducerCost, queued: bool) -> float:
         """The producer's Lambda and SQS bill per million files; `queued`: with the inbox events queue's requests."""
         invocations = cost.invocations_per_record
-        lambda_usd = invocations * (prices.LAMBDA.request_million + costs.producer_gb_seconds(cost) * prices.LAMBDA.arm64_gb_second * 1e6)
+        lambda_usd = costs.producer_usd_per_file(cost, invocations) * costs.MILLION
         sends = cost.requests[("sqs", "SendMessageBatch")] / cost.records + ((1 + 2 * invocations) if queued else 0)
         return lambda_usd + sends * prices.SQS.standard_million
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from infra.local.meter import METER_ENV
@@ -93,21 +95,52 @@ class MotoServer:
             self.process = None
 
 
-def recorded_actions(recording: Path) -> Counter[tuple[str, str]]:
-    """Count the (service, action) pairs of a moto recording: "sqs", "ReceiveMessage" and so on."""
-    counts: Counter[tuple[str, str]] = Counter()
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request moto recorded: its service and action, the app id its client named itself with, the SQS queue it names."""
+
+    service: str
+    action: str
+    app: str = ""
+    queue_url: str = ""
+
+
+def _app(user_agent: str) -> str:
+    """The `app/<id>` a client names itself with (botocore's user_agent_appid), or ''."""
+    return next((part[4:] for part in user_agent.split() if part.startswith("app/")), "")
+
+
+def recorded_requests(recording: Path, start: int = 0) -> list[RecordedRequest]:
+    """The requests of a moto recording from line `start` on (moto's own API left out)."""
+    requests: list[RecordedRequest] = []
     if not recording.exists():
-        return counts
-    for line in recording.read_text().splitlines():
-        request = json.loads(line)
-        headers = {k.lower(): v for k, v in request["headers"].items()}
-        target = headers.get("x-amz-target", "")
-        if target:  # JSON protocol: "AmazonSQS.ReceiveMessage", "DynamoDB_20120810.Query"
+        return requests
+    with recording.open() as lines:
+        for number, line in enumerate(lines):
+            if number < start:
+                continue
+            request = json.loads(line)
+            if "/moto-api/" in request["url"]:
+                continue
+            headers = {k.lower(): v for k, v in request["headers"].items()}
+            target = headers.get("x-amz-target", "")
+            app = _app(headers.get("user-agent", ""))
+            if not target:
+                requests.append(RecordedRequest("s3", request["method"], app))
+                continue
+            # JSON protocol: "AmazonSQS.ReceiveMessage", "DynamoDB_20120810.Query"
             prefix, _, action = target.partition(".")
             service = {"AmazonSQS": "sqs", "AmazonEC2ContainerServiceV20141113": "ecs"}.get(
                 prefix, "dynamodb" if prefix.startswith("DynamoDB") else prefix.lower()
             )
-            counts[(service, action)] += 1
-        elif "/moto-api/" not in request["url"]:
-            counts[("s3", request["method"])] += 1
-    return counts
+            queue_url = ""
+            if service == "sqs" and request.get("body"):
+                body = base64.b64decode(request["body"]) if request.get("body_encoded") else request["body"].encode()
+                queue_url = json.loads(body or b"{}").get("QueueUrl", "")
+            requests.append(RecordedRequest(service, action, app, queue_url))
+    return requests
+
+
+def recorded_actions(recording: Path) -> Counter[tuple[str, str]]:
+    """Count the (service, action) pairs of a moto recording: "sqs", "ReceiveMessage" and so on."""
+    return Counter((r.service, r.action) for r in recorded_requests(recording))

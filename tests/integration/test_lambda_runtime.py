@@ -23,11 +23,17 @@ def delivering_one_event(settings: Settings, name: str, handler: Any) -> Iterato
     events = sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"]
     failures = sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
     sqs.send_message(QueueUrl=events, MessageBody=json.dumps(load_event("s3_put.json")))
-    runtime = LocalLambda(handler, sqs, events, failures, retries=2)
+    with running(LocalLambda(handler, sqs, events, failures, retries=2)):
+        yield events, failures
+
+
+@contextmanager
+def running(runtime: LocalLambda | EventSourceMapping) -> Iterator[None]:
+    """Run a runtime's loop in a thread meanwhile; then stop it and wait for it."""
     thread = threading.Thread(target=runtime.run, daemon=True)
     thread.start()
     try:
-        yield events, failures
+        yield
     finally:
         runtime.stop()
         thread.join(10)
@@ -83,14 +89,8 @@ def mapping_over(settings: Settings, name: str, handler: Any, bodies: list[str],
     for start in range(0, len(bodies), 10):
         entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
         sqs.send_message_batch(QueueUrl=queue, Entries=entries)
-    mapping = EventSourceMapping(handler, sqs, queue, batch_size=batch_size, concurrency=1)
-    thread = threading.Thread(target=mapping.run, daemon=True)
-    thread.start()
-    try:
+    with running(EventSourceMapping(handler, sqs, queue, batch_size=batch_size, concurrency=1)):
         yield queue, dlq
-    finally:
-        mapping.stop()
-        thread.join(10)
 
 
 def _counts(sqs: Any, url: str) -> tuple[int, int]:
