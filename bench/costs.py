@@ -21,6 +21,8 @@ Lambda that sends one message per file, no ledger). S3's requests are the same f
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import time
 import uuid
@@ -30,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aws_lambda_powertools import Logger
 from botocore.config import Config
 
 from bench import pipelines
@@ -38,17 +41,21 @@ from bench.outcomes import finished_at
 from bench.producer import ProducerCost
 from bench.throughput import Drain, cpu_ms
 from dropq.ledger import ledger_for
+from dropq.objects import ObjectRef
+from dropq.observe import WORKER, event_logger, log_event, log_outcome, outcome_metrics
 from dropq.settings import Settings
 from infra import prices
 from infra.local.cloud import LocalCloud
 from infra.local.meter import item_size, read_meter
 from infra.local.server import recorded_requests
-from infra.topology import WorkerPool
+from infra.topology import TOPOLOGY, WorkerPool
 from tasks.tally import FLUSH_SECONDS
 
 # The benchmark's own requests: waiting for outcomes (not dropq's), and the user's uploads (everyone pays them).
 WATCHER_APP = "dropq-bench-watch"
 UPLOADER_APP = "dropq-bench-upload"
+# Where the S3 calls' CPU is measured (copies of the outputs), outside the inbox.
+SCRATCH_PREFIX = "bench-s3-calls/"
 SETTLE_SECONDS = 900
 # Uploads at once: files arrive faster than the producer takes them, as under load.
 UPLOADERS = 16
@@ -72,6 +79,10 @@ LAMBDA_REPORT_BYTES = 300
 # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html).
 DYNAMODB_ITEM_OVERHEAD_BYTES = 100
 DAYS_PER_MONTH = 30.4
+# Provisioned capacity's autoscaling keeps consumed units near its target utilisation, 70% by default ("the target
+# utilization ... 70 percent", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/AutoScaling.Console.html):
+# for steady traffic, a provisioned unit is paid for while 30% of it is slack.
+PROVISIONED_UTILISATION = 0.7
 # The producer's memory (infra/cloud/producer.py: MEMORY_MIB) and the workers' log retention (one month).
 PRODUCER_MEMORY_GB = 256 / 1024
 LOG_RETENTION_MONTHS = 1.0
@@ -151,6 +162,9 @@ class FileCosts:
     # Bytes DynamoDB stores for one file's ledger entry at rest, with its index entries (overheads included).
     stored_bytes: float
     uploads: int = 0
+    # CPU of the S3 calls processing the files makes wherever it runs (the input's GET, each output's PUT), made
+    # plainly with boto3: part of the worker's CPU outside the pipeline that a Lambda doing the work spends too.
+    s3_cpu_ms: float = 0.0
 
     def per_file(self, service: str, actions: tuple[str, ...] | None = None) -> float:
         return sum(n for (s, a), n in self.requests.items() if s == service and (actions is None or a in actions)) / self.files
@@ -163,6 +177,23 @@ def _worker_pids(cloud: LocalCloud) -> list[int]:
             children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
             pids += [process.pid, *([int(c) for c in children.read_text().split()] if children.exists() else [])]
     return pids
+
+
+def _s3_calls_cpu_ms(settings: Settings, pipeline: str, keys: list[str]) -> float:
+    """CPU ms, in this thread, of the files' S3 calls made plainly: each input's GET, and a PUT of each of its outputs
+    (to a copy below SCRATCH_PREFIX, outside the inbox, so nothing is triggered)."""
+    s3 = settings.client("s3", config=Config(user_agent_appid=WATCHER_APP))
+    bucket, topology = settings.bucket, settings.topology
+    spent = 0.0
+    for key in keys:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=topology.output_folder(pipeline, key)).get("Contents", [])
+        outputs = [(o["Key"], s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()) for o in listed]
+        started = time.thread_time()
+        s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for output, body in outputs:
+            s3.put_object(Bucket=bucket, Key=f"{SCRATCH_PREFIX}{output}", Body=body)
+        spent += time.thread_time() - started
+    return spent * 1000
 
 
 def _stored_bytes(settings: Settings, bucket: str, keys: list[str]) -> float:
@@ -221,6 +252,7 @@ def measure(cloud: LocalCloud, workload: CostWorkload, count: int, run: str, cou
         (writes if access.kind == "write" else reads)[label] += access.units
     log_bytes = sum(size - logs.get(name, 0) for name, size in _log_bytes(state).items())
     loop_seconds, loop_cpu = pipelines.plain_loop(workload.pipeline, files, 1)
+    s3_cpu = _s3_calls_cpu_ms(settings, workload.pipeline, keys)
     return FileCosts(
         workload=workload.name,
         pipeline=workload.pipeline,
@@ -236,6 +268,7 @@ def measure(cloud: LocalCloud, workload: CostWorkload, count: int, run: str, cou
         log_bytes=log_bytes,
         stored_bytes=_stored_bytes(settings, bucket, keys),
         uploads=uploads,
+        s3_cpu_ms=s3_cpu,
     )
 
 
@@ -316,6 +349,16 @@ def s3_usd(costs: FileCosts) -> float:
     return (gets * prices.S3.get_thousand + puts * prices.S3.put_thousand) / 1000 * MILLION
 
 
+def ledger_units(units: dict[str, float]) -> float:
+    """The units of `units` (by table and index label, e.g. dropq-ledger/open) that fall on the ledger table and its indexes."""
+    return sum(u for label, u in units.items() if label.split("/")[0].endswith(TOPOLOGY.ledger_table.name))
+
+
+def logs_usd(bytes_per_file: float) -> float:
+    """CloudWatch Logs per million files of `bytes_per_file`: ingested, then kept for LOG_RETENTION_MONTHS."""
+    return bytes_per_file / 1e9 * (prices.LOGS.ingest_gb + prices.LOGS.storage_gb_month * LOG_RETENTION_MONTHS) * MILLION
+
+
 def loop_cpu_seconds(costs: FileCosts) -> float:
     return costs.loop_cpu_ms / costs.files / 1000
 
@@ -338,8 +381,10 @@ def producer_usd_per_file(producer: ProducerCost, invocations: float) -> float:
     return invocations * prices.LAMBDA.request_million / MILLION + gb_seconds * prices.LAMBDA.arm64_gb_second
 
 
-def dropq_bill(costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compute: Compute, ledger_ttl_days: int) -> Bill:
-    """dropq's cost per million files of one workload."""
+def dropq_bill(
+    costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compute: Compute, ledger_ttl_days: int, provisioned: bool = False
+) -> Bill:
+    """dropq's cost per million files of one workload; `provisioned`: its tables on provisioned capacity (steady traffic)."""
     bill = Bill()
     invocations = costs.invocations / costs.files
     # Measured: the producer's sends and the workers' calls. Modelled: S3's notification (a SendMessage) and the event
@@ -348,6 +393,15 @@ def dropq_bill(costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compu
     bill.usd[SQS] = sqs_requests * prices.SQS.standard_million
     write_units, read_units = sum(costs.write_units.values()) / costs.files, sum(costs.read_units.values()) / costs.files
     bill.usd[DYNAMODB] = write_units * prices.DYNAMODB.write_million + read_units * prices.DYNAMODB.read_million
+    if provisioned:
+        # Only the ledger (the topology's `ledger_provisioned`); chord parts' results stay on demand.
+        ledger_writes, ledger_reads = ledger_units(costs.write_units) / costs.files, ledger_units(costs.read_units) / costs.files
+        bill.usd[DYNAMODB] += ledger_writes * (
+            prices.DYNAMODB_PROVISIONED.write_million(PROVISIONED_UTILISATION) - prices.DYNAMODB.write_million
+        )
+        bill.usd[DYNAMODB] += ledger_reads * (
+            prices.DYNAMODB_PROVISIONED.read_million(PROVISIONED_UTILISATION) - prices.DYNAMODB.read_million
+        )
     bill.usd[STORAGE] = costs.stored_bytes / prices.GIB * ledger_ttl_days / DAYS_PER_MONTH * prices.DYNAMODB.storage_gb_month * MILLION
     bill.usd[LAMBDA] = producer_usd_per_file(producer, invocations) * MILLION
     cpu_seconds = costs.worker_cpu_ms / costs.files / 1000
@@ -355,7 +409,7 @@ def dropq_bill(costs: FileCosts, producer: ProducerCost, pool: WorkerPool, compu
     bill.usd[FARGATE] = cpu_seconds * per_cpu_second * MILLION
     bill.work_usd = min(cpu_seconds, loop_cpu_seconds(costs)) * per_cpu_second * MILLION
     log_bytes = costs.log_bytes / costs.files + invocations * LAMBDA_REPORT_BYTES
-    bill.usd[LOGS] = log_bytes / 1e9 * (prices.LOGS.ingest_gb + prices.LOGS.storage_gb_month * LOG_RETENTION_MONTHS) * MILLION
+    bill.usd[LOGS] = logs_usd(log_bytes)
     bill.usd[S3] = s3_usd(costs)
     bill.notes = [
         f"SQS {sqs_requests:.2f} requests/file",
@@ -374,7 +428,7 @@ def lambda_direct_bill(costs: FileCosts) -> Bill:
     gb_seconds = billed * LAMBDA_ONE_VCPU_MB / 1024
     bill.usd[LAMBDA] = prices.LAMBDA.request_million + gb_seconds * prices.LAMBDA.arm64_gb_second * MILLION
     bill.work_usd = bill.usd[LAMBDA] - prices.LAMBDA.request_million
-    bill.usd[LOGS] = LAMBDA_REPORT_BYTES / 1e9 * (prices.LOGS.ingest_gb + prices.LOGS.storage_gb_month * LOG_RETENTION_MONTHS) * MILLION
+    bill.usd[LOGS] = logs_usd(LAMBDA_REPORT_BYTES)
     bill.usd[S3] = s3_usd(costs)
     if costs.loop_seconds / costs.files > LAMBDA_MAX_SECONDS:
         bill.notes.append(f"a file takes over Lambda's {LAMBDA_MAX_SECONDS} s")
@@ -452,8 +506,9 @@ def counts_table(measured: list[FileCosts]) -> str:
     """What the bill counted, per file."""
     lines = [
         "| workload | files | input KB | S3 GET/HEAD | S3 PUT | SQS (measured) | invocations | DynamoDB WRU | DynamoDB RRU "
-        "| stored bytes | worker CPU ms | pipeline (loop) CPU ms | worker CPU outside the pipeline, ms | log bytes |",
-        "|---|" + "---:|" * 13,
+        "| stored bytes | worker CPU ms | pipeline (loop) CPU ms | worker CPU outside the pipeline, ms "
+        "| of which S3 calls, ms | log bytes |",
+        "|---|" + "---:|" * 14,
     ]
     for c in measured:
         lines.append(
@@ -461,18 +516,48 @@ def counts_table(measured: list[FileCosts]) -> str:
             f"| {c.per_file('s3', S3_PUTS):.2f} | {c.per_file('sqs'):.2f} | {c.invocations / c.files:.2f} "
             f"| {sum(c.write_units.values()) / c.files:.2f} | {sum(c.read_units.values()) / c.files:.2f} | {c.stored_bytes:,.0f} "
             f"| {c.worker_cpu_ms / c.files:,.1f} | {c.loop_cpu_ms / c.files:,.1f} | {worker_overhead_ms(c):.1f} "
-            f"| {c.log_bytes / c.files:,.0f} |"
+            f"| {c.s3_cpu_ms / c.files:.1f} | {c.log_bytes / c.files:,.0f} |"
         )
     return "\n".join(lines)
 
 
-def compute_table(measured: list[FileCosts], producer: ProducerCost, pool: WorkerPool, ttl_days: int) -> str:
-    """dropq's total per million files (S3 apart) on each kind of Fargate capacity."""
-    lines = ["| workload | " + " | ".join(c.name for c in COMPUTES) + " |", "|---|" + "---:|" * len(COMPUTES)]
+def compute_table(measured: list[FileCosts], producer: ProducerCost, pool: WorkerPool, ttl_days: int, default: Compute) -> str:
+    """dropq's total per million files (S3 apart) on each kind of Fargate capacity, then on the default one with the
+    tables on provisioned capacity, its fixed overhead, and the ratio to Lambda-direct."""
+    steady = f"{default.name}, tables provisioned"
+    header = [c.name for c in COMPUTES] + [steady, "its fixed overhead", "its ratio to Lambda-direct"]
+    lines = ["| workload | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
     for c in measured:
-        cells = " | ".join(_usd(dropq_bill(c, producer, pool, compute, ttl_days).without_s3) for compute in COMPUTES)
-        lines.append(f"| {c.workload} | {cells} |")
+        cells = [_usd(dropq_bill(c, producer, pool, compute, ttl_days).without_s3) for compute in COMPUTES]
+        provisioned = dropq_bill(c, producer, pool, default, ttl_days, provisioned=True)
+        ratio = provisioned.without_s3 / lambda_direct_bill(c).without_s3
+        cells += [_usd(provisioned.without_s3), _usd(provisioned.fixed_overhead), f"{ratio:.2f}"]
+        lines.append(f"| {c.workload} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def outcome_log_bytes() -> tuple[int, int]:
+    """A worker's log bytes for one succeeded file, through its own logger: before, a `started` line, the outcome's
+    line and a separate EMF record; now, the outcome's one line that is its EMF record (`started` is at DEBUG)."""
+    ref = ObjectRef("dropq-local", "incoming/photos/2026/IMG_0001.jpg", "0123456789abcdef0123456789abcdef", 123_456)
+    task_id, fields = str(uuid.uuid4()), {"outputs": 3, "attempt": 1}
+
+    def written(log: Callable[[Logger], None]) -> int:
+        stream = io.StringIO()
+        log(event_logger(f"{WORKER}-{uuid.uuid4().hex[:6]}", stream))
+        return len(stream.getvalue().replace(f"{WORKER}-", WORKER, 1).encode())
+
+    def before(logger: Logger) -> None:
+        log_event(logger, "started", ref=ref, task_id=task_id, state="running", pipeline="images", queue="default", attempt=1)
+        log_event(logger, "succeeded", ref=ref, task_id=task_id, state="succeeded", pipeline="images", duration_ms=120, **fields)
+        record = outcome_metrics("dropq", "images", ref, task_id, succeeded=True, duration_ms=120)
+        logger.registered_handler.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def now(logger: Logger) -> None:
+        log_event(logger, "started", ref=ref, task_id=task_id, state="running", level="debug", pipeline="images", attempt=1)
+        log_outcome(logger, "dropq", ref, task_id, "images", succeeded=True, duration_ms=120, **fields)
+
+    return written(before), written(now)
 
 
 def where_the_money_goes(costs: FileCosts) -> str:

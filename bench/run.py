@@ -226,9 +226,12 @@ What the bill counts, per file (measured):
 DynamoDB write units per file, by table and index: {"; ".join(f"{c.workload}: {costs.where_the_money_goes(c)}" for c in r.costs)}.
 
 dropq's total per million files (S3 apart) on each kind of Fargate capacity (Spot at its largest discount, 70%;
-ARM at the same CPU seconds as measured here on x86, which is modelled):
+ARM at the same CPU seconds as measured here on x86, which is modelled), and for steady traffic with the tables on
+provisioned capacity (`ledger_capacity` in the topology: autoscaled at {costs.PROVISIONED_UTILISATION:.0%} utilisation, so a
+write unit costs ${prices.DYNAMODB_PROVISIONED.write_million(costs.PROVISIONED_UTILISATION):.3f} a million against
+${prices.DYNAMODB.write_million:.3f} on demand; bursts above what is provisioned wait for autoscaling, throttled and retried):
 
-{costs.compute_table(r.costs, next(c for c in r.producer if c.batched), pool, TOPOLOGY.ledger_ttl_seconds // 86400)}
+{costs.compute_table(r.costs, next(c for c in r.producer if c.batched), pool, TOPOLOGY.ledger_ttl_seconds // 86400, compute)}
 
 ### The cheaper default path, before and after
 
@@ -239,16 +242,11 @@ ARM at the same CPU seconds as measured here on x86, which is modelled):
 {costs.hot_path_table()}
 
 No longer made: {"; ".join(costs.REMOVED)}. Measured on the ledger table and its indexes, per file:
-{"; ".join(f"{c.workload} {ledger_units(c):.2f}" for c in r.costs)} write units (the hot path's
+{"; ".join(f"{c.workload} {costs.ledger_units(c.write_units) / c.files:.2f}" for c in r.costs)} write units (the hot path's
 {costs.hot_path_units():g}, plus the timers' amortised writes, renewals of files longer than a lease, and the parts of a
 split file, each a task of its own).
 
 {idle_costs(r)}"""
-
-
-def ledger_units(c: costs.FileCosts) -> float:
-    """Write units per file on the ledger table and its indexes."""
-    return sum(units for label, units in c.write_units.items() if label.split("/")[0].endswith(TOPOLOGY.ledger_table.name)) / c.files
 
 
 def before_after(r: Results) -> str:
@@ -271,6 +269,7 @@ def before_after(r: Results) -> str:
         return f"{cost.invocations_per_record:.2f} invocations, {cost.requests[('sqs', 'SendMessageBatch')] / cost.records:.2f} sends"
 
     results = sum(u for label, u in small.costs.write_units.items() if "results" in label) / small.costs.files
+    logs_before, logs_after = costs.outcome_log_bytes()
     rows = [
         (
             "producer: an invocation per file (S3 invoking it) → a batch of 10 from the inbox events queue",
@@ -283,6 +282,12 @@ def before_after(r: Results) -> str:
             "1 GetItem + 1 PutItem",
             f"{results:.2f} write units",
             prices.DYNAMODB.write_million + prices.DYNAMODB.read_million,
+        ),
+        (
+            "a worker's lines per file: `started`, the outcome, an EMF record → the outcome's one line, its EMF record",
+            f"{logs_before:,} bytes",
+            f"{logs_after:,} bytes",
+            costs.logs_usd(logs_before - logs_after),
         ),
         (
             "workers on demand → Spot (the default and heavy pools; the first task on demand)",
@@ -396,12 +401,16 @@ def cost_misses(r: Results) -> str:
             f"${bill.work_usd:.2f} (Lambda-direct does the same work for ${c.lambda_direct.without_s3:.2f}, invocations included)."
         )
     flow = next(c for c in r.costs if c.workload == "small image")
-    calls = flow.per_file("s3") + 2  # its GET and PUTs, the claim and the record
-    if any(costs.worker_overhead_ms(c) > 15 for c in r.costs):
+    over = [c for c in r.costs if costs.worker_overhead_ms(c) > 15]
+    if over:
+        split = "; ".join(
+            f"{c.workload}: {costs.worker_overhead_ms(c):.1f} ms, of which its S3 calls {c.s3_cpu_ms / c.files:.1f} ms" for c in over
+        )
         lines.append(
-            f"- **Worker CPU outside the pipeline** is mostly the worker's own AWS calls, each a few milliseconds of Python "
-            f"(botocore's serialization and signing): a small image makes {calls:.0f} (a GET, a PUT per output, the claim and "
-            f"the record), {costs.worker_overhead_ms(flow) / calls:.1f} ms apiece; a split file decodes its image once per part."
+            f"- **Worker CPU outside the pipeline** ({split}) is in large part the S3 calls any peer makes (the GET, a PUT "
+            "per output: botocore's serialization, signing and checksums, measured as the same calls made plainly); the "
+            "rest is dropq's own: two ledger writes, its share of a receive and a delete, Celery's decoding. A split file "
+            "decodes its image once per part."
         )
     invoked = flow.invocations / flow.files
     if invoked > 0.1:

@@ -1,17 +1,19 @@
-"""What producer and workers tell operators: one JSON line per event of a file, one EMF metrics record per outcome.
+"""What producer and workers tell operators: one JSON line per event of a file; a file's outcome line is its metrics too.
 
 Lines are joined across Lambda and workers by `key` and `task_id`; `state` is the file's ledger state after the
-event. Both kinds of line go to the process's real stdout: a Celery worker replaces `sys.stdout` with a proxy
-that logs each write as a WARNING line, and CloudWatch extracts metrics only from a log event that is the bare
-EMF JSON object. Powertools and the standard library only: the producer's Lambda bundle ships this module.
+event. A file's outcome (`succeeded` or `failed`) is one line that is also an EMF record: CloudWatch Logs turns its
+`_aws` directive and metric members into metrics, and bills its bytes once (logs are most of a file's fixed cost
+after the ledger: BENCHMARKS.md). Lines go to the process's real stdout: a Celery worker replaces `sys.stdout` with
+a proxy that logs each write as a WARNING line, and CloudWatch extracts metrics only from a log event that is a bare
+JSON object. Events an operator rarely needs (a worker's `started`) are logged at DEBUG, off unless
+POWERTOOLS_LOG_LEVEL=DEBUG. Powertools and the standard library only: the producer's Lambda bundle ships this module.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -20,8 +22,10 @@ from dropq.objects import ObjectRef
 
 PRODUCER = "dropq-producer"
 WORKER = "dropq-worker"
-# CloudWatch namespace of the per-pipeline metrics; their dimensions are `service` (the deployment) and `pipeline`.
+# CloudWatch namespace of the per-pipeline metrics; their dimensions are the deployment and the pipeline. Not
+# `service`: every line already has that member, the logger's name (dropq-worker).
 NAMESPACE = "dropq"
+DEPLOYMENT, PIPELINE = "deployment", "pipeline"
 DURATION, SUCCEEDED, FAILED, BYTES = "Duration", "Succeeded", "Failed", "Bytes"
 # Powertools' logger reports the line that logged: the caller of `log_event` or `log_outcome`, two frames above it.
 _CALLER = 4
@@ -75,13 +79,13 @@ def deployment(prefix: str) -> str:
 def outcome_metrics(
     service: str, pipeline: str, ref: ObjectRef, task_id: str, *, succeeded: bool, duration_ms: int | None
 ) -> dict[str, Any]:
-    """The EMF record of one finished file: Succeeded or Failed, its input's Bytes, and how long a success took.
+    """The EMF members of one finished file: Succeeded or Failed, its input's Bytes, and how long a success took.
 
     Failures are counted, not timed: files refused at once would pull the duration of real work down.
     """
     metrics = EphemeralMetrics(namespace=NAMESPACE)
-    metrics.add_dimension(name="service", value=service)
-    metrics.add_dimension(name="pipeline", value=pipeline)
+    metrics.add_dimension(name=DEPLOYMENT, value=service)
+    metrics.add_dimension(name=PIPELINE, value=pipeline)
     metrics.add_metric(name=SUCCEEDED, unit=MetricUnit.Count, value=int(succeeded))
     metrics.add_metric(name=FAILED, unit=MetricUnit.Count, value=int(not succeeded))
     metrics.add_metric(name=BYTES, unit=MetricUnit.Bytes, value=ref.size)
@@ -91,18 +95,6 @@ def outcome_metrics(
     metrics.add_metadata(key="key", value=ref.key)
     metrics.add_metadata(key="task_id", value=task_id)
     return dict(metrics.serialize_metric_set())
-
-
-def publish_metrics(logger: Logger, record: dict[str, Any]) -> None:
-    """Write an EMF record as one line, at once, where `logger` writes its lines (CloudWatch Logs turns it into metrics)."""
-    handler = cast(logging.StreamHandler, logger.registered_handler)
-    line = json.dumps(record, separators=(",", ":")) + "\n"
-    handler.acquire()
-    try:
-        handler.stream.write(line)
-        handler.stream.flush()
-    finally:
-        handler.release()
 
 
 def log_outcome(
@@ -116,8 +108,8 @@ def log_outcome(
     duration_ms: int | None,
     **fields: Any,
 ) -> None:
-    """A file's final outcome: its `succeeded` or `failed` event, then its metrics record."""
+    """A file's final outcome: its `succeeded` or `failed` event, one line that is also its EMF metrics record."""
     state = "succeeded" if succeeded else "failed"
-    fields = {"pipeline": pipeline, "duration_ms": duration_ms, **fields}
+    metrics = outcome_metrics(service, pipeline, ref, task_id, succeeded=succeeded, duration_ms=duration_ms)
+    fields = {**fields, **metrics, "duration_ms": duration_ms}
     _log(logger, state, ref, task_id, state, "info" if succeeded else "warning", fields)
-    publish_metrics(logger, outcome_metrics(service, pipeline, ref, task_id, succeeded=succeeded, duration_ms=duration_ms))

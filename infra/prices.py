@@ -74,6 +74,24 @@ class DynamoDbPrice:
 
 
 @dataclass(frozen=True)
+class DynamoDbProvisionedPrice:
+    """DynamoDB provisioned capacity, Standard table class: USD per write and per read capacity unit-hour."""
+
+    write_unit_hour: float = 0.00065
+    read_unit_hour: float = 0.00013
+    status: str = UNVERIFIED
+    note: str = "third-party copies of the table; a write capacity unit is one write of up to 1 KB a second"
+    source: str = "https://aws.amazon.com/dynamodb/pricing/provisioned/"
+
+    def write_million(self, utilisation: float) -> float:
+        """USD per million write units when the provisioned units are used `utilisation` of the time (autoscaling's target)."""
+        return self.write_unit_hour / 3600 / utilisation * 1_000_000
+
+    def read_million(self, utilisation: float) -> float:
+        return self.read_unit_hour / 3600 / utilisation * 1_000_000
+
+
+@dataclass(frozen=True)
 class LambdaPrice:
     """Lambda: USD per million requests and per GB-second of duration, x86 and Arm (first tier)."""
 
@@ -112,6 +130,7 @@ class LogsPrice:
 
 SQS = SqsPrice()
 DYNAMODB = DynamoDbPrice()
+DYNAMODB_PROVISIONED = DynamoDbProvisionedPrice()
 LAMBDA = LambdaPrice()
 S3 = S3Price()
 LOGS = LogsPrice()

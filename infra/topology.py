@@ -388,6 +388,32 @@ class WorkerPool:
 
 
 @dataclass(frozen=True)
+class Provisioned:
+    """The ledger table and each of its indexes on provisioned capacity, autoscaled between a floor and a ceiling of
+    units per second to keep `target_percent` of what is provisioned in use.
+
+    For steady traffic: at 70% a write unit costs about 0.4x an on-demand one (BENCHMARKS.md, "What a million files
+    cost"). Traffic above what is provisioned is throttled (dropq's clients retry it, and the fault suite proves
+    nothing is lost) until autoscaling raises the capacity, which takes minutes; a burst of millions wants on demand.
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/AutoScaling.html
+    """
+
+    min_writes: int = 5
+    max_writes: int = DYNAMODB_TABLE_MAX_UNITS
+    min_reads: int = 5
+    max_reads: int = 12_000
+    # DynamoDB autoscaling accepts a target between 20% and 90% of what is provisioned.
+    target_percent: int = 70
+
+    def __post_init__(self) -> None:
+        for kind in ("writes", "reads"):
+            low, high = getattr(self, f"min_{kind}"), getattr(self, f"max_{kind}")
+            _check(1 <= low <= high, f"provisioned: min_{kind} {low} must be at least 1 and at most max_{kind} {high}")
+            _check(high <= DYNAMODB_TABLE_MAX_UNITS, f"provisioned: max_{kind} {high} is over a table's {DYNAMODB_TABLE_MAX_UNITS} units/s")
+        _check(20 <= self.target_percent <= 90, f"provisioned: target_percent {self.target_percent} is outside DynamoDB's 20..90")
+
+
+@dataclass(frozen=True)
 class Capacity:
     """What a deployment provisions ahead of its traffic, beyond on-demand's defaults (the stack deploys it).
 
@@ -402,6 +428,8 @@ class Capacity:
     index_warm_writes: int | None = None
     # The producer Lambda's reserved concurrency: kept for it out of the account's (1,000 by default), and its cap.
     producer_reserved_concurrency: int | None = None
+    # The ledger on provisioned capacity instead of on demand (`cdk deploy -c ledger-capacity=provisioned`).
+    ledger_provisioned: Provisioned | None = None
 
     def __post_init__(self) -> None:
         for name in ("ledger_warm_writes", "ledger_warm_reads", "index_warm_writes", "producer_reserved_concurrency"):

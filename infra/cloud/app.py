@@ -1,12 +1,14 @@
 """`cdk synth` / `cdk deploy` entry point (cdk.json runs `python -m infra.cloud.app`).
 
 Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); `-c profile=production`
-deploys the topology sized for 10,000 files/s (infra/topology.py: PROFILES); the account and region are
+deploys the topology sized for 10,000 files/s (infra/topology.py: PROFILES); `-c ledger-capacity=provisioned` puts
+the ledger on autoscaled provisioned capacity, cheaper for steady traffic (infra/topology.py: Provisioned); the account and region are
 those of your AWS profile when it has any, or left to deploy time (`cdk synth` needs no account).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -16,9 +18,10 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cloud.stack import DropqStack
-from infra.topology import PROFILES
+from infra.topology import PROFILES, Provisioned
 
 DEFAULT_STACK_NAME = "dropq"
+LEDGER_CAPACITIES = ("on-demand", "provisioned")
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 
 
@@ -34,11 +37,17 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:
     profile = app.node.try_get_context("profile") or "default"
     if profile not in PROFILES:
         raise ValueError(f"-c profile={profile!r} names no topology profile; known: {', '.join(PROFILES)}")
+    topology = PROFILES[profile]
+    ledger_capacity = app.node.try_get_context("ledger-capacity") or "on-demand"
+    if ledger_capacity not in LEDGER_CAPACITIES:
+        raise ValueError(f"-c ledger-capacity={ledger_capacity!r} is not one of: {', '.join(LEDGER_CAPACITIES)}")
+    if ledger_capacity == "provisioned":
+        topology = dataclasses.replace(topology, capacity=dataclasses.replace(topology.capacity, ledger_provisioned=Provisioned()))
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     stack = DropqStack(
         app,
         name,
-        topology=PROFILES[profile],
+        topology=topology,
         profile=profile,
         env=env,
         description="dropq: drop files in S3, Celery workers on SQS and Fargate process them",

@@ -12,7 +12,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from dropq.observe import BYTES, DURATION, FAILED, NAMESPACE, SUCCEEDED
+from dropq.observe import BYTES, DEPLOYMENT, DURATION, FAILED, NAMESPACE, PIPELINE, SUCCEEDED
 from infra.cloud.nag import acknowledge, acknowledge_check
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
@@ -117,8 +117,8 @@ class Monitoring(Construct):
 
     def _pipeline_widgets(self, pipeline: str) -> None:
         """One row: how long the pipeline's files take, how many succeed and fail, how many bytes they bring."""
-        # The workers' `service` dimension: their resource prefix, `<stack name>-`, without its dash (dropq/observe.py).
-        dimensions = {"service": cdk.Stack.of(self).stack_name, "pipeline": pipeline}
+        # The workers' deployment dimension: their resource prefix, `<stack name>-`, without its dash (dropq/observe.py).
+        dimensions = {DEPLOYMENT: cdk.Stack.of(self).stack_name, PIPELINE: pipeline}
 
         def metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(namespace=NAMESPACE, metric_name=name, dimensions_map=dimensions, statistic=statistic, label=label)

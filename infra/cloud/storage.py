@@ -8,7 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.cloud.nag import acknowledge, acknowledge_check
-from infra.topology import TableSpec, Topology
+from infra.topology import Provisioned, TableSpec, Topology
 
 ACCESS_LOG_DAYS = 90
 # Both buckets: no public access, S3-managed encryption, requests over TLS only.
@@ -27,7 +27,8 @@ def _warm(reads: int | None, writes: int | None) -> dynamodb.WarmThroughput | No
 
 
 class Storage(Construct):
-    """S3 bucket (private, TLS only, encrypted, access-logged) and the topology's tables (on demand, TTL, PITR)."""
+    """S3 bucket (private, TLS only, encrypted, access-logged) and the topology's tables (on demand or, for the ledger,
+    provisioned and autoscaled; TTL, PITR)."""
 
     def __init__(self, scope: Construct, id: str, topology: Topology, prefix: str) -> None:
         super().__init__(scope, id)
@@ -63,6 +64,7 @@ class Storage(Construct):
             cdk.RemovalPolicy.RETAIN,
             warm=_warm(capacity.ledger_warm_reads, capacity.ledger_warm_writes),
             index_warm=_warm(None, capacity.index_warm_writes),
+            provisioned=capacity.ledger_provisioned,
         )
         # Results are a cache of task return values with a TTL of days; nothing to keep.
         self.results = self._table("Results", topology.results_table, prefix, cdk.RemovalPolicy.DESTROY)
@@ -75,6 +77,7 @@ class Storage(Construct):
         removal: cdk.RemovalPolicy,
         warm: dynamodb.WarmThroughput | None = None,
         index_warm: dynamodb.WarmThroughput | None = None,
+        provisioned: Provisioned | None = None,
     ) -> dynamodb.Table:
         def key(name: str) -> dynamodb.Attribute:
             return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
@@ -85,7 +88,9 @@ class Storage(Construct):
             table_name=f"{prefix}{spec.name}",
             partition_key=key(spec.partition_key),
             sort_key=key(spec.sort_key) if spec.sort_key else None,
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            billing_mode=dynamodb.BillingMode.PROVISIONED if provisioned else dynamodb.BillingMode.PAY_PER_REQUEST,
+            read_capacity=provisioned.min_reads if provisioned else None,
+            write_capacity=provisioned.min_writes if provisioned else None,
             time_to_live_attribute=spec.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
@@ -105,5 +110,21 @@ class Storage(Construct):
                 sort_key=key(index.sort_key),
                 projection_type=dynamodb.ProjectionType[index.projection],
                 warm_throughput=index_warm,
+                read_capacity=provisioned.min_reads if provisioned else None,
+                write_capacity=provisioned.min_writes if provisioned else None,
             )
+        if provisioned:
+            _autoscale(table, spec, provisioned)
         return table
+
+
+def _autoscale(table: dynamodb.Table, spec: TableSpec, provisioned: Provisioned) -> None:
+    """Target tracking on the table's and every index's read and write units, at the topology's utilisation."""
+    target = provisioned.target_percent
+    writes = {"min_capacity": provisioned.min_writes, "max_capacity": provisioned.max_writes}
+    reads = {"min_capacity": provisioned.min_reads, "max_capacity": provisioned.max_reads}
+    table.auto_scale_write_capacity(**writes).scale_on_utilization(target_utilization_percent=target)
+    table.auto_scale_read_capacity(**reads).scale_on_utilization(target_utilization_percent=target)
+    for index in spec.indexes:
+        table.auto_scale_global_secondary_index_write_capacity(index.name, **writes).scale_on_utilization(target_utilization_percent=target)
+        table.auto_scale_global_secondary_index_read_capacity(index.name, **reads).scale_on_utilization(target_utilization_percent=target)

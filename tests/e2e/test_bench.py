@@ -41,9 +41,12 @@ def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.Captur
     workloads = ("small image", "12 MP image", "100k-row CSV", "metadata", "split image (parts in a chord)")
     bills = {name: _rows(report, name) for name in workloads}
     assert all(len(rows) >= 3 for rows in bills.values()), "a bill, its counts and its capacity row, per workload"
-    (small_bill, small_counts, _) = bills["small image"]
+    (small_bill, small_counts, small_compute) = bills["small image"]
     assert len(small_bill) == 13 and all(float(cell.strip("*").replace(",", "")) >= 0 for cell in small_bill[1:])
     assert (small_counts[3], small_counts[4]) == ("1.00", "3.00"), "a GET of the input, a PUT per output (two thumbnails, a manifest)"
+    assert float(small_counts[13]) > 0, "the S3 calls' own CPU, measured"
+    spot, provisioned = float(small_compute[2]), float(small_compute[4])
+    assert 0 < provisioned < spot, "the ledger on provisioned capacity costs less for steady traffic"
     assert "small image: dropq-ledger " in report and "dropq-results" not in report.split("small image: dropq-ledger ")[1].split(";")[0]
     assert "dropq-results" in report.split("split image (parts in a chord): dropq-ledger ")[1].split(".\n")[0]
     assert "| **a file** | | | **3** | **3** | |" in report

@@ -446,12 +446,12 @@ def test_the_dashboard_charts_each_pipelines_emf_metrics_and_each_pools_queue_de
     service = deployment(synthesized.stack.settings.prefix)
 
     def charted(title: str) -> set[tuple[str, str, str, str]]:
-        """(metric, statistic, service, pipeline) of a widget's metrics in the dropq namespace."""
+        """(metric, statistic, deployment, pipeline) of a widget's metrics in the dropq namespace."""
         found = set()
         for namespace, name, *dimensions, options in widgets[title]:
             assert namespace == "dropq", title
             by_name = dict(zip(dimensions[::2], dimensions[1::2], strict=True))
-            found.add((name, options["stat"], by_name["service"], by_name["pipeline"]))
+            found.add((name, options["stat"], by_name["deployment"], by_name["pipeline"]))
         return found
 
     for pipeline in dict.fromkeys(route.pipeline for route in TOPOLOGY.routes):
@@ -695,3 +695,45 @@ def test_an_unknown_profile_is_refused_naming_the_known_ones(tmp_path: Path) -> 
 
     with pytest.raises(ValueError, match="'huge' names no topology profile; known: default, production"):
         build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "profile": "huge"}))
+
+
+def test_the_ledger_on_provisioned_capacity_autoscales_the_table_and_every_index(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from infra.cloud.app import build_app, cdk_json_context
+    from infra.topology import Provisioned
+
+    app, stack = build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "ledger-capacity": "provisioned"}))
+    app.synth()  # cdk-nag's checks pass on it too
+    template = json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())
+    resources = list(template["Resources"].values())
+    tables = {r["Properties"]["TableName"]: r["Properties"] for r in resources if r["Type"] == "AWS::DynamoDB::Table"}
+    ledger, results = tables[f"dropq-{TOPOLOGY.ledger_table.name}"], tables[f"dropq-{TOPOLOGY.results_table.name}"]
+    floor = Provisioned()
+    assert ledger["ProvisionedThroughput"] == {"ReadCapacityUnits": floor.min_reads, "WriteCapacityUnits": floor.min_writes}
+    assert "BillingMode" not in ledger or ledger["BillingMode"] == "PROVISIONED"
+    assert all(i["ProvisionedThroughput"]["WriteCapacityUnits"] == floor.min_writes for i in ledger["GlobalSecondaryIndexes"])
+    assert results["BillingMode"] == "PAY_PER_REQUEST", "chord parts' results stay on demand"
+
+    targets = [r["Properties"] for r in resources if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
+    dynamo = [t for t in targets if t["ServiceNamespace"] == "dynamodb"]
+    dimensions = sorted(t["ScalableDimension"] for t in dynamo)
+    indexes = len(TOPOLOGY.ledger_table.indexes)
+    assert dimensions == sorted(
+        ["dynamodb:table:ReadCapacityUnits", "dynamodb:table:WriteCapacityUnits"]
+        + ["dynamodb:index:ReadCapacityUnits", "dynamodb:index:WriteCapacityUnits"] * indexes
+    )
+    assert {t["MaxCapacity"] for t in dynamo if t["ScalableDimension"].endswith("WriteCapacityUnits")} == {floor.max_writes}
+    policies = [r["Properties"] for r in resources if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"]
+    tracked = [p["TargetTrackingScalingPolicyConfiguration"] for p in policies if "DynamoDB" in json.dumps(p)]
+    assert len(tracked) == len(dynamo) and {t["TargetValue"] for t in tracked} == {floor.target_percent}
+
+
+def test_a_ledger_capacity_that_is_not_known_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+    import pytest
+
+    from infra.cloud.app import build_app, cdk_json_context
+
+    with pytest.raises(ValueError, match="'reserved' is not one of: on-demand, provisioned"):
+        build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "ledger-capacity": "reserved"}))

@@ -58,6 +58,25 @@ def test_dropqs_bill_counts_each_service_per_million_files() -> None:
     assert bill.fixed_overhead == pytest.approx(bill.without_s3 - bill.work_usd)
 
 
+def test_a_provisioned_ledger_prices_its_units_per_unit_hour_at_the_target_utilisation_and_leaves_results_on_demand() -> None:
+    measured = _measured(write_units={"dropq-ledger": 30.0, "dropq-ledger/open": 20.0, "dropq-results": 10.0})
+    on_demand = costs.dropq_bill(measured, BATCH, POOL, ON_DEMAND, ledger_ttl_days=90)
+    steady = costs.dropq_bill(measured, BATCH, POOL, ON_DEMAND, ledger_ttl_days=90, provisioned=True)
+
+    # A write unit provisioned for an hour serves 3,600 writes, of which 70% are used.
+    per_write = 0.00065 / 3600 / 0.7 * 1e6
+    per_read = 0.00013 / 3600 / 0.7 * 1e6
+    assert steady.usd[costs.DYNAMODB] == pytest.approx(5 * per_write + 0.5 * per_read + 1 * prices.DYNAMODB.write_million)
+    assert on_demand.usd[costs.DYNAMODB] == pytest.approx(6 * prices.DYNAMODB.write_million + 0.5 * prices.DYNAMODB.read_million)
+    assert {k: v for k, v in steady.usd.items() if k != costs.DYNAMODB} == {k: v for k, v in on_demand.usd.items() if k != costs.DYNAMODB}
+
+
+def test_a_workers_log_bytes_per_file_are_its_one_outcome_line_now() -> None:
+    before, now = costs.outcome_log_bytes()
+    # Three lines before (started, the outcome, an EMF record), one now: the outcome carrying its metrics.
+    assert 0 < now < before * 0.7
+
+
 def test_spot_costs_a_floor_of_thirty_percent_of_on_demand() -> None:
     spot = next(c for c in costs.COMPUTES if c.spot)
     assert spot.usd_per_cpu_second(POOL) == pytest.approx(0.3 * ON_DEMAND.usd_per_cpu_second(POOL))

@@ -123,8 +123,8 @@ def test_a_success_is_a_valid_emf_record_in_the_dropq_namespace_by_deployment_an
     assert emf_errors(record) == []
     (directive,) = record["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "dropq"
-    assert directive["Dimensions"] == [["service", "pipeline"]]
-    assert (record["service"], record["pipeline"]) == ("dropq", "images")
+    assert directive["Dimensions"] == [["deployment", "pipeline"]]
+    assert (record["deployment"], record["pipeline"]) == ("dropq", "images")
     assert metric_units(record) == {"Duration": "Milliseconds", "Succeeded": "Count", "Failed": "Count", "Bytes": "Bytes"}
     assert (record["Duration"], record["Succeeded"], record["Failed"], record["Bytes"]) == ([250], [1], [0], [4096])
     assert (record["key"], record["task_id"]) == (REF.key, "task-1"), "which file, for Logs Insights (not a dimension)"
@@ -135,20 +135,36 @@ def test_a_failure_is_counted_with_its_bytes_but_not_timed() -> None:
 
     assert emf_errors(record) == []
     assert metric_units(record) == {"Succeeded": "Count", "Failed": "Count", "Bytes": "Bytes"}
-    assert (record["Succeeded"], record["Failed"], record["Bytes"], record["service"]) == ([0], [1], [4096], "mystack")
+    assert (record["Succeeded"], record["Failed"], record["Bytes"], record["deployment"]) == ([0], [1], [4096], "mystack")
 
 
-def test_an_outcome_is_its_event_line_then_its_emf_line(events: Any, stream: io.StringIO) -> None:
+def test_an_outcome_is_one_line_its_event_and_its_emf_record(events: Any, stream: io.StringIO) -> None:
     log_outcome(events, "dropq", REF, "task-3", "images", succeeded=False, duration_ms=12, reason="corrupt or truncated image")
 
-    event, record = lines(stream)
-    assert (event["event"], event["state"], event["task_id"], event["level"]) == ("failed", "failed", "task-3", "WARNING")
-    assert (event["reason"], event["duration_ms"], event["pipeline"]) == ("corrupt or truncated image", 12, "images")
-    assert emf_errors(record) == [] and record["Failed"] == [1] and record["task_id"] == "task-3"
+    (line,) = lines(stream)
+    assert (line["event"], line["state"], line["task_id"], line["level"]) == ("failed", "failed", "task-3", "WARNING")
+    assert (line["reason"], line["duration_ms"], line["pipeline"], line["key"]) == ("corrupt or truncated image", 12, "images", REF.key)
+    assert emf_errors(line) == [] and line["Failed"] == [1] and line["deployment"] == "dropq"
+    assert line["service"] == events.service, "the logger's own member is left as it is"
+
+
+def test_a_success_line_is_valid_emf_with_its_duration(events: Any, stream: io.StringIO) -> None:
+    log_outcome(events, "dropq", REF, "task-4", "images", succeeded=True, duration_ms=250, outputs=3)
+
+    (line,) = lines(stream)
+    assert emf_errors(line) == [] and (line["Succeeded"], line["Duration"], line["outputs"]) == ([1], [250], 3)
+    assert line["message"] == f"succeeded {REF.uri}" and line["level"] == "INFO"
+
+
+def test_debug_events_are_off_by_default(events: Any, stream: io.StringIO) -> None:
+    log_event(events, "started", ref=REF, task_id="t", state="running", level="debug")
+    log_event(events, "skipped", ref=REF, state="skipped")
+
+    assert [line["event"] for line in lines(stream)] == ["skipped"]
 
 
 @pytest.mark.parametrize(("prefix", "service"), [("dropq-", "dropq"), ("my-stack-", "my-stack"), ("", "dropq")])
-def test_the_service_dimension_is_the_deployment_prefix_without_its_dash(prefix: str, service: str) -> None:
+def test_the_deployment_dimension_is_the_deployment_prefix_without_its_dash(prefix: str, service: str) -> None:
     assert deployment(prefix) == service
 
 

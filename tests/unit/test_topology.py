@@ -108,3 +108,19 @@ def test_spot_runs_x86_only_and_an_unknown_architecture_is_refused() -> None:
     with pytest.raises(TopologyError, match="architecture 'sparc' is not one of"):
         dataclasses.replace(pool, architecture="sparc")
     assert dataclasses.replace(pool, spot=False, architecture="arm64").architecture == "arm64"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"min_writes": 0}, "min_writes 0 must be at least 1"),
+        ({"min_reads": 50, "max_reads": 10}, "min_reads 50 must be at least 1 and at most max_reads 10"),
+        ({"max_writes": 80_000}, "max_writes 80000 is over a table's 40000 units/s"),
+        ({"target_percent": 95}, "target_percent 95 is outside DynamoDB's 20..90"),
+    ],
+)
+def test_provisioned_capacity_is_bounded_as_dynamodb_bounds_it(fields: dict[str, int], message: str) -> None:
+    from infra.topology import Provisioned
+
+    with pytest.raises(TopologyError, match=message):
+        Provisioned(**fields)
