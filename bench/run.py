@@ -423,15 +423,20 @@ def cost_misses(r: Results) -> str:
     if not lines:
         return ""
     ledger = costs.hot_path_units() * prices.DYNAMODB.write_million
+    steady = costs.hot_path_units() * prices.DYNAMODB_PROVISIONED.write_million(costs.PROVISIONED_UTILISATION)
+    floor = 2 * prices.DYNAMODB.write_million + prices.SQS.standard_million
     return (
         "\n".join(lines)
         + f"""
 - What the overhead is made of: the ledger's writes come first. The hot path's {costs.hot_path_units():g} write units a file
   (below: queued, claimed, recorded, each a conditional write that a guarantee of the fault suite needs, and the `open`
-  and `recent` index entries) cost ${ledger:.2f} per million files on demand alone, more than the $2 target; the ledger
-  then stores each file for its {TOPOLOGY.ledger_ttl_seconds // 86400} days, each worker event is a log line, and S3's notification
-  of each file is an SQS request. What would meet it is a change of guarantees (no `queued` entry: repeated S3 events
-  and expired messages caught otherwise; a shorter ledger TTL; one log line a file), left for a decision of its own."""
+  and `recent` index entries) cost ${ledger:.2f} per million files on demand alone, more than the $2 target (${steady:.2f}
+  on provisioned capacity, for steady traffic: the table above); the ledger then stores each file for its
+  {TOPOLOGY.ledger_ttl_seconds // 86400} days, the producer and the worker log a line each, and S3's notification of each
+  file is an SQS request. Two writes a file (the claim's lease and the outcome) and S3's notification alone cost
+  ${floor:.2f} on demand: on-demand DynamoDB cannot meet the target with a ledger. What would come nearer is a change of
+  guarantees (no `queued` entry: repeated S3 events and expired messages caught otherwise, −3 write units) or a shorter
+  ledger TTL, each left for a decision of its own."""
     )
 
 

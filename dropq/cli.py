@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -11,17 +12,26 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from dropq.deployment import Deployment, from_stack, local_deployment
 from dropq.errors import ActionError, ConfigError
+from dropq.finding import PAGE_SIZE
+from dropq.ledger import iso
 from dropq.settings import DASHBOARD_PORT, DEFAULT_REGION, ENDPOINT_URL, LOCAL_PORT, REGION, Settings, load_settings, local_settings
 
 STACK_VARIABLE = "DROPQ_STACK"
 # Files `dropq put` uploads at once.
 UPLOAD_THREADS = 8
+# `dropq files` and `dropq retry --state`: the period they look back over unless --since says.
+DEFAULT_SINCE = "1d"
+# Files a bulk retry skipped that it names one by one.
+SKIPS_SHOWN = 10
 
 
 def _deployment() -> Deployment:
@@ -179,18 +189,319 @@ def put(files: tuple[Path, ...], prefix: str) -> None:
     click.echo(f"{len(files)} files uploaded to s3://{settings.bucket}/{folder}")
 
 
+def _when(option: str, text: str) -> datetime:
+    """--since as a moment, or a one-line error naming it."""
+    from dropq.finding import parse_since
+
+    try:
+        return parse_since(text, option=option)
+    except ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _checked(state: str | None = None, limit: int | None = None) -> None:
+    """A one-line error naming a --state that is not one of the ledger's states, or a --limit out of range."""
+    from dropq.finding import check_limit, check_state
+
+    try:
+        check_state(state)
+        if limit is not None:
+            check_limit(limit)
+    except ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _pipeline(settings: Settings, pipeline: str | None) -> None:
+    """A one-line error naming a --pipeline that no route of the topology names."""
+    known = sorted({route.pipeline for route in settings.topology.routes})
+    if pipeline is not None and pipeline not in known:
+        raise click.ClickException(f"--pipeline {pipeline!r} is no pipeline of this deployment's routes; known: {', '.join(known)}")
+
+
+def _bulk_retry(settings: Settings, state: str, since: str, prefix: str | None, pipeline: str | None, yes: bool) -> None:
+    """`dropq retry --state failed ...`: every matching failure, after a confirmation that states the count."""
+    from dropq.finding import every_match
+    from dropq.ledger import FAILED, ledger_for
+    from dropq.retry import retry_files
+    from dropq.signing import signer_for
+
+    if state != FAILED:
+        raise click.ClickException(f"--state {state!r}: only failed files are retried; give --state failed")
+    moment = _when("--since", since)
+    _pipeline(settings, pipeline)
+    ledger = ledger_for(settings)
+    with _reaching(settings):
+        found = every_match(ledger, moment, FAILED, prefix=prefix, pipeline=pipeline)
+    scope = f"since {iso(moment)}" + (f" below {prefix}" if prefix else "") + (f" in {pipeline}" if pipeline else "")
+    if not found:
+        click.echo(f"no failed files {scope}: nothing to retry")
+        return
+    count = len(found)
+    if not yes:
+        click.confirm(f"{count} failed file{'s match' if count != 1 else ' matches'} ({scope}); retry them?", abort=True)
+    keys = [entry["key"] for entry in found]
+    with _reaching(settings), click.progressbar(length=count, label=f"retrying {count} files") as bar:
+        outcome = retry_files(keys, settings, ledger, settings.client("sqs"), signer_for(settings), done=lambda _: bar.update(1))
+    click.echo(f"retried {len(outcome.queued)} of {count} files; skipped {len(outcome.skipped)} that are no longer failed")
+    for key, reason in sorted(outcome.skipped.items())[:SKIPS_SHOWN]:
+        click.echo(f"  skipped {key}: {reason}")
+    if len(outcome.skipped) > SKIPS_SHOWN:
+        click.echo(f"  ... and {len(outcome.skipped) - SKIPS_SHOWN} more (`dropq file KEY` tells how each is now)")
+
+
+STATE_HELP = "One of the ledger's states: queued, running, succeeded, failed."
+SINCE_HELP = "From when: 90s, 30m, 1h, 2d back from now, or an ISO time (UTC unless it says)."
+
+
 @main.command()
-@click.argument("key")
-def retry(key: str) -> None:
-    """Process the failed file KEY again (its key in the bucket, e.g. incoming/photo.jpg)."""
+@click.argument("key", required=False)
+@click.option("--state", default=None, help="Retry every file in this state (only `failed`) instead of KEY.")
+@click.option("--since", default=DEFAULT_SINCE, show_default=True, help=f"With --state: files failed since then. {SINCE_HELP}")
+@click.option("--prefix", default=None, help="With --state: only keys that start with this (e.g. incoming/urgent/).")
+@click.option("--pipeline", default=None, help="With --state: only files of this pipeline.")
+@click.option("--yes", is_flag=True, help="With --state: retry without asking first.")
+def retry(key: str | None, state: str | None, since: str, prefix: str | None, pipeline: str | None, yes: bool) -> None:
+    """Process the failed file KEY again (its key in the bucket, e.g. incoming/photo.jpg), or every failed file that
+    --state failed [--since --prefix --pipeline] selects, after a confirmation."""
     from dropq.ledger import ledger_for
     from dropq.retry import retry_file
     from dropq.signing import signer_for
 
+    ctx = click.get_current_context()
+    selecting = [f"--{name}" for name in ("since", "prefix", "pipeline") if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if key is not None and state is not None:
+        raise click.ClickException(f"give KEY ({key}) or --state {state}, not both: KEY retries one file, --state many")
+    if key is None and state is None:
+        raise click.ClickException("give KEY (e.g. incoming/photo.jpg), or --state failed [--since 1h] to retry many")
+    if key is not None and selecting:
+        raise click.ClickException(f"{', '.join(selecting)} select files with --state failed; KEY ({key}) names one already")
+    if state is not None:
+        _checked(state)
+        _bulk_retry(_settings(), state, since, prefix, pipeline, yes)
+        return
+    assert key is not None
     settings = _settings()
     with _reaching(settings):
         item = retry_file(key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings))
     click.echo(f"{key}: queued again on {settings.physical_name(item.queue)} (task {item.task_id})")
+
+
+@main.command(name="file")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def file_(key: str, as_json: bool) -> None:
+    """Show every version of the file KEY in the ledger: state, pipeline, attempts, outputs, failure, webhook."""
+    from dropq.finding import file_history, render_history
+    from dropq.ledger import ledger_for
+
+    settings = _settings()
+    with _reaching(settings):
+        versions = file_history(ledger_for(settings), settings.bucket, key)
+    if as_json:
+        click.echo(json.dumps({"bucket": settings.bucket, "key": key, "versions": versions}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_history(settings.bucket, key, versions))
+
+
+@main.command()
+@click.option("--state", default=None, help=f"Only files in this state (default: any). {STATE_HELP}")
+@click.option("--since", default=DEFAULT_SINCE, show_default=True, help=f"Failed (--state failed) or else queued since then. {SINCE_HELP}")
+@click.option("--prefix", default=None, help="Only keys that start with this (e.g. incoming/urgent/).")
+@click.option("--pipeline", default=None, help="Only files of this pipeline.")
+@click.option("--limit", default=PAGE_SIZE, show_default=True, help="Files per page.")
+@click.option("--page", default=None, metavar="TOKEN", help="The page a listing before named (its `next page:` line).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def files(state: str | None, since: str, prefix: str | None, pipeline: str | None, limit: int, page: str | None, as_json: bool) -> None:
+    """List files newest first, by state, time, key prefix and pipeline, a page at a time."""
+    from dropq.finding import find_files, render_page, summary
+    from dropq.ledger import ledger_for
+
+    _checked(state, limit)
+    moment = _when("--since", since)
+    settings = _settings()
+    _pipeline(settings, pipeline)
+    with _reaching(settings):
+        found = find_files(ledger_for(settings), moment, state, prefix, pipeline, limit=limit, page=page)
+    listed = [summary(entry) for entry in found.files]
+    if as_json:
+        data = {"files": listed, "next_page": found.next_page, "examined": found.examined, "since": iso(moment)}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    what = f"{state} files" if state else "files"
+    scope = f"since {iso(moment)}" + (f" below {prefix}" if prefix else "") + (f" in {pipeline}" if pipeline else "")
+    if listed:
+        click.echo(render_page(listed, state))
+    if found.next_page is None:
+        click.echo(f"{len(listed)} {what} {scope}" + ("" if page is None else " on this page; no more"))
+        return
+    short = f"; read back to {found.reached} ({found.examined} entries), more may match" if len(listed) < limit else ""
+    click.echo(f"{len(listed)} {what} {scope} on this page{short}")
+    command = ["dropq", *_stack_args(), "files"]
+    for option, value in (("--state", state), ("--since", iso(moment)), ("--prefix", prefix), ("--pipeline", pipeline)):
+        if value is not None:
+            command += [option, value]
+    if limit != PAGE_SIZE:
+        command += ["--limit", str(limit)]
+    click.echo(f"next page: {shlex.join([*command, '--page', found.next_page])}")
+
+
+def _target(settings: Settings, where: str) -> str:
+    """The key prefix of `[s3://BUCKET/]PREFIX`, checked: the deployment's bucket, and below its inbox."""
+    inbox = settings.topology.inbox_prefix
+    prefix = where
+    if where.startswith("s3://"):
+        bucket, _, prefix = where[len("s3://") :].partition("/")
+        if bucket != settings.bucket:
+            raise click.ClickException(
+                f"{where}: bucket {bucket!r} is not this deployment's ({settings.bucket}); its workers read only that one"
+            )
+    prefix = prefix or inbox
+    if not prefix.startswith(inbox):
+        raise click.ClickException(f"prefix {prefix!r} is outside the inbox {inbox!r}: only files below it are processed")
+    return prefix
+
+
+def _walked(settings: Settings, job: str, pages: Any, restart: bool, rate: float | None, dry_run: bool, reprocess: Any = None) -> None:
+    """Run a backfill's or a reprocessing's walk with a progress line and a checkpoint; print its summary."""
+    from dropq.backfill import Checkpoint, Progress, skipped_summary, walk
+    from dropq.ledger import ledger_for
+    from dropq.signing import signer_for
+    from lambdas.producer.enqueue import events
+
+    # The producer's line per enqueued file is for the Lambda's logs; here the summary says it.
+    events.setLevel("WARNING")
+    checkpoint = Checkpoint.open(settings.state_dir, job, restart=restart or dry_run)
+    if checkpoint.resumed:
+        click.echo(
+            f"carrying on after {checkpoint.position} ({checkpoint.progress.enqueued_total:,} enqueued so far); --restart starts over"
+        )
+    started = time.monotonic()
+
+    def shown(progress: Progress) -> None:
+        rate_now = progress.enqueued_total / max(time.monotonic() - started, 1e-6)
+        line = f"listed {progress.listed:,} · {'would enqueue' if dry_run else 'enqueued'} {progress.enqueued_total:,}"
+        click.echo(f"\r{line} · skipped {sum(progress.skipped.values()):,} · {rate_now:,.0f}/s ", nl=False, err=True)
+
+    # A first Ctrl-C stops the walk once the chunk it is sending is sent (nothing written and not sent); a second one at once.
+    stop = threading.Event()
+
+    def interrupted(*_: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        click.echo("\nstopping once the files being enqueued are sent (Ctrl-C again stops at once) ...", err=True)
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        with _reaching(settings):
+            progress = walk(
+                pages(checkpoint.position),
+                settings,
+                ledger_for(settings),
+                settings.client("sqs"),
+                checkpoint,
+                signer=signer_for(settings),
+                rate=rate,
+                dry_run=dry_run,
+                reprocess=reprocess,
+                shown=shown,
+                stopping=stop.is_set,
+            )
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        raise click.ClickException(
+            f"stopped after {checkpoint.position or 'the first page'} ({checkpoint.progress.enqueued_total:,} enqueued); "
+            "run the same command again to carry on"
+        ) from None
+    except ActionError as exc:
+        click.echo("", err=True)
+        raise click.ClickException(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    click.echo("", err=True)
+    verb = "would enqueue" if dry_run else "enqueued"
+    click.echo(f"{job}: listed {progress.listed:,}, {verb} {progress.enqueued_total:,}, skipped {skipped_summary(progress)}")
+    for where, count in sorted(progress.enqueued.items()):
+        click.echo(f"  {count:,} {where}")
+    if progress.ignored:
+        click.echo(f"  ({progress.ignored:,} keys are folders or outside the inbox)")
+    if progress.listed == 0:
+        click.echo("nothing matched: is the prefix right? (keys look like incoming/photos/a.jpg)")
+
+
+RATE_HELP = "At most this many files a second (default: as fast as it goes)."
+
+
+@main.command()
+@click.argument("where", metavar="[s3://BUCKET/]PREFIX", required=False)
+@click.option(
+    "--inventory", default=None, metavar="MANIFEST", help="An S3 Inventory's manifest.json (s3://... or a file) instead of listing."
+)
+@click.option("--rate", type=click.FloatRange(min=0.1), default=None, help=RATE_HELP)
+@click.option("--dry-run", is_flag=True, help="Count what would be enqueued, per pipeline and queue, and enqueue nothing.")
+@click.option("--restart", is_flag=True, help="Start from the top instead of carrying on from the last run's checkpoint.")
+@click.option(
+    "--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Keys listed, and checkpointed, at a time."
+)
+def backfill(where: str | None, inventory: str | None, rate: float | None, dry_run: bool, restart: bool, page_size: int) -> None:
+    """Enqueue the files already below PREFIX (default: the inbox) that the ledger has never seen: listed page by
+    page, resumable, each file once however often it runs."""
+    from dropq.backfill import inventoried, listed
+
+    settings = _settings()
+    prefix = _target(settings, where or "")
+    s3 = settings.client("s3")
+    if inventory:
+        job = f"backfill s3://{settings.bucket}/{prefix} from {inventory}"
+        _walked(settings, job, lambda after: inventoried(s3, inventory, prefix, after), restart, rate, dry_run)
+    else:
+        job = f"backfill s3://{settings.bucket}/{prefix}"
+        _walked(settings, job, lambda after: listed(s3, settings.bucket, prefix, after, page_size), restart, rate, dry_run)
+
+
+def _pipeline_versions(settings: Settings) -> dict[str, int]:
+    """Each pipeline's version, as the workers register them: the built-in ones and DROPQ_PIPELINE_MODULES'."""
+    import importlib
+
+    from tasks.pipelines import VERSIONS
+
+    for module in settings.pipeline_modules:
+        importlib.import_module(module)
+    return VERSIONS
+
+
+@main.command()
+@click.option("--pipeline", required=True, help="The pipeline whose files to redo.")
+@click.option("--before", type=int, default=None, metavar="VERSION", help="Redo files made below this version (default: its current).")
+@click.option("--prefix", default=None, help="Only keys below this prefix (default: the inbox).")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=None, help=RATE_HELP)
+@click.option("--dry-run", is_flag=True, help="Count what would be enqueued and enqueue nothing.")
+@click.option("--restart", is_flag=True, help="Start from the top instead of carrying on from the last run's checkpoint.")
+def reprocess(pipeline: str, before: int | None, prefix: str | None, rate: float | None, dry_run: bool, restart: bool) -> None:
+    """Enqueue again the succeeded files of PIPELINE whose outputs an older version made; the new outputs replace them."""
+    from dropq.backfill import Reprocess, listed
+
+    settings = _settings()
+    _pipeline(settings, pipeline)
+    versions = _pipeline_versions(settings)
+    if pipeline not in versions:
+        raise click.ClickException(f"--pipeline {pipeline!r} is routed to but no module registers it (DROPQ_PIPELINE_MODULES)")
+    current = versions[pipeline]
+    below = current if before is None else before
+    if below > current:
+        raise click.ClickException(f"--before {below}: {pipeline} has no version {below} (its current version is {current})")
+    if below <= 1:
+        raise click.ClickException(f"{pipeline} is at version {current}: no version below {below} made anything; raise it in @pipeline")
+    start = _target(settings, prefix or "")
+    s3 = settings.client("s3")
+    job = f"reprocess {pipeline} below version {below} in s3://{settings.bucket}/{start}"
+    _walked(settings, job, lambda after: listed(s3, settings.bucket, start, after), restart, rate, dry_run, Reprocess(pipeline, below))
+
+
+def _stack_args() -> list[str]:
+    """--stack NAME as it was given on the command line (not from DROPQ_STACK), to repeat it in a printed command."""
+    root = click.get_current_context().find_root()
+    stack = root.params.get("stack")
+    return ["--stack", stack] if stack and root.get_parameter_source("stack") == ParameterSource.COMMANDLINE else []
 
 
 @main.command()

@@ -19,6 +19,7 @@ attempt at a time runs it and one success is recorded (`completions` counts them
 from __future__ import annotations
 
 import heapq
+import re
 import threading
 import time
 import uuid
@@ -44,6 +45,8 @@ WORKER_STALE_SECONDS = 90
 MAX_REASON_CHARS = 2000
 # Attributes conditions name as `#name` (`state` is a DynamoDB reserved word).
 CONDITION_ATTRIBUTES = ("state", "lease_owner", "lease_until")
+# Every attribute a condition may name as `#name` (a reprocessing's names the pipeline and its version too).
+CONDITION_NAMES = (*CONDITION_ATTRIBUTES, "pipeline", "pipeline_version")
 # The ledger's indexes (infra/topology.py: the ledger table).
 RECENT, OPEN, FAILED_INDEX = "recent", "open", "failed"
 # BatchGetItem reads at most 100 keys a call: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
@@ -201,7 +204,8 @@ class Ledger:
         }
         if condition:
             request["ConditionExpression"] = condition
-            request["ExpressionAttributeNames"].update({f"#{name}": name for name in CONDITION_ATTRIBUTES if f"#{name}" in condition})
+            named = {f"#{name}": name for name in CONDITION_NAMES if re.search(f"#{name}\\b", condition)}
+            request["ExpressionAttributeNames"].update(named)
         try:
             response = self.client.update_item(**request)
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -324,12 +328,16 @@ class Ledger:
             extra={":running": RUNNING, ":owner": owner},
         )
 
-    def mark_succeeded(self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str | None) -> bool:
-        """Record a file's outputs, once: False if this attempt no longer holds the file (another one records it)."""
+    def mark_succeeded(
+        self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str | None, version: int = 1
+    ) -> bool:
+        """Record a file's outputs and the version of the pipeline that made them, once: False if this attempt no longer
+        holds the file (another one records it)."""
         return self._write(
             ref,
             {
                 "state": SUCCEEDED,
+                "pipeline_version": version,
                 "outputs": list(outputs),
                 "finished_at": iso(_now()),
                 "duration_ms": duration_ms,
@@ -379,6 +387,17 @@ class Ledger:
         items = [decode_item(i) for i in self.client.query(**request).get("Items", [])]
         return max(items, key=lambda i: i.get("updated_at", ""), default=None)
 
+    def versions(self, bucket: str, key: str) -> list[dict[str, Any]]:
+        """Every entry of a key (one per object version), most recently updated first: one Query on its partition key."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": file_pk(bucket, key)}},
+            "ConsistentRead": True,
+        }
+        items = [decode_item(item) for page in self._pages(**request) for item in page]
+        return sorted(items, key=lambda i: i.get("updated_at", ""), reverse=True)
+
     def entries(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
         """The entries of (pk, sk) keys, in their order (those that no longer exist are left out): BatchGetItem, 100 a call."""
         wanted = list(dict.fromkeys(keys))
@@ -397,40 +416,73 @@ class Ledger:
         return [found[key] for key in wanted if key in found]
 
     def _newest(self, index: str, values: list[str], limit: int, since: str | None = None) -> list[tuple[str, str, str]]:
-        """The `limit` newest (sort key, pk, sk) of an index over the partition key `values` (its shards).
+        """The `limit` newest (sort key, pk, sk) of an index over the partition key `values` (its shards), exactly."""
+        return self.index_page(index, values, limit, since)[0]
+
+    def index_page(
+        self, index: str, values: list[str], limit: int, since: str | None = None, before: tuple[str, str, str] | None = None
+    ) -> tuple[list[tuple[str, str, str]], bool]:
+        """The `limit` newest (sort key, pk, sk) of an index over the partition key `values` that are older than `before`
+        (a row of an earlier page) and no older than `since`; and whether the index holds more of them past those.
 
         Two rounds, so that what is read stays near what is shown: each shard is first asked for its few newest
         (`limit` spread over the shards, three times over); only a shard whose every answer is among the `limit`
-        newest may hold more of them, and it alone is asked again for up to `limit`. The result is exact.
+        newest may hold more of them, and it alone is asked again for up to `limit`. Rows are ordered as whole
+        tuples, so that rows sharing a time (to the millisecond) are split between pages exactly: each shard's answer
+        is read to the end of the time it stops at. The result is exact.
         """
         hash_key, range_key = self._index_names(index)
 
-        def newest(value: str, count: int) -> list[tuple[str, str, str]]:
+        def below(value: str, count: int) -> tuple[list[tuple[str, str, str]], bool]:
+            """The shard's newest rows, at least `count` unless it has no more (then False), whole times only."""
+            # A key condition names the sort key once: both bounds are one BETWEEN.
+            condition = {
+                (False, False): "#h = :h",
+                (True, False): "#h = :h AND #r >= :since",
+                (False, True): "#h = :h AND #r <= :before",
+                (True, True): "#h = :h AND #r BETWEEN :since AND :before",
+            }[(since is not None, before is not None)]
+            names, values_ = {"#h": hash_key}, {":h": {"S": value}}
+            if since is not None:
+                values_[":since"] = {"S": since}
+            if before is not None:
+                values_[":before"] = {"S": before[0]}
+            if "#r" in condition:
+                names["#r"] = range_key
             request: dict[str, Any] = {
                 "TableName": self.table_name,
                 "IndexName": index,
-                "KeyConditionExpression": "#h = :h",
-                "ExpressionAttributeNames": {"#h": hash_key},
-                "ExpressionAttributeValues": {":h": {"S": value}},
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values_,
                 "ScanIndexForward": False,
-                "Limit": count,
+                # One more than asked: a time that differs from the last one kept shows that time is read whole.
+                "Limit": count + 1,
             }
-            if since is not None:
-                request["KeyConditionExpression"] += " AND #r >= :since"
-                request["ExpressionAttributeNames"]["#r"] = range_key
-                request["ExpressionAttributeValues"][":since"] = {"S": since}
-            items = self.client.query(**request).get("Items", [])
-            return [(i[range_key]["S"], i["pk"]["S"], i["sk"]["S"]) for i in items]
+            rows: list[tuple[str, str, str]] = []
+            for page in self._pages(**request):
+                rows += [row for row in ((i[range_key]["S"], i["pk"]["S"], i["sk"]["S"]) for i in page) if before is None or row < before]
+                if page:
+                    last = page[-1][range_key]["S"]
+                    whole = [row for row in rows if row[0] > last]
+                    if len(whole) >= count:
+                        return sorted(whole, reverse=True), True
+            return sorted(rows, reverse=True), False
 
+        if since is not None and before is not None and before[0] < since:
+            return [], False
         first = min(limit, 1 + -(-3 * limit // len(values)))
         with ThreadPoolExecutor(max_workers=min(READERS, len(values))) as pool:
-            answers = dict(zip(values, pool.map(lambda value: newest(value, first), values), strict=True))
-            found = {row for rows in answers.values() for row in rows}
+            answers = dict(zip(values, pool.map(lambda value: below(value, first), values), strict=True))
+            found = {row for rows, _ in answers.values() for row in rows}
             cut = heapq.nlargest(limit, found)
-            oldest_shown = cut[-1][0] if len(cut) == limit else ""
-            again = [v for v, rows in answers.items() if len(rows) == first and first < limit and rows[-1][0] >= oldest_shown]
-            found.update(row for rows in pool.map(lambda value: newest(value, limit), again) for row in rows)
-        return heapq.nlargest(limit, found)
+            kth = cut[-1] if len(cut) == limit else None
+            again = [v for v, (rows, more) in answers.items() if more and first < limit and (kth is None or rows[-1] >= kth)]
+            for value, answer in zip(again, pool.map(lambda value: below(value, limit), again), strict=True):
+                answers[value] = answer
+                found.update(answer[0])
+        newest = heapq.nlargest(limit, found)
+        return newest, len(found) > limit or any(more for _, more in answers.values())
 
     def recent(self, limit: int = 20, days: int = 2) -> list[dict[str, Any]]:
         """The files most recently queued (newest first) in the last `days` days, as they are now.
@@ -505,6 +557,37 @@ class Ledger:
             add={"retries": 1},
             remove=self._index_names(FAILED_INDEX),
         )
+
+    def reprocess(self, ref: ObjectRef, task_id: str, queue: str, pipeline: str, below: int) -> bool:
+        """Queue again a file that `pipeline` made at a version below `below` (`dropq reprocess`); False if it is not
+        such a file (any more). Like a retry, it comes back at the top of `recent` and into `open`."""
+        now = _now()
+        older = "#pipeline_version < :below"
+        if below > 1:
+            # Entries from before pipelines had versions were made by version 1.
+            older += " OR attribute_not_exists(#pipeline_version)"
+        return self._write(
+            ref,
+            {"state": QUEUED, "task_id": task_id, "queue": queue, "attempts": 0, **self._recent(ref, now), **self._open(ref, queue, now)},
+            condition=f"#state = :succeeded AND #pipeline = :pipeline AND ({older})",
+            extra={":succeeded": SUCCEEDED, ":pipeline": pipeline, ":below": below},
+            add={"reprocessed": 1},
+        )
+
+    def forget_queued(self, ref: ObjectRef, task_id: str) -> bool:
+        """Delete the entry of a file queued under `task_id` whose message was never sent (a backfill gives it back);
+        False if it has moved on (another delivery queued or took it)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
+                ConditionExpression="#state = :queued AND task_id = :task",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":queued": {"S": QUEUED}, ":task": {"S": task_id}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _stuck_condition(self) -> str:
         return (

@@ -1,7 +1,10 @@
-"""Retry a failed file: queue it again in the ledger and send its task, as the producer would have."""
+"""Retry failed files: queue each again in the ledger and send its task, as the producer would have; one, or many side by side."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from typing import Any
 
 from dropq.errors import ActionError
@@ -24,3 +27,40 @@ def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: S
         raise ActionError(f"{key} changed while it was being retried; look at it again")
     send_all(sqs, settings.queue_url(item.queue), [item])
     return item
+
+
+# Files retried side by side by `retry_files` (each is a Query, an UpdateItem and a SendMessageBatch).
+RETRIERS = 8
+
+
+@dataclass
+class Retried:
+    """What a retry of many files did: each one queued again, and each one skipped, with why (no longer failed, mostly)."""
+
+    queued: list[Enqueued] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def retry_files(
+    keys: Iterable[str],
+    settings: Settings,
+    ledger: Ledger,
+    sqs: Any,
+    signer: Signer | None = None,
+    done: Callable[[str], None] = lambda key: None,
+) -> Retried:
+    """`retry_file` each key, a few side by side; a file that is not to be retried (any more) is skipped with the reason.
+
+    `done` is called with each key once it is retried or skipped (a progress bar).
+    """
+    outcome = Retried()
+    with ThreadPoolExecutor(RETRIERS) as pool:
+        pending = {pool.submit(retry_file, key, settings, ledger, sqs, signer): key for key in dict.fromkeys(keys)}
+        for future in as_completed(pending):
+            key = pending[future]
+            try:
+                outcome.queued.append(future.result())
+            except ActionError as exc:
+                outcome.skipped[key] = str(exc)
+            done(key)
+    return outcome

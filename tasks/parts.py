@@ -26,7 +26,7 @@ from dropq.objects import ObjectRef
 from dropq.observe import log_outcome
 from tasks.app import app, settings
 from tasks.backoff import backoff
-from tasks.pipelines import PIPELINES, Job, Split
+from tasks.pipelines import PIPELINES, VERSIONS, Job, Split
 from tasks.storage import aws_errors, delete_keys, download, upload_folder
 from tasks.tally import record
 from tasks.webhooks import notify
@@ -155,7 +155,7 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
         delete_keys(s3, ref.bucket, everything)
     with ledger_writes(task_id):
         if reason is None:
-            recorded = ledger.mark_succeeded(ref, owner, everything, duration_ms, sha256)
+            recorded = ledger.mark_succeeded(ref, owner, everything, duration_ms, sha256, version=VERSIONS.get(pipeline, 1))
         else:
             recorded = ledger.mark_failed(ref, owner, reason, pipeline)
     if not recorded:

@@ -27,7 +27,7 @@ from tasks.backoff import backoff
 from tasks.parts import plan as parts_plan
 from tasks.parts import split_of
 from tasks.parts import start as start_parts
-from tasks.pipelines import PIPELINES, Job
+from tasks.pipelines import PIPELINES, VERSIONS, Job
 from tasks.storage import delete_keys, download, upload_folder
 from tasks.tally import record
 from tasks.webhooks import notify
@@ -239,7 +239,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
         if len(parts) <= 1:
             duration_ms = int((time.monotonic() - started) * 1000)
             with ledger_writes(task_id):
-                succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256)
+                succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256, version=VERSIONS.get(pipeline, 1))
             if not succeeded:
                 return superseded(ref, task_id, pipeline)
             log_outcome(

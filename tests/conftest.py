@@ -90,9 +90,10 @@ def workloads_cloud(tmp_path_factory: pytest.TempPathFactory, webhook_receiver: 
         yield running
 
 
-def sent_tasks(recording: Path) -> Counter[str]:
-    """The Celery task names of every message sent to SQS in a moto recording (SendMessage and SendMessageBatch)."""
-    sent: Counter[str] = Counter()
+def sent_messages(recording: Path) -> list[dict[str, Any] | None]:
+    """Every message sent to SQS in a moto recording (SendMessage and SendMessageBatch), decoded as a Celery task
+    message, or None for one that is not a task (an event, a failure record)."""
+    sent: list[dict[str, Any] | None] = []
     for line in recording.read_text().splitlines() if recording.exists() else ():
         request = json.loads(line)
         target = {k.lower(): v for k, v in request["headers"].items()}.get("x-amz-target", "")
@@ -101,10 +102,15 @@ def sent_tasks(recording: Path) -> Counter[str]:
         params = json.loads(base64.b64decode(request["body"]) if request.get("body_encoded") else request["body"])
         for body in [params["MessageBody"]] if "MessageBody" in params else [e["MessageBody"] for e in params["Entries"]]:
             try:
-                sent[decode_task_message(body)["headers"]["task"]] += 1
-            except ValueError:  # an event or a failure record, not a task
-                sent["(not a task)"] += 1
+                sent.append(decode_task_message(body))
+            except ValueError:
+                sent.append(None)
     return sent
+
+
+def sent_tasks(recording: Path) -> Counter[str]:
+    """The Celery task names of every message sent to SQS in a moto recording."""
+    return Counter(message["headers"]["task"] if message else "(not a task)" for message in sent_messages(recording))
 
 
 def drain(settings: Settings, queue: str) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 `sleep` holds its worker for as many seconds as its input file says, then writes what it did: the
 long task that SIGTERM, SIGKILL and visibility tests need, and a way to see on which worker it ran.
+Workers started with DROPQ_TEST_METADATA_VERSION run the metadata pipeline at that version, as if a developer
+had raised it in its `@pipeline` (the reprocessing test).
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import os
 import time
 
 from dropq.errors import InputError
-from tasks.pipelines import pipeline
+from tasks.pipelines import VERSIONS, pipeline
 from tasks.pipelines.base import Job
+
+METADATA_VERSION = "DROPQ_TEST_METADATA_VERSION"
+if os.environ.get(METADATA_VERSION):
+    VERSIONS["metadata"] = int(os.environ[METADATA_VERSION])
 
 
 @pipeline("sleep")

@@ -2,7 +2,9 @@
 
 Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); `-c profile=production`
 deploys the topology sized for 10,000 files/s (infra/topology.py: PROFILES); `-c ledger-capacity=provisioned` puts
-the ledger on autoscaled provisioned capacity, cheaper for steady traffic (infra/topology.py: Provisioned); the account and region are
+the ledger on autoscaled provisioned capacity, cheaper for steady traffic (infra/topology.py: Provisioned); `-c bucket=NAME`
+attaches the stack to an existing bucket instead of creating one, and `-c bucket-kms-key=ARN` names the customer-managed
+KMS key its objects are encrypted with (infra/cloud/storage.py: ExistingBucket); the account and region are
 those of your AWS profile when it has any, or left to deploy time (`cdk synth` needs no account).
 """
 
@@ -18,6 +20,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cloud.stack import DropqStack
+from infra.cloud.storage import ExistingBucket
 from infra.topology import PROFILES, Provisioned
 
 DEFAULT_STACK_NAME = "dropq"
@@ -43,12 +46,18 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:
         raise ValueError(f"-c ledger-capacity={ledger_capacity!r} is not one of: {', '.join(LEDGER_CAPACITIES)}")
     if ledger_capacity == "provisioned":
         topology = dataclasses.replace(topology, capacity=dataclasses.replace(topology.capacity, ledger_provisioned=Provisioned()))
+    bucket = app.node.try_get_context("bucket") or None
+    bucket_kms_key = app.node.try_get_context("bucket-kms-key") or None
+    if bucket_kms_key is not None and bucket is None:
+        raise ValueError(f"-c bucket-kms-key={bucket_kms_key!r} needs -c bucket=NAME: the stack's own bucket is encrypted with S3's key")
+    existing_bucket = ExistingBucket(name=bucket, kms_key_arn=bucket_kms_key) if bucket is not None else None
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     stack = DropqStack(
         app,
         name,
         topology=topology,
         profile=profile,
+        existing_bucket=existing_bucket,
         env=env,
         description="dropq: drop files in S3, Celery workers on SQS and Fargate process them",
     )

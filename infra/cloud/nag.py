@@ -21,11 +21,20 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 def acknowledge_objects(policy: IConstruct, bucket: s3.IBucket, prefix: str) -> None:
     """Accept a policy's grant on `<bucket>/<prefix>*`: object keys under a prefix are only known at run time."""
     stack = cdk.Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))
+    resource = bucket.node.default_child
+    if isinstance(resource, s3.CfnBucket):
+        arn = f"<{stack.resolve(stack.get_logical_id(resource))}.Arn>"
+        whose = "dropq's own bucket"
+    else:
+        # An imported bucket (`-c bucket=NAME`): cdk-nag names its ARN as synthesized, the partition a pseudo parameter
+        # unless the stack's region is known.
+        partition = "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
+        arn = f"arn:{partition}:s3:::{bucket.bucket_name}"
+        whose = f"the bucket {bucket.bucket_name!r} dropq was given"
     acknowledge(
         policy,
-        f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{prefix}*]",
-        f"Objects under {prefix!r} in dropq's own bucket: their keys are the files users drop, known only at run time.",
+        f"AwsSolutions-IAM5[Resource::{arn}/{prefix}*]",
+        f"Objects under {prefix!r} in {whose}: their keys are the files users drop, known only at run time.",
     )
 
 

@@ -77,10 +77,32 @@ class Producer(Construct):
         # The ledger's `queued` entry is one conditional UpdateItem.
         role.add_to_principal_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[storage.ledger.table_arn]))
         # S3 notifies the inbox events queue; the producer takes its messages in batches and names the ones to retry.
+        # On a bucket brought with `-c bucket=NAME` (imported, not the stack's), CDK writes this notification as an
+        # unmanaged one, `Managed: false` on Custom::S3BucketNotifications (aws-cdk-lib 2.275.0,
+        # aws-s3/lib/notifications-resource/notifications-resource.js: `managed = bucket instanceof Bucket`). Its handler
+        # (custom-resource-handlers/dist/aws-s3/notifications-resource-handler/index.py, handle_unmanaged) reads the
+        # bucket's configuration first, keeps every notification it did not write and adds its own, with an Id that
+        # starts with the stack's id; on delete it puts back the others alone (aws/aws-cdk PR #29939, fixing issue #29004,
+        # in which `cdk destroy` removed them all). The queue policy S3 sends with is the queue's, created either way.
+        # S3 refuses a configuration in which two notifications of one event type have overlapping prefixes and
+        # suffixes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-how-to-filtering.html): the
+        # deployment then fails and rolls back, the bucket's configuration unchanged.
         storage.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.SqsDestination(queues.inbox_events),
             s3.NotificationKeyFilter(prefix=topology.inbox_prefix),
+        )
+        # CDK's SqsDestination lets S3 send for this bucket by its ARN (aws:SourceArn) alone. A deleted bucket's name can
+        # be taken by another account, so S3 is refused unless the bucket is this account's (aws:SourceAccount), as AWS
+        # advises (https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html).
+        queues.inbox_events.add_to_resource_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[queues.inbox_events.queue_arn],
+                conditions={"StringNotEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            )
         )
         inbox = topology.inbox_events
         reserved = topology.capacity.producer_reserved_concurrency

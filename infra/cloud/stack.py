@@ -19,7 +19,7 @@ from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.schedules import Schedules
 from infra.cloud.signing import MessageSigning
-from infra.cloud.storage import Storage
+from infra.cloud.storage import ExistingBucket, Storage
 from infra.cloud.webhooks import WebhookSecrets
 from infra.cloud.workers import IMAGE_PLATFORMS, WorkerService
 from infra.topology import TOPOLOGY, Topology
@@ -28,16 +28,25 @@ MAX_AZS = 2
 
 
 class DropqStack(cdk.Stack):
-    """Bucket, producer, queues, tables, Fargate worker pools, scaling, alarms and dashboard."""
+    """Bucket (its own, or an existing one it attaches to), producer, queues, tables, Fargate worker pools, scaling,
+    alarms and dashboard."""
 
-    def __init__(self, scope: Construct, id: str, topology: Topology = TOPOLOGY, profile: str = "default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        topology: Topology = TOPOLOGY,
+        profile: str = "default",
+        existing_bucket: ExistingBucket | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, id, **kwargs)
         self.prefix = f"{self.stack_name}-"
         if not PREFIX_PATTERN.match(self.prefix):
             raise ValueError(
                 f"stack name {self.stack_name!r} makes resource prefix {self.prefix!r}, which must match {PREFIX_PATTERN.pattern}"
             )
-        self.storage = Storage(self, "Storage", topology, self.prefix)
+        self.storage = Storage(self, "Storage", topology, self.prefix, existing_bucket)
         self.queues = Queues(self, "Queues", topology, self.prefix)
         self.signing = MessageSigning(self, "Signing")
         self.settings = Settings(

@@ -37,6 +37,9 @@ CONTAINER_INSIGHTS = "ECS/ContainerInsights"
 # What a worker does, and nothing more (tasks/storage.py, dropq/ledger.py, Celery's DynamoDB result backend).
 INPUT_ACTIONS = ("s3:GetObject",)
 OUTPUT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
+# A bucket's customer-managed KMS key, through S3 only:
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms
+BUCKET_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # Ledger: state transitions, periodic runs' claims and outcome counts (UpdateItem), reads by key (Query, GetItem), the
 # sweep's candidates and the report's failures (Query on its `open` and `failed` indexes, then BatchGetItem), its
 # heartbeat (PutItem, DeleteItem).
@@ -176,6 +179,16 @@ class WorkerService(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(INPUT_ACTIONS), resources=[inputs]))
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(OUTPUT_ACTIONS), resources=[outputs]))
         role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[reports]))
+        if storage.bucket_key is not None:
+            # An existing bucket's objects under its customer-managed key: S3 decrypts what workers read and asks for a
+            # data key for what they write (and decrypts it again to finish a multipart upload), on their behalf only.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=list(BUCKET_KEY_ACTIONS),
+                    resources=[storage.bucket_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{cdk.Aws.REGION}.amazonaws.com"}},
+                )
+            )
         ledger = [storage.ledger.table_arn, f"{storage.ledger.table_arn}/index/*"]
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(LEDGER_ACTIONS), resources=ledger))
         role.add_to_principal_policy(iam.PolicyStatement(actions=list(RESULTS_ACTIONS), resources=[storage.results.table_arn]))

@@ -77,6 +77,8 @@ class Enqueuing:
     enqueued: list[Enqueued] = field(default_factory=list)
     skipped: int = 0
     failed: dict[ObjectRef, str] = field(default_factory=dict)
+    # Of the failed, those recorded as queued whose message SQS did not take.
+    unsent: list[Enqueued] = field(default_factory=list)
 
     def raise_for_failures(self) -> None:
         """ProducerError naming every object that failed (an invocation Lambda must retry)."""
@@ -125,6 +127,7 @@ def enqueue_objects(
         for item in items:
             if id(item) in refused:
                 outcome.failed[item.ref] = refused[id(item)]
+                outcome.unsent.append(item)
                 continue
             outcome.enqueued.append(item)
             log_event(events, "enqueued", ref=item.ref, task_id=item.task_id, state=QUEUED, pipeline=item.pipeline, queue=queue)

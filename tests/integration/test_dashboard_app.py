@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,9 @@ from dropq.dashboard.app import TOKEN_HEADER, create_app
 from dropq.dashboard.monitor import Monitor
 from dropq.dashboard.server import Dashboard
 from dropq.deployment import local_deployment
+from dropq.finding import encode_page
+from dropq.ledger import FAILED_INDEX, ledger_for
+from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.status import queue_counts
 from tests.conftest import drain
@@ -93,3 +97,87 @@ def test_bound_beyond_loopback_the_dashboard_makes_up_a_token_and_puts_it_in_its
     exposed = Dashboard(local_deployment(moto_settings), host="0.0.0.0", port=8321)
     assert exposed.token and exposed.url == f"http://0.0.0.0:8321/#token={exposed.token}"
     assert Dashboard(local_deployment(moto_settings), host="127.0.0.1", port=8321).url == "http://127.0.0.1:8321/"
+
+
+def test_the_search_answers_bad_input_with_400_and_a_one_line_message(loopback: FlaskClient) -> None:
+    def refused(query: str) -> str:
+        response = loopback.get(f"/api/files?{query}", headers=LOOPBACK)
+        assert response.status_code == 400, (query, response.get_data(as_text=True))
+        return response.get_json()["error"]
+
+    assert refused("since=yesterday").startswith("since 'yesterday' is neither a duration (90s, 30m, 1h, 2d) nor an ISO time")
+    assert "is in the future" in refused("since=2999-01-01T00:00Z")
+    assert refused("state=lost") == "state 'lost' is not one of the ledger's states: queued, running, succeeded, failed"
+    assert refused("pipeline=audio").startswith("pipeline 'audio' is no pipeline of this deployment's routes; known: images, metadata")
+    assert refused("limit=0") == "limit 0 is outside 1..1000" and refused("limit=lots").startswith("limit 'lots' is not a number")
+    assert "is not a page of this search" in refused("page=not-a-token")
+    # A token of the failures' listing does not continue a listing of another state.
+    token = encode_page(FAILED_INDEX, ("2026-12-01T20:15:03.120Z", "file#s3://dropq-local/incoming/x.txt", "etag"))
+    assert "is not a page of this search" in refused(f"state=queued&page={token}")
+    answer = loopback.get(f"/api/files?state=failed&since=1h&page={token}", headers=LOOPBACK)
+    assert answer.status_code == 200 and set(answer.get_json()) >= {"files", "next_page", "examined", "since"}
+
+
+def test_the_search_offers_the_topology_s_pipelines_and_the_ledger_s_states(loopback: FlaskClient) -> None:
+    options = loopback.get("/api/find-options", headers=LOOPBACK).get_json()
+    assert options == {
+        "states": ["queued", "running", "succeeded", "failed"],
+        "pipelines": ["images", "metadata", "tables"],
+        "since": ["1h", "1d", "7d"],
+        "default_since": "1d",
+    }
+
+
+def test_a_file_unknown_to_the_ledger_is_404_with_why(loopback: FlaskClient) -> None:
+    unknown = loopback.get("/api/file?key=incoming/never-dropped.txt", headers=LOOPBACK)
+    assert unknown.status_code == 404
+    assert unknown.get_json()["error"].startswith("no file 'incoming/never-dropped.txt' in the ledger of s3://")
+    missing = loopback.get("/api/file", headers=LOOPBACK)
+    assert missing.status_code == 400 and "name the file" in missing.get_json()["error"]
+
+
+def test_retry_many_retries_failures_only_and_says_what_it_skipped(loopback: FlaskClient) -> None:
+    def post(body: dict[str, object]) -> tuple[int, dict[str, object]]:
+        response = loopback.post("/api/retry-many", headers=LOOPBACK, json=body)
+        return response.status_code, response.get_json()
+
+    status, answer = post({"state": "succeeded", "keys": ["incoming/a.txt"]})
+    assert status == 400 and str(answer["error"]).startswith("state 'succeeded': only failed files are retried")
+    status, answer = post({"state": "failed", "keys": "incoming/a.txt"})
+    assert status == 400 and str(answer["error"]).startswith("keys must be a list")
+    status, answer = post({"state": "failed", "since": "soon", "keys": ["incoming/a.txt"]})
+    assert status == 400 and str(answer["error"]).startswith("since 'soon' is neither")
+    # A key the ledger does not know, and one outside the prefix shown, are skipped with why; nothing is retried.
+    status, answer = post({"state": "failed", "prefix": "incoming/urgent/", "keys": ["incoming/urgent/never.txt", "incoming/else.txt"]})
+    assert status == 200 and answer["retried"] == []
+    skipped = answer["skipped"]
+    assert isinstance(skipped, dict) and set(skipped) == {"incoming/urgent/never.txt", "incoming/else.txt"}
+    assert skipped["incoming/urgent/never.txt"].startswith("no file 'incoming/urgent/never.txt' in the ledger of s3://dropq-local/")
+    assert skipped["incoming/else.txt"] == "incoming/else.txt is not below incoming/urgent/"
+
+
+def test_beyond_loopback_the_search_and_retry_many_need_the_token(exposed: FlaskClient) -> None:
+    headers = {"Host": "10.0.0.5:8321"}
+    assert exposed.get("/api/files", headers=headers).status_code == 403
+    assert exposed.get("/api/file?key=incoming/x.txt", headers=headers).status_code == 403
+    assert exposed.post("/api/retry-many", headers=headers, json={"state": "failed", "keys": ["incoming/x.txt"]}).status_code == 403
+    assert exposed.get("/api/files?since=1h", headers={**headers, TOKEN_HEADER: "s3cret"}).status_code == 200
+
+
+def test_retry_many_without_keys_retries_every_failure_the_search_selects(moto_settings: Settings, loopback: FlaskClient) -> None:
+    # Given two failed files below a prefix of their own, and one elsewhere
+    ledger, root = ledger_for(moto_settings), f"incoming/many-{uuid.uuid4().hex[:8]}/"
+    refs = [ObjectRef(bucket=moto_settings.bucket, key=key, etag=uuid.uuid4().hex, size=10) for key in (f"{root}a.txt", f"{root}b.txt")]
+    other = ObjectRef(bucket=moto_settings.bucket, key=f"incoming/other-{uuid.uuid4().hex[:8]}.txt", etag="e", size=10)
+    for ref in (*refs, other):
+        claim = ledger.claim(ref, "metadata", "t1", worker="w", lease_seconds=60)
+        assert claim.owner and ledger.mark_failed(ref, claim.owner, "broken", "metadata")
+
+    # When every failure below the prefix is retried (what a script sends: no keys)
+    response = loopback.post("/api/retry-many", headers=LOOPBACK, json={"state": "failed", "since": "1h", "prefix": root})
+
+    # Then exactly those two are queued again; the other stays failed
+    assert response.status_code == 200 and response.get_json() == {"retried": [r.key for r in refs], "skipped": {}}
+    assert [ledger.get(r.bucket, r.key)["state"] for r in refs] == ["queued", "queued"]
+    assert ledger.get(other.bucket, other.key)["state"] == "failed"
+    drain(moto_settings, "default")

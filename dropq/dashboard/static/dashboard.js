@@ -1,4 +1,6 @@
-// The dropq dashboard: polls /api/state, renders it, and posts the actions. No framework, no network beyond this server.
+// The dropq dashboard: polls /api/state, renders it, and posts the actions; searches the ledger on demand only (never
+// on the refresh: a search's reads are the operator's, the refresh costs the same at any traffic). No framework, no
+// network beyond this server.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -183,5 +185,223 @@ async function refresh() {
   }
 }
 
+// Find files: a search (key prefix, state, pipeline, since) a page at a time, each page's token kept for Previous.
+const search = { query: null, current: null, previous: [], shown: [] };
+
+function when(iso) {
+  return (iso || "").replace("T", " ").replace("Z", "").slice(0, 23);
+}
+
+function took(ms) {
+  if (ms === null || ms === undefined) return "";
+  return ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+// The page's fragment with `file` set (or removed), the token kept.
+function fileHash(key) {
+  const params = new URLSearchParams();
+  if (token) params.set("token", token);
+  if (key) params.set("file", key);
+  return `#${params}`;
+}
+
+async function getJson(path, params) {
+  const response = await fetch(`${path}?${new URLSearchParams(params)}`, { headers });
+  const answer = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
+  if (!response.ok) throw new Error(answer.error || String(response.status));
+  return answer;
+}
+
+async function loadFindOptions() {
+  try {
+    const options = await getJson("/api/find-options", {});
+    document.getElementById("find-state").append(...options.states.map((s) => el("option", { value: s }, s)));
+    document.getElementById("find-pipeline").append(...options.pipelines.map((p) => el("option", { value: p }, p)));
+    document.getElementById("find-since").append(
+      ...options.since.map((s) => el("option", { value: s, selected: s === options.default_since ? "" : null }, `since ${s} ago`)),
+    );
+    document.getElementById("find").dataset.ready = "true";
+  } catch (error) {
+    say(`cannot read the search's filters: ${error.message}`);
+  }
+}
+
+function startSearch() {
+  const value = (id) => document.getElementById(id).value || null;
+  search.query = { prefix: document.getElementById("find-prefix").value || null, state: value("find-state"), pipeline: value("find-pipeline"), since: value("find-since") };
+  search.current = null;
+  search.previous = [];
+  loadPage();
+}
+
+async function loadPage() {
+  const find = document.getElementById("find");
+  delete find.dataset.loaded;
+  const params = { limit: "50" };
+  for (const [name, value] of Object.entries(search.query)) if (value) params[name] = value;
+  if (search.current) params.page = search.current;
+  let answer;
+  try {
+    answer = await getJson("/api/files", params);
+  } catch (error) {
+    document.getElementById("find-summary").textContent = `refused: ${error.message}`;
+    find.dataset.loaded = "error";
+    return;
+  }
+  // The later pages' period is the first's moment, not one that moves with the clock.
+  search.query.since = answer.since;
+  search.next = answer.next_page;
+  search.shown = answer.files;
+  renderFound(answer);
+  find.dataset.loaded = "true";
+}
+
+function renderFound(answer) {
+  const table = document.getElementById("found");
+  table.hidden = false;
+  table.querySelector("tbody").replaceChildren(
+    ...answer.files.map((f) =>
+      el(
+        "tr",
+        { "data-key": f.key, "data-etag": f.etag },
+        el("td", { class: "key" }, el("a", { href: fileHash(f.key) }, f.key)),
+        el("td", { class: `state state-${f.state}` }, f.state || ""),
+        el("td", { class: "pipeline" }, f.pipeline || ""),
+        el("td", { class: "num version" }, f.version === null || f.version === undefined ? "" : String(f.version)),
+        el("td", { class: "updated" }, when(f.updated_at)),
+        el("td", { class: "reason" }, f.reason || ""),
+      ),
+    ),
+  );
+  const number = search.previous.length + 1;
+  const what = `${answer.state || ""} file${answer.files.length === 1 ? "" : "s"}`.trim();
+  let text = `page ${number}: ${answer.files.length} ${what} since ${when(answer.since)} UTC`;
+  if (answer.prefix) text += ` below ${answer.prefix}`;
+  if (answer.pipeline) text += ` in ${answer.pipeline}`;
+  if (answer.next_page && answer.files.length < 50) text += ` (read back to ${when(answer.reached)}; more may match)`;
+  if (!answer.next_page) text += "; no more";
+  document.getElementById("find-summary").textContent = text;
+  document.getElementById("find-previous").disabled = search.previous.length === 0;
+  document.getElementById("find-next").disabled = !answer.next_page;
+  const failures = shownFailures();
+  const retry = document.getElementById("retry-shown");
+  retry.hidden = failures.length === 0;
+  retry.textContent = `Retry all shown failures (${failures.length})`;
+}
+
+// The keys of the failures shown, once each (a listing has a row per version), when the search is of failures.
+function shownFailures() {
+  if (search.query.state !== "failed") return [];
+  return [...new Set(search.shown.filter((f) => f.state === "failed").map((f) => f.key))];
+}
+
+async function retryShown() {
+  const keys = shownFailures();
+  if (!keys.length) return;
+  if (!confirm(`Retry the ${keys.length} failed file(s) shown on this page? Each is queued again if it is still failed.`)) return;
+  say("…");
+  const { state, since, prefix, pipeline } = search.query;
+  const response = await fetch("/api/retry-many", {
+    method: "POST",
+    headers: { ...headers, "Content-Type": "application/json" },
+    body: JSON.stringify({ state, since, prefix, pipeline, keys }),
+  });
+  const answer = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) {
+    say(`refused: ${answer.error || response.status}`);
+    return;
+  }
+  const skipped = Object.keys(answer.skipped).length;
+  say(`${answer.retried.length} of ${keys.length} shown failure(s) queued again` + (skipped ? `; ${skipped} skipped (no longer failed)` : ""));
+  await loadPage();
+  refresh();
+}
+
+function webhookText(w) {
+  if (!w) return "none";
+  let text = `${w.name || "-"}: ${w.state || "?"}`;
+  if (w.status) text += ` (${w.status})`;
+  if (w.attempts) text += ` after ${w.attempts} attempt(s)`;
+  if (w.at) text += ` at ${when(w.at)}`;
+  if (w.reason) text += `: ${w.reason}`;
+  return text;
+}
+
+// One version's timeline: queued -> the attempts (the ledger keeps the last one's start and end) -> its outcome.
+function timeline(v) {
+  const steps = [];
+  const requeued = [v.retries ? `retried ${v.retries} time(s)` : null, v.sweeps ? `swept ${v.sweeps} time(s)` : null].filter(Boolean);
+  steps.push(el("li", { class: "queued" }, `queued ${when(v.queued_at)} on ${v.queue || "?"}` + (requeued.length ? ` (${requeued.join(", ")})` : "")));
+  const attempt = v.last_attempt;
+  if (attempt) {
+    const earlier = v.attempts > 1 ? ` (attempts 1..${v.attempts - 1} before it)` : "";
+    steps.push(el("li", { class: "attempt" }, `attempt ${v.attempts || 1} started ${when(attempt.started_at)} on ${attempt.worker || "?"}${earlier}`));
+  }
+  const ended = (attempt && attempt.finished_at) || v.updated_at;
+  if (v.state === "succeeded") steps.push(el("li", { class: "outcome state-succeeded" }, `succeeded ${when(ended)}` + (attempt && attempt.duration_ms !== null ? ` in ${took(attempt.duration_ms)}` : "")));
+  else if (v.state === "failed") steps.push(el("li", { class: "outcome state-failed" }, `failed ${when(v.failed_at || ended)}: `, el("span", { class: "reason" }, v.reason || "no reason recorded")));
+  else if (v.state === "running") steps.push(el("li", { class: "outcome state-running" }, "running now"));
+  else steps.push(el("li", { class: "outcome state-queued" }, "waiting in its queue"));
+  steps.push(el("li", { class: "outputs" }, "outputs: ", v.outputs.length ? outputLinks(v.outputs) : "none"));
+  steps.push(el("li", { class: "webhook" }, `webhook: ${webhookText(v.webhook)}`));
+  return el("ol", { class: "timeline" }, ...steps);
+}
+
+async function showFile() {
+  const key = new URLSearchParams(location.hash.slice(1)).get("file");
+  const panel = document.getElementById("file");
+  delete panel.dataset.loaded;
+  if (!key) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  document.getElementById("file-key").textContent = key;
+  document.getElementById("file-close").href = fileHash(null);
+  const versions = document.getElementById("file-versions");
+  try {
+    const answer = await getJson("/api/file", { key });
+    versions.replaceChildren(
+      ...answer.versions.map((v) =>
+        el(
+          "div",
+          { class: `version${v.superseded ? " superseded" : ""}`, "data-etag": v.etag },
+          el(
+            "h3",
+            {},
+            `version ${v.etag} `,
+            el("span", { class: "mark" }, v.superseded ? "superseded" : "newest"),
+            ` ${v.size === null || v.size === undefined ? "?" : v.size} bytes, ${v.pipeline || "?"} (pipeline version ${v.version ?? "?"}): `,
+            el("span", { class: `state state-${v.state}` }, v.state || "?"),
+          ),
+          timeline(v),
+        ),
+      ),
+    );
+  } catch (error) {
+    versions.replaceChildren(el("p", { class: "reason" }, error.message));
+  }
+  panel.dataset.loaded = "true";
+  panel.scrollIntoView();
+}
+
+document.getElementById("find-search").onclick = startSearch;
+document.getElementById("find-prefix").onkeydown = (event) => {
+  if (event.key === "Enter") startSearch();
+};
+document.getElementById("find-next").onclick = () => {
+  search.previous.push(search.current);
+  search.current = search.next;
+  loadPage();
+};
+document.getElementById("find-previous").onclick = () => {
+  search.current = search.previous.pop();
+  loadPage();
+};
+document.getElementById("retry-shown").onclick = retryShown;
+window.addEventListener("hashchange", showFile);
+
+loadFindOptions();
+showFile();
 refresh();
 setInterval(refresh, REFRESH_MS);

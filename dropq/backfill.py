@@ -1,0 +1,369 @@
+"""Enqueue files already in S3: a backfill of a prefix (or of an S3 Inventory), and the reprocessing of files whose
+outputs an older version of their pipeline made.
+
+Both walk the objects page by page in key order (ListObjectsV2's, or the inventory's), look their versions up in the
+ledger (BatchGetItem, 100 a call) and enqueue the ones to do through the producer's own path (`enqueue_objects`:
+ledger write, then a SendMessageBatch per queue), at a rate the user sets. After each page a checkpoint records where
+the walk got to, so a second run after a Ctrl-C or a crash carries on from there. Nothing is enqueued twice:
+
+- a backfill enqueues only versions the ledger has never seen, so a second run, or the live notifications meanwhile,
+  make it skip what is already queued, running, done or failed;
+- reprocessing moves a file from succeeded (by an older version) to queued in one conditional write;
+- a page is checkpointed only once every one of its objects is sent; an object whose message SQS refused has its
+  `queued` entry taken back, so the next run enqueues it. A Ctrl-C stops the walk between two chunks, each sent
+  whole. One written but never sent (the process killed between the two) is what the stuck-file sweep exists for:
+  it is queued again within the hour.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus, urlparse
+
+from botocore.exceptions import ClientError
+
+from dropq.errors import ActionError
+from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk
+from dropq.objects import ObjectRef
+from dropq.settings import Settings
+from dropq.signing import Signer
+from lambdas.producer.enqueue import Enqueued, enqueue_objects, plan, send_batches
+
+# Keys a ListObjectsV2 page returns at most, and objects enqueued between two looks at the rate.
+PAGE_SIZE = 1000
+CHUNK = 100
+# The inventory fields a backfill needs: which object, and which version of it (S3 Inventory's field names).
+INVENTORY_FIELDS = ("Bucket", "Key", "Size", "ETag")
+INVENTORY_FORMATS = ("CSV",)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Objects in key order, and where the walk is once they are handled (a key, or an inventory position)."""
+
+    objects: list[ObjectRef]
+    position: str
+
+
+@dataclass
+class Progress:
+    """What a walk did so far, in all its runs: listed, enqueued by pipeline and queue, skipped by the state it found."""
+
+    listed: int = 0
+    enqueued: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    ignored: int = 0
+
+    @property
+    def enqueued_total(self) -> int:
+        return sum(self.enqueued.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"listed": self.listed, "enqueued": dict(self.enqueued), "skipped": dict(self.skipped), "ignored": self.ignored}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        return cls(data["listed"], Counter(data["enqueued"]), Counter(data["skipped"]), data.get("ignored", 0))
+
+
+@dataclass
+class Checkpoint:
+    """Where a walk got to, in a JSON file of its own (written whole, then renamed: a crash leaves the last one)."""
+
+    path: Path
+    job: str
+    position: str = ""
+    done: bool = False
+    progress: Progress = field(default_factory=Progress)
+
+    @classmethod
+    def open(cls, state_dir: str | Path, job: str, restart: bool = False) -> Checkpoint:
+        """The checkpoint of `job` in `state_dir`: carried on from when its last run stopped halfway, new otherwise."""
+        path = Path(state_dir) / "backfill" / f"{hashlib.sha256(job.encode()).hexdigest()[:16]}.json"
+        if restart or not path.exists():
+            return cls(path, job)
+        try:
+            data = json.loads(path.read_text())
+            saved = cls(path, job, data["position"], data["done"], Progress.from_dict(data["progress"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ActionError(f"the checkpoint {path} does not parse ({exc}); delete it or pass --restart") from exc
+        # A walk that finished starts again from the top: what it enqueued is in the ledger, and is skipped.
+        return cls(path, job) if saved.done else saved
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self.position)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"job": self.job, "position": self.position, "done": self.done, "progress": self.progress.to_dict()}
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(data, indent=1))
+        os.replace(partial, self.path)
+
+
+# --- where the objects come from ------------------------------------------------------------------------------------
+
+
+def _refused(exc: ClientError, what: str) -> ActionError:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    if code in ("NoSuchBucket", "404"):
+        return ActionError(f"{what} does not exist")
+    if code in ("AccessDenied", "403", "AllAccessDisabled"):
+        return ActionError(f"{what} is not readable with these credentials ({code})")
+    return ActionError(f"{what}: S3 refused: {code} {error.get('Message', '')}".rstrip())
+
+
+def _ref(bucket: str, key: str, etag: str, size: int | str) -> ObjectRef:
+    return ObjectRef(bucket=bucket, key=key, etag=etag.strip('"'), size=int(size))
+
+
+def listed(s3: Any, bucket: str, prefix: str, after: str = "", page_size: int | None = None) -> Iterator[Page]:
+    """The objects below `prefix`, after the key `after`, a ListObjectsV2 page at a time (boto3's paginator)."""
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size or PAGE_SIZE}}
+    if after:
+        request["StartAfter"] = after
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(**request):
+            contents = page.get("Contents", [])
+            if contents:
+                yield Page([_ref(bucket, o["Key"], o["ETag"], o["Size"]) for o in contents], contents[-1]["Key"])
+    except ClientError as exc:
+        raise _refused(exc, f"bucket {bucket!r}") from exc
+
+
+def _read(s3: Any, uri: str) -> bytes:
+    """An s3:// object's bytes, or a local file's."""
+    if uri.startswith("s3://"):
+        parsed = urlparse(uri)
+        try:
+            return s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        except ClientError as exc:
+            raise _refused(exc, uri) from exc
+    try:
+        return Path(uri).read_bytes()
+    except OSError as exc:
+        raise ActionError(f"cannot read {uri}: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """An S3 Inventory report, from its manifest.json: the data files and the fields of their rows.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-inventory-location.html
+    """
+
+    uri: str
+    destination: str
+    fields: tuple[str, ...]
+    files: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, uri: str, text: bytes) -> Inventory:
+        try:
+            manifest = json.loads(text)
+            file_format, schema, files = manifest["fileFormat"], manifest["fileSchema"], manifest["files"]
+            destination = manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
+            keys = tuple(f["key"] for f in files)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ActionError(f"the inventory manifest {uri} does not parse: {exc!r} (expected S3 Inventory's manifest.json)") from exc
+        if file_format not in INVENTORY_FORMATS:
+            raise ActionError(f"the inventory manifest {uri} is {file_format}; a backfill reads {', '.join(INVENTORY_FORMATS)} inventories")
+        fields = tuple(name.strip() for name in schema.split(","))
+        missing = [name for name in INVENTORY_FIELDS if name not in fields]
+        if missing:
+            raise ActionError(f"the inventory {uri} has no {', '.join(missing)} field: add it to the inventory's configuration")
+        return cls(uri, destination, fields, keys)
+
+
+def inventoried(s3: Any, uri: str, prefix: str, after: str = "") -> Iterator[Page]:
+    """The objects an S3 Inventory lists below `prefix`, a data file's rows PAGE_SIZE at a time; a position is
+    `<file>:<row>`, the row after which the walk carries on."""
+    inventory = Inventory.parse(uri, _read(s3, uri))
+    start_file, start_row = (int(part) for part in after.split(":")) if after else (0, 0)
+    column = {name: inventory.fields.index(name) for name in INVENTORY_FIELDS}
+    for number, key in enumerate(inventory.files):
+        if number < start_file:
+            continue
+        data = _read(s3, f"s3://{inventory.destination}/{key}")
+        try:
+            rows = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+            raise ActionError(f"the inventory file s3://{inventory.destination}/{key} does not parse: {exc}") from exc
+        first = start_row if number == start_file else 0
+        for start in range(first, len(rows), PAGE_SIZE):
+            objects = []
+            for row in rows[start : start + PAGE_SIZE]:
+                if len(row) < len(inventory.fields):
+                    raise ActionError(f"the inventory file {key} has a row of {len(row)} fields, not {len(inventory.fields)}: {row}")
+                # CSV inventories URL-encode keys.
+                object_key = unquote_plus(row[column["Key"]])
+                if object_key.startswith(prefix):
+                    objects.append(_ref(row[column["Bucket"]], object_key, row[column["ETag"]], row[column["Size"]] or 0))
+            yield Page(objects, f"{number}:{min(start + PAGE_SIZE, len(rows))}")
+
+
+# --- the walk -------------------------------------------------------------------------------------------------------
+
+
+class Pacer:
+    """At most `rate` objects a second on average (None: as fast as they go)."""
+
+    def __init__(
+        self, rate: float | None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.rate, self.clock, self.sleep = rate, clock, sleep
+        self.started, self.taken = clock(), 0
+
+    def take(self, count: int) -> None:
+        if self.rate:
+            wait = self.started + self.taken / self.rate - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+        self.taken += count
+
+
+@dataclass(frozen=True)
+class Reprocess:
+    """Which succeeded files to do again: those of `pipeline` whose outputs a version below `below` made."""
+
+    pipeline: str
+    below: int
+
+
+def _known(ledger: Ledger, objects: list[ObjectRef]) -> dict[tuple[str, str], dict[str, Any]]:
+    entries = ledger.entries((file_pk(ref.bucket, ref.key), ref.etag) for ref in objects)
+    return {(entry["pk"], entry["sk"]): entry for entry in entries}
+
+
+def walk(
+    pages: Iterator[Page],
+    settings: Settings,
+    ledger: Ledger,
+    sqs: Any,
+    checkpoint: Checkpoint,
+    *,
+    signer: Signer | None = None,
+    rate: float | None = None,
+    dry_run: bool = False,
+    reprocess: Reprocess | None = None,
+    shown: Callable[[Progress], None] = lambda progress: None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Progress:
+    """Enqueue, page by page, the objects to do: new versions (a backfill) or, with `reprocess`, files an older version
+    of a pipeline made; checkpoint after each page (not in a dry run, which only counts what it would enqueue).
+
+    Once `stopping()` is true (a Ctrl-C), the walk raises KeyboardInterrupt between two chunks, every object of the
+    ones before sent: the next run finds them in the ledger and carries on.
+    """
+    topology, pacer, progress = settings.topology, Pacer(rate), checkpoint.progress
+    for page in pages:
+        objects = [ref for ref in page.objects if topology.is_inbox_key(ref.key)]
+        progress.ignored += len(page.objects) - len(objects)
+        progress.listed += len(objects)
+        if reprocess is not None:
+            objects = [ref for ref in objects if topology.route(ref.key).pipeline == reprocess.pipeline]
+        known = _known(ledger, objects)
+        todo: list[ObjectRef] = []
+        for ref in objects:
+            entry = known.get((file_pk(ref.bucket, ref.key), ref.etag))
+            if reprocess is not None:
+                # Entries from before pipelines had versions were made by version 1.
+                version = int((entry or {}).get("pipeline_version") or 1)
+                if entry is not None and entry.get("state") == SUCCEEDED and version < reprocess.below:
+                    todo.append(ref)
+                else:
+                    progress.skipped[_why_not_reprocessed(entry, reprocess)] += 1
+            elif entry is None:
+                todo.append(ref)
+            else:
+                progress.skipped[str(entry.get("state"))] += 1
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            if dry_run:
+                for ref in chunk:
+                    place = topology.place(ref.key, ref.size)
+                    progress.enqueued[f"{place.pipeline} on {place.queue}"] += 1
+                continue
+            if stopping():
+                raise KeyboardInterrupt
+            pacer.take(len(chunk))
+            if stopping():
+                raise KeyboardInterrupt
+            if reprocess is None:
+                _backfill(chunk, settings, ledger, sqs, signer, progress)
+            else:
+                _reprocess(chunk, settings, ledger, sqs, signer, reprocess, progress)
+            shown(progress)
+        checkpoint.position = page.position
+        if not dry_run:
+            checkpoint.save()
+        shown(progress)
+    if not dry_run:
+        checkpoint.done = True
+        checkpoint.save()
+    return progress
+
+
+def _why_not_reprocessed(entry: dict[str, Any] | None, reprocess: Reprocess) -> str:
+    if entry is None:
+        return "never processed"
+    if entry.get("state") != SUCCEEDED:
+        return str(entry.get("state"))
+    return f"made by version {entry.get('pipeline_version') or 1} or later"
+
+
+def _count(progress: Progress, items: list[Enqueued]) -> None:
+    for item in items:
+        progress.enqueued[f"{item.pipeline} on {item.queue}"] += 1
+
+
+def _backfill(chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None, progress: Progress) -> None:
+    outcome = enqueue_objects(chunk, settings, sqs, ledger, signer)
+    _count(progress, outcome.enqueued)
+    progress.skipped[f"{QUEUED} or {RUNNING} meanwhile"] += outcome.skipped
+    if outcome.failed:
+        # Taken back, so that the next run enqueues them (a version the ledger knows is skipped).
+        for item in outcome.unsent:
+            ledger.forget_queued(item.ref, item.task_id)
+        raise ActionError(_failures(outcome.failed) + "; run again to carry on from the checkpoint")
+
+
+def _reprocess(
+    chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None, reprocess: Reprocess, progress: Progress
+) -> None:
+    planned = [plan(ref, settings, signer) for ref in chunk]
+    marked = [item for item in planned if ledger.reprocess(item.ref, item.task_id, item.queue, reprocess.pipeline, reprocess.below)]
+    progress.skipped["changed meanwhile"] += len(planned) - len(marked)
+    by_queue: dict[str, list[Enqueued]] = {}
+    for item in marked:
+        by_queue.setdefault(item.queue, []).append(item)
+    failed: dict[ObjectRef, str] = {}
+    for queue, items in by_queue.items():
+        refused = {id(item): reason for item, reason in send_batches(sqs, settings.queue_url(queue), items)}
+        _count(progress, [item for item in items if id(item) not in refused])
+        failed.update({item.ref: refused[id(item)] for item in items if id(item) in refused})
+    if failed:
+        # Left queued: the sweep sends them again within the hour; the walk stops before checkpointing this page.
+        raise ActionError(_failures(failed) + "; they are queued in the ledger and the stuck-file sweep will send them")
+
+
+def _failures(failed: dict[ObjectRef, str]) -> str:
+    first = "; ".join(f"{ref.uri}: {reason}" for ref, reason in list(failed.items())[:3])
+    return f"objects not enqueued: {len(failed)} ({first}{'; ...' if len(failed) > 3 else ''})"
+
+
+def skipped_summary(progress: Progress) -> str:
+    return ", ".join(f"{count:,} {state}" for state, count in sorted(progress.skipped.items()) if count) or "none"

@@ -1,0 +1,84 @@
+"""A backfill's parts that need no AWS: its pace, its checkpoint, and the S3 Inventory manifests it reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dropq.backfill import Checkpoint, Inventory, Pacer, Progress
+from dropq.errors import ActionError
+
+MANIFEST = {
+    "sourceBucket": "dropq-local",
+    "destinationBucket": "arn:aws:s3:::inventories",
+    "version": "2016-11-30",
+    "fileFormat": "CSV",
+    "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag",
+    "files": [{"key": "dropq-local/all/data/one.csv.gz", "size": 10, "MD5checksum": "x"}],
+}
+
+
+def test_the_pacer_keeps_to_its_rate_over_the_whole_walk() -> None:
+    now, slept = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(10, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        pacer.take(10)
+    # 50 objects at 10/s: the first ten at once, then a second before each next ten.
+    assert slept == [1.0, 1.0, 1.0, 1.0] and now[0] == 4.0
+
+
+def test_without_a_rate_the_pacer_never_waits() -> None:
+    pacer = Pacer(None, clock=lambda: 0.0, sleep=lambda s: pytest.fail("slept"))
+    pacer.take(1_000_000)
+
+
+def test_a_checkpoint_carries_on_where_it_stopped_and_starts_over_once_done(tmp_path: Path) -> None:
+    first = Checkpoint.open(tmp_path, "backfill s3://b/incoming/")
+    assert not first.resumed
+    first.position, first.progress = "incoming/k-0500", Progress(listed=500)
+    first.progress.enqueued["metadata on default"] = 480
+    first.save()
+
+    again = Checkpoint.open(tmp_path, "backfill s3://b/incoming/")
+    assert again.resumed and again.position == "incoming/k-0500" and again.progress.enqueued_total == 480
+    assert not Checkpoint.open(tmp_path, "backfill s3://b/other/").resumed, "a checkpoint per job"
+    assert not Checkpoint.open(tmp_path, "backfill s3://b/incoming/", restart=True).resumed
+
+    again.done = True
+    again.save()
+    assert not Checkpoint.open(tmp_path, "backfill s3://b/incoming/").resumed, "a finished walk starts from the top"
+
+
+def test_a_checkpoint_that_does_not_parse_names_its_file(tmp_path: Path) -> None:
+    checkpoint = Checkpoint.open(tmp_path, "job")
+    checkpoint.save()
+    checkpoint.path.write_text("{not json")
+    with pytest.raises(ActionError, match=f"the checkpoint {checkpoint.path} does not parse"):
+        Checkpoint.open(tmp_path, "job")
+
+
+def test_an_inventory_manifest_names_its_data_files_and_fields() -> None:
+    inventory = Inventory.parse("s3://inventories/m.json", json.dumps(MANIFEST).encode())
+    assert inventory.destination == "inventories" and inventory.files == ("dropq-local/all/data/one.csv.gz",)
+    assert inventory.fields == ("Bucket", "Key", "Size", "LastModifiedDate", "ETag")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (b"<html>", "the inventory manifest s3://i/m.json does not parse"),
+        (json.dumps({**MANIFEST, "files": None}).encode(), "does not parse"),
+        (json.dumps({**MANIFEST, "fileFormat": "ORC"}).encode(), "is ORC; a backfill reads CSV inventories"),
+        (json.dumps({**MANIFEST, "fileSchema": "Bucket, Key, Size"}).encode(), "has no ETag field: add it"),
+    ],
+)
+def test_an_inventory_that_cannot_be_read_is_a_one_line_error(manifest: bytes, message: str) -> None:
+    with pytest.raises(ActionError, match=message):
+        Inventory.parse("s3://i/m.json", manifest)
