@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -43,9 +44,10 @@ from lambdas.producer.enqueue import Enqueued, enqueue_objects, plan, send_batch
 # Keys a ListObjectsV2 page returns at most, and objects enqueued between two looks at the rate.
 PAGE_SIZE = 1000
 CHUNK = 100
-# The inventory fields a backfill needs: which object, and which version of it (S3 Inventory's field names).
-INVENTORY_FIELDS = ("Bucket", "Key", "Size", "ETag")
-INVENTORY_FORMATS = ("CSV",)
+# The inventory fields a backfill needs (which object, and which version of it), by their names in a CSV inventory's
+# fileSchema and in a Parquet or ORC one's columns.
+INVENTORY_FIELDS = {"Bucket": "bucket", "Key": "key", "Size": "size", "ETag": "e_tag"}
+INVENTORY_FORMATS = ("CSV", "Parquet", "ORC")
 
 
 @dataclass(frozen=True)
@@ -160,13 +162,14 @@ def _read(s3: Any, uri: str) -> bytes:
 
 @dataclass(frozen=True)
 class Inventory:
-    """An S3 Inventory report, from its manifest.json: the data files and the fields of their rows.
+    """An S3 Inventory report, from its manifest.json: the format and fields of its data files, and their keys.
 
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-inventory-location.html
     """
 
     uri: str
     destination: str
+    format: str
     fields: tuple[str, ...]
     files: tuple[str, ...]
 
@@ -181,11 +184,47 @@ class Inventory:
             raise ActionError(f"the inventory manifest {uri} does not parse: {exc!r} (expected S3 Inventory's manifest.json)") from exc
         if file_format not in INVENTORY_FORMATS:
             raise ActionError(f"the inventory manifest {uri} is {file_format}; a backfill reads {', '.join(INVENTORY_FORMATS)} inventories")
-        fields = tuple(name.strip() for name in schema.split(","))
-        missing = [name for name in INVENTORY_FIELDS if name not in fields]
+        if file_format == "CSV":
+            fields = tuple(name.strip() for name in schema.split(","))
+            missing = [name for name in INVENTORY_FIELDS if name not in fields]
+        else:
+            # "message s3.inventory { required binary bucket (STRING); ... }" or "struct<bucket:string,...>"
+            fields = tuple(INVENTORY_FIELDS.values())
+            missing = [name for name, column in INVENTORY_FIELDS.items() if not re.search(rf"\b{column}\b", schema)]
         if missing:
             raise ActionError(f"the inventory {uri} has no {', '.join(missing)} field: add it to the inventory's configuration")
-        return cls(uri, destination, fields, keys)
+        return cls(uri, destination, file_format, fields, keys)
+
+    def rows(self, key: str, data: bytes) -> list[tuple[str, str, str, int]]:
+        """(bucket, key, etag, size) of each object a data file lists, its keys decoded."""
+        where = f"the inventory file s3://{self.destination}/{key}"
+        if self.format == "CSV":
+            try:
+                lines = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+            except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+                raise ActionError(f"{where} does not parse: {exc}") from exc
+            at = {name: self.fields.index(name) for name in INVENTORY_FIELDS}
+            rows = []
+            for line in lines:
+                if len(line) < len(self.fields):
+                    raise ActionError(f"{where} has a row of {len(line)} fields, not {len(self.fields)}: {line}")
+                # CSV inventories URL-encode keys.
+                size = line[at["Size"]] or 0
+                rows.append((line[at["Bucket"]], unquote_plus(line[at["Key"]]), line[at["ETag"]], int(size)))
+            return rows
+        import pyarrow as pa
+        import pyarrow.orc
+        import pyarrow.parquet
+
+        columns = list(INVENTORY_FIELDS.values())
+        try:
+            if self.format == "Parquet":
+                table = pyarrow.parquet.read_table(pa.BufferReader(data), columns=columns)
+            else:
+                table = pyarrow.orc.read_table(pa.BufferReader(data), columns=columns)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ActionError(f"{where} does not parse as {self.format}: {exc}") from exc
+        return [(r["bucket"], r["key"], r["e_tag"] or "", int(r["size"] or 0)) for r in table.to_pylist()]
 
 
 def inventoried(s3: Any, uri: str, prefix: str, after: str = "") -> Iterator[Page]:
@@ -193,26 +232,15 @@ def inventoried(s3: Any, uri: str, prefix: str, after: str = "") -> Iterator[Pag
     `<file>:<row>`, the row after which the walk carries on."""
     inventory = Inventory.parse(uri, _read(s3, uri))
     start_file, start_row = (int(part) for part in after.split(":")) if after else (0, 0)
-    column = {name: inventory.fields.index(name) for name in INVENTORY_FIELDS}
     for number, key in enumerate(inventory.files):
         if number < start_file:
             continue
-        data = _read(s3, f"s3://{inventory.destination}/{key}")
-        try:
-            rows = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
-        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-            raise ActionError(f"the inventory file s3://{inventory.destination}/{key} does not parse: {exc}") from exc
+        rows = inventory.rows(key, _read(s3, f"s3://{inventory.destination}/{key}"))
         first = start_row if number == start_file else 0
         for start in range(first, len(rows), PAGE_SIZE):
-            objects = []
-            for row in rows[start : start + PAGE_SIZE]:
-                if len(row) < len(inventory.fields):
-                    raise ActionError(f"the inventory file {key} has a row of {len(row)} fields, not {len(inventory.fields)}: {row}")
-                # CSV inventories URL-encode keys.
-                object_key = unquote_plus(row[column["Key"]])
-                if object_key.startswith(prefix):
-                    objects.append(_ref(row[column["Bucket"]], object_key, row[column["ETag"]], row[column["Size"]] or 0))
-            yield Page(objects, f"{number}:{min(start + PAGE_SIZE, len(rows))}")
+            chunk = rows[start : start + PAGE_SIZE]
+            objects = [_ref(bucket, object_key, etag, size) for bucket, object_key, etag, size in chunk if object_key.startswith(prefix)]
+            yield Page(objects, f"{number}:{start + len(chunk)}")
 
 
 # --- the walk -------------------------------------------------------------------------------------------------------

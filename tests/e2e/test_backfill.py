@@ -134,7 +134,8 @@ def test_a_version_bump_reprocesses_exactly_the_files_that_pipeline_made(
     outputs = cloud.settings.client("s3")
 
     def restart_workers(version: str | None) -> None:
-        for workers in cloud.pools:
+        """The default queue's workers (where metadata files go), restarted with metadata at `version`."""
+        for workers in (w for w in cloud.pools if "default" in w.pool.queues):
             running = workers.running
             workers.scale_to(0)
             if version is None:

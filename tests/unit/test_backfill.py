@@ -20,6 +20,31 @@ MANIFEST = {
 }
 
 
+PARQUET_SCHEMA = (
+    "message s3.inventory { required binary bucket (STRING); required binary key (STRING); optional int64 size; "
+    "optional int64 last_modified_date (TIMESTAMP(MILLIS,true)); optional binary e_tag (STRING); }"
+)
+
+
+def test_a_parquet_or_orc_inventorys_rows_are_read_by_their_column_names() -> None:
+    import pyarrow as pa
+    import pyarrow.orc
+    import pyarrow.parquet
+
+    table = pa.table({"bucket": ["b", "b"], "key": ["incoming/a b.txt", "incoming/c.txt"], "size": [3, None], "e_tag": ["e1", "e2"]})
+    for file_format, write in (("Parquet", pyarrow.parquet.write_table), ("ORC", pyarrow.orc.write_table)):
+        sink = pa.BufferOutputStream()
+        write(table, sink)
+        manifest = {**MANIFEST, "fileFormat": file_format, "fileSchema": PARQUET_SCHEMA}
+        inventory = Inventory.parse("m.json", json.dumps(manifest).encode())
+        assert inventory.rows("data/1", sink.getvalue().to_pybytes()) == [
+            ("b", "incoming/a b.txt", "e1", 3),
+            ("b", "incoming/c.txt", "e2", 0),
+        ]
+        with pytest.raises(ActionError, match=f"the inventory file s3://inventories/data/2 does not parse as {file_format}"):
+            inventory.rows("data/2", b"not columnar")
+
+
 def test_the_pacer_keeps_to_its_rate_over_the_whole_walk() -> None:
     now, slept = [0.0], []
 
@@ -75,8 +100,9 @@ def test_an_inventory_manifest_names_its_data_files_and_fields() -> None:
     [
         (b"<html>", "the inventory manifest s3://i/m.json does not parse"),
         (json.dumps({**MANIFEST, "files": None}).encode(), "does not parse"),
-        (json.dumps({**MANIFEST, "fileFormat": "ORC"}).encode(), "is ORC; a backfill reads CSV inventories"),
+        (json.dumps({**MANIFEST, "fileFormat": "JSON"}).encode(), "is JSON; a backfill reads CSV, Parquet, ORC inventories"),
         (json.dumps({**MANIFEST, "fileSchema": "Bucket, Key, Size"}).encode(), "has no ETag field: add it"),
+        (json.dumps({**MANIFEST, "fileFormat": "Parquet", "fileSchema": PARQUET_SCHEMA.replace("e_tag", "tag")}).encode(), "no ETag"),
     ],
 )
 def test_an_inventory_that_cannot_be_read_is_a_one_line_error(manifest: bytes, message: str) -> None:
