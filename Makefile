@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 # The AWS CDK command line, installed into this project from package-lock.json.
 NODE_STAMP := node_modules/.installed
 CDK := node_modules/.bin/cdk
@@ -26,7 +27,14 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+# `make run` needs dropq and the local cloud only: not the CDK, the linters or the browser driver of `make test`.
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	touch $(RUN_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -48,8 +56,9 @@ $(CHROMIUM):
 
 install: $(STAMP) $(NODE_STAMP)
 
-run: $(STAMP)
-	$(BIN)/dropq up
+# Options of `dropq up` go through ARGS: make run ARGS="--port 4600 --dashboard-port 8400".
+run: $(RUN_STAMP)
+	$(BIN)/dropq up $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

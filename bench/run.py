@@ -227,7 +227,7 @@ DynamoDB write units per file, by table and index: {"; ".join(f"{c.workload}: {c
 
 dropq's total per million files (S3 apart) on each kind of Fargate capacity (Spot at its largest discount, 70%;
 ARM at the same CPU seconds as measured here on x86, which is modelled), and for steady traffic with the tables on
-provisioned capacity (`ledger_capacity` in the topology: autoscaled at {costs.PROVISIONED_UTILISATION:.0%} utilisation, so a
+provisioned capacity (`cdk deploy -c ledger-capacity=provisioned`: autoscaled at {costs.PROVISIONED_UTILISATION:.0%} utilisation, so a
 write unit costs ${prices.DYNAMODB_PROVISIONED.write_million(costs.PROVISIONED_UTILISATION):.3f} a million against
 ${prices.DYNAMODB.write_million:.3f} on demand; bursts above what is provisioned wait for autoscaling, throttled and retried):
 
@@ -407,7 +407,7 @@ def cost_misses(r: Results) -> str:
             f"{c.workload}: {costs.worker_overhead_ms(c):.1f} ms, of which its S3 calls {c.s3_cpu_ms / c.files:.1f} ms" for c in over
         )
         lines.append(
-            f"- **Worker CPU outside the pipeline** ({split}) is in large part the S3 calls any peer makes (the GET, a PUT "
+            f"- **Worker CPU outside the pipeline** ({split}) is partly the S3 calls any peer makes (the GET, a PUT "
             "per output: botocore's serialization, signing and checksums, measured as the same calls made plainly); the "
             "rest is dropq's own: two ledger writes, its share of a receive and a delete, Celery's decoding. A split file "
             "decodes its image once per part."

@@ -23,7 +23,17 @@ from dropq.deployment import Deployment, from_stack, local_deployment
 from dropq.errors import ActionError, ConfigError
 from dropq.finding import PAGE_SIZE
 from dropq.ledger import iso
-from dropq.settings import DASHBOARD_PORT, DEFAULT_REGION, ENDPOINT_URL, LOCAL_PORT, REGION, Settings, load_settings, local_settings
+from dropq.settings import (
+    DASHBOARD_PORT,
+    DEFAULT_REGION,
+    ENDPOINT_URL,
+    LOCAL_PORT,
+    REGION,
+    Settings,
+    load_settings,
+    local_settings,
+    pipeline_modules,
+)
 
 STACK_VARIABLE = "DROPQ_STACK"
 # Files `dropq put` uploads at once.
@@ -96,20 +106,38 @@ def main(stack: str | None) -> None:
 )
 @click.option("--state-dir", default=".dropq", show_default=True, type=click.Path(file_okay=False), help="Where logs live.")
 @click.option("--dashboard-port", default=DASHBOARD_PORT, show_default=True, help="Port of the dashboard on 127.0.0.1.")
-def up(port: int, workers: int | None, state_dir: str, dashboard_port: int) -> None:
+@click.option("--fresh", is_flag=True, help="Start with an empty bucket, ledger and queues instead of the state the last run left.")
+def up(port: int, workers: int | None, state_dir: str, dashboard_port: int, fresh: bool) -> None:
     """Start dropq locally on an embedded moto cloud, with its dashboard, in the foreground until Ctrl-C."""
     from dropq.dashboard.server import Dashboard
     from infra.local.cloud import LocalCloud
 
     if click.get_current_context().find_root().params.get("stack"):
         raise click.UsageError("`dropq up` runs the local cloud; --stack names a deployed one")
-    settings = local_settings(port=port, state_dir=state_dir)
-    cloud = LocalCloud(settings, workers=workers)
+    from infra.local.server import port_is_free
+
+    # Both ports checked before anything starts: a clash is one line, and nothing is left running or half made.
+    if port == dashboard_port:
+        raise click.ClickException(f"--port and --dashboard-port are both {port}: give them different ports")
+    for option, number in (("--port", port), ("--dashboard-port", dashboard_port)):
+        if not port_is_free(number):
+            raise click.ClickException(
+                f"port {number} on 127.0.0.1 is in use ({option}): stop what uses it, or choose another "
+                f'(dropq up {option} {number + 1}, or make run ARGS="{option} {number + 1}")'
+            )
+    try:
+        # Your own pipelines' modules (DROPQ_PIPELINE_MODULES) reach the producer and every worker.
+        settings = local_settings(port=port, state_dir=state_dir, pipeline_modules=pipeline_modules(os.environ))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    cloud = LocalCloud(settings, workers=workers, keep_state=True, fresh=fresh)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     click.echo(f"starting the local cloud on {settings.endpoint_url} (logs in {state_dir}/) ...")
     cloud.start()
+    if cloud.restored is not None:
+        click.echo(f"  put back what the last run left in {state_dir}/state/: {cloud.restored} (--fresh starts empty)")
     dashboard = None
     try:
         try:
@@ -133,6 +161,8 @@ def up(port: int, workers: int | None, state_dir: str, dashboard_port: int) -> N
         if dashboard is not None:
             dashboard.stop()
         cloud.stop()
+        if cloud.saved is not None:
+            click.echo(f"saved {cloud.saved} in {state_dir}/state/ for the next `dropq up`")
         click.echo("stopped.")
 
 
@@ -164,29 +194,81 @@ def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
         return
 
 
+def _uploads(paths: tuple[Path, ...], folder: str) -> dict[str, Path]:
+    """Each file to upload by its key: a file by its name, a directory's files by their paths below it, the directory's
+    name first (`dropq put photos` puts photos/a.jpg at <folder>photos/a.jpg); two files for one key are refused."""
+    keys: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir():
+            found = [(f"{path.resolve().name}/{f.relative_to(path).as_posix()}", f) for f in sorted(path.rglob("*")) if f.is_file()]
+            if not found:
+                raise click.ClickException(f"{path} holds no file to upload")
+        else:
+            found = [(path.name, path)]
+        for relative, file in found:
+            key = folder + relative
+            if key in keys and keys[key].resolve() != file.resolve():
+                raise click.ClickException(
+                    f"{keys[key]} and {file} would both be uploaded to {key}: put their folder instead, or each with its own --prefix"
+                )
+            keys[key] = file
+    return keys
+
+
+def _s3_etag(path: Path) -> str:
+    """The ETag S3 gives `path` uploaded by boto3's upload_file: its MD5, or past the multipart threshold (8 MiB parts)
+    the MD5 of its parts' MD5s and their count."""
+    import hashlib
+
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig()
+    with path.open("rb") as data:
+        if path.stat().st_size < config.multipart_threshold:
+            return hashlib.md5(data.read(), usedforsecurity=False).hexdigest()
+        parts = [hashlib.md5(chunk, usedforsecurity=False).digest() for chunk in iter(lambda: data.read(config.multipart_chunksize), b"")]
+    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--prefix", default="", help="A folder below the inbox to put the files in (e.g. 'urgent/').")
 def put(files: tuple[Path, ...], prefix: str) -> None:
-    """Upload FILES to the inbox, which triggers their processing."""
+    """Upload FILES (and the files below each directory given, with their paths) to the inbox, which triggers their
+    processing; a file the ledger has already processed with the same content is not uploaded again."""
+    from dropq.ledger import SUCCEEDED, file_pk, ledger_for
+
     settings = _settings()
     s3 = settings.client("s3")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     folder = f"{settings.topology.inbox_prefix}{prefix}"
-    if len(files) == 1:
+    keys = _uploads(files, folder)
+    etags = {key: _s3_etag(path) for key, path in keys.items()}
+    with _reaching(settings):
+        known = ledger_for(settings).entries((file_pk(settings.bucket, key), etag) for key, etag in etags.items())
+    done = {entry["key"] for entry in known if entry.get("state") == SUCCEEDED}
+    for key in sorted(done):
+        click.echo(
+            f"s3://{settings.bucket}/{key}: already processed (same content); `dropq reprocess` or `dropq retry --force` does it again"
+        )
+    todo = {key: path for key, path in keys.items() if key not in done}
+    if len(todo) == 1 and len(keys) == 1:
+        ((key, path),) = todo.items()
         with _reaching(settings):
-            s3.upload_file(str(files[0]), settings.bucket, folder + files[0].name)
-        click.echo(f"s3://{settings.bucket}/{folder}{files[0].name}")
+            s3.upload_file(str(path), settings.bucket, key)
+        click.echo(f"s3://{settings.bucket}/{key}")
         return
+    if not todo:
+        return
+    sizes = {key: path.stat().st_size for key, path in todo.items()}
     with _reaching(settings), ThreadPoolExecutor(UPLOAD_THREADS) as uploads:
-        pending = [uploads.submit(s3.upload_file, str(path), settings.bucket, folder + path.name) for path in files]
-        with click.progressbar(length=sum(p.stat().st_size for p in files), label=f"uploading {len(files)} files", show_pos=False) as bar:
-            sizes = dict(zip(pending, (p.stat().st_size for p in files), strict=True))
-            for done in as_completed(pending):
-                done.result()
-                bar.update(sizes[done])
-    click.echo(f"{len(files)} files uploaded to s3://{settings.bucket}/{folder}")
+        pending = {uploads.submit(s3.upload_file, str(path), settings.bucket, key): key for key, path in todo.items()}
+        with click.progressbar(length=sum(sizes.values()), label=f"uploading {len(todo)} files", show_pos=False) as bar:
+            for finished in as_completed(pending):
+                finished.result()
+                bar.update(sizes[pending[finished]])
+    click.echo(f"{len(todo)} files uploaded to s3://{settings.bucket}/{folder}")
 
 
 def _when(option: str, text: str) -> datetime:
@@ -260,7 +342,8 @@ SINCE_HELP = "From when: 90s, 30m, 1h, 2d back from now, or an ISO time (UTC unl
 @click.option("--prefix", default=None, help="With --state: only keys that start with this (e.g. incoming/urgent/).")
 @click.option("--pipeline", default=None, help="With --state: only files of this pipeline.")
 @click.option("--yes", is_flag=True, help="With --state: retry without asking first.")
-def retry(key: str | None, state: str | None, since: str, prefix: str | None, pipeline: str | None, yes: bool) -> None:
+@click.option("--force", is_flag=True, help="With KEY: process it again even if it succeeded (its new outputs replace the old).")
+def retry(key: str | None, state: str | None, since: str, prefix: str | None, pipeline: str | None, yes: bool, force: bool) -> None:
     """Process the failed file KEY again (its key in the bucket, e.g. incoming/photo.jpg), or every failed file that
     --state failed [--since --prefix --pipeline] selects, after a confirmation."""
     from dropq.ledger import ledger_for
@@ -273,6 +356,8 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
         raise click.ClickException(f"give KEY ({key}) or --state {state}, not both: KEY retries one file, --state many")
     if key is None and state is None:
         raise click.ClickException("give KEY (e.g. incoming/photo.jpg), or --state failed [--since 1h] to retry many")
+    if force and key is None:
+        raise click.ClickException("--force processes one file again: give its KEY (`dropq reprocess` redoes many)")
     if key is not None and selecting:
         raise click.ClickException(f"{', '.join(selecting)} select files with --state failed; KEY ({key}) names one already")
     if state is not None:
@@ -282,7 +367,7 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
     assert key is not None
     settings = _settings()
     with _reaching(settings):
-        item = retry_file(key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings))
+        item = retry_file(key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings), force=force)
     click.echo(f"{key}: queued again on {settings.physical_name(item.queue)} (task {item.task_id})")
 
 

@@ -558,21 +558,26 @@ class Ledger:
             remove=self._index_names(FAILED_INDEX),
         )
 
+    def process_again(self, ref: ObjectRef, task_id: str, queue: str, condition: str = "", extra: dict[str, Any] | None = None) -> bool:
+        """Queue again a succeeded file (`dropq retry --force`), where `condition` also holds; False if it is not one
+        (any more). Like a retry, it comes back at the top of `recent` and into `open`; its new outputs replace the old."""
+        now = _now()
+        return self._write(
+            ref,
+            {"state": QUEUED, "task_id": task_id, "queue": queue, "attempts": 0, **self._recent(ref, now), **self._open(ref, queue, now)},
+            condition="#state = :succeeded" + (f" AND {condition}" if condition else ""),
+            extra={":succeeded": SUCCEEDED, **(extra or {})},
+            add={"reprocessed": 1},
+        )
+
     def reprocess(self, ref: ObjectRef, task_id: str, queue: str, pipeline: str, below: int) -> bool:
         """Queue again a file that `pipeline` made at a version below `below` (`dropq reprocess`); False if it is not
-        such a file (any more). Like a retry, it comes back at the top of `recent` and into `open`."""
-        now = _now()
+        such a file (any more)."""
         older = "#pipeline_version < :below"
         if below > 1:
             # Entries from before pipelines had versions were made by version 1.
             older += " OR attribute_not_exists(#pipeline_version)"
-        return self._write(
-            ref,
-            {"state": QUEUED, "task_id": task_id, "queue": queue, "attempts": 0, **self._recent(ref, now), **self._open(ref, queue, now)},
-            condition=f"#state = :succeeded AND #pipeline = :pipeline AND ({older})",
-            extra={":succeeded": SUCCEEDED, ":pipeline": pipeline, ":below": below},
-            add={"reprocessed": 1},
-        )
+        return self.process_again(ref, task_id, queue, f"#pipeline = :pipeline AND ({older})", {":pipeline": pipeline, ":below": below})
 
     def forget_queued(self, ref: ObjectRef, task_id: str) -> bool:
         """Delete the entry of a file queued under `task_id` whose message was never sent (a backfill gives it back);

@@ -8,22 +8,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dropq.errors import ActionError
-from dropq.ledger import FAILED, Ledger, entry_ref
+from dropq.ledger import FAILED, SUCCEEDED, Ledger, entry_ref
 from dropq.settings import Settings
 from dropq.signing import Signer
 from lambdas.producer.enqueue import Enqueued, plan, send_all
 
 
-def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None) -> Enqueued:
-    """Enqueue the newest version of `key` again; ActionError saying why when it is unknown or not failed."""
-    entry = ledger.get(settings.bucket, key)
-    if entry is None:
+def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None, force: bool = False) -> Enqueued:
+    """Enqueue the newest version of `key` again, a failed one (or, with `force`, a succeeded one too); ActionError
+    saying why when it is unknown or in another state."""
+    versions = ledger.versions(settings.bucket, key)
+    if not versions:
         raise ActionError(f"no file {key!r} in the ledger of s3://{settings.bucket}/ (keys look like 'incoming/photo.jpg')")
-    if entry.get("state") != FAILED:
-        raise ActionError(f"{key} is {entry.get('state')}, not failed: only a failed file is retried")
+    entry, older = versions[0], versions[1:]
+    state = entry.get("state")
+    failed_before = next((v for v in older if v.get("state") == FAILED), None)
+    if state == SUCCEEDED and not force and failed_before is not None:
+        # The failure people see is of a version uploaded again since: the newer one is the file now, and it succeeded.
+        raise ActionError(
+            f"{key}: the version that failed (ETag {failed_before['sk']}) was replaced by a newer upload (ETag {entry['sk']}, "
+            f"{entry.get('updated_at')}), which succeeded: nothing to retry (`dropq retry --force {key}` processes it again)"
+        )
+    if state == SUCCEEDED and not force:
+        raise ActionError(f"{key} is succeeded, not failed: `dropq retry --force {key}` processes it again")
+    if state not in (FAILED, SUCCEEDED):
+        raise ActionError(f"{key} is {state}, not failed: only a failed file is retried (or a succeeded one, with --force)")
     ref = entry_ref(entry)
     item = plan(ref, settings, signer)
-    if not ledger.retry(ref, item.task_id, queue=item.queue):
+    again = ledger.retry(ref, item.task_id, queue=item.queue) if state == FAILED else ledger.process_again(ref, item.task_id, item.queue)
+    if not again:
         raise ActionError(f"{key} changed while it was being retried; look at it again")
     send_all(sqs, settings.queue_url(item.queue), [item])
     return item

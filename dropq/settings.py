@@ -234,10 +234,7 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology |
     pool = environ.get(POOL) or None
     if pool is not None and pool not in {p.name for p in topology.pools}:
         raise ConfigError(f"{POOL}={pool!r} names no pool of the topology; known: {', '.join(p.name for p in topology.pools)}")
-    modules = tuple(m.strip() for m in environ.get(PIPELINE_MODULES, "").split(",") if m.strip())
-    for module in modules:
-        if not MODULE_PATTERN.match(module):
-            raise ConfigError(f"{PIPELINE_MODULES}: {module!r} is not a Python module path like 'mypackage.pipelines'")
+    modules = pipeline_modules(environ)
     signing = {name: environ.get(name) or None for name in (SIGNING_KEY, SIGNING_CERT, SIGNING_CERT_STORE)}
     if any(signing.values()) and not all(signing.values()):
         missing = ", ".join(name for name, value in signing.items() if not value)
@@ -283,6 +280,15 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology |
         signing_secret=signing_secret,
         webhook_endpoints=tuple(endpoints),
     )
+
+
+def pipeline_modules(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The modules of your own pipelines that DROPQ_PIPELINE_MODULES names (comma-separated), checked."""
+    modules = tuple(m.strip() for m in environ.get(PIPELINE_MODULES, "").split(",") if m.strip())
+    for module in modules:
+        if not MODULE_PATTERN.match(module):
+            raise ConfigError(f"{PIPELINE_MODULES}: {module!r} is not a Python module path like 'mypackage.pipelines'")
+    return modules
 
 
 def local_settings(port: int = LOCAL_PORT, state_dir: str = ".dropq", **changes: Any) -> Settings:

@@ -102,9 +102,22 @@ def collect_status(deployment: Deployment, sqs: Any, ecs: Any, ledger: Ledger, r
         "producer_failures": queue_counts(sqs, settings.queue_url(topology.producer_failure_queue))["visible"],
         "pools": pools,
         "workers": workers,
-        "files": [{"key": f["key"], "etag": f["sk"]} | {k: f.get(k) for k in FILE_FIELDS} for f in ledger.recent(recent)],
+        "files": newest_versions(ledger.recent(recent)),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def newest_versions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per key, its newest version (of those given, newest first), with the older ones as `superseded`: a key
+    uploaded again is one file whose earlier versions were replaced, not two files."""
+    rows: dict[str, dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda e: e.get("updated_at") or "", reverse=True):
+        version = {"key": entry["key"], "etag": entry["sk"]} | {k: entry.get(k) for k in FILE_FIELDS}
+        if entry["key"] not in rows:
+            rows[entry["key"]] = {**version, "superseded": []}
+        else:
+            rows[entry["key"]]["superseded"].append({k: version[k] for k in ("etag", "state", "updated_at", "reason")})
+    return list(rows.values())
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -129,4 +142,6 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"{f['state']:<11}{f.get('pipeline') or '':<10}{ms:>7}  {f['key']}")
         if f.get("reason"):
             lines.append(f"{'':<30}reason: {f['reason']}")
+        for old in f.get("superseded", []):
+            lines.append(f"{'':<30}superseded: ETag {old['etag']}, {old['state']} at {old['updated_at']} (uploaded again since)")
     return "\n".join(lines)

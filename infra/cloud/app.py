@@ -2,7 +2,8 @@
 
 Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); `-c profile=production`
 deploys the topology sized for 10,000 files/s (infra/topology.py: PROFILES); `-c ledger-capacity=provisioned` puts
-the ledger on autoscaled provisioned capacity, cheaper for steady traffic (infra/topology.py: Provisioned); `-c bucket=NAME`
+the ledger on autoscaled provisioned capacity, cheaper for steady traffic (infra/topology.py: Provisioned);
+`-c pipeline-modules=mypackage.pipelines` has the workers import your own pipelines (a package the image installs); `-c bucket=NAME`
 attaches the stack to an existing bucket instead of creating one, and `-c bucket-kms-key=ARN` names the customer-managed
 KMS key its objects are encrypted with (infra/cloud/storage.py: ExistingBucket); the account and region are
 those of your AWS profile when it has any, or left to deploy time (`cdk synth` needs no account).
@@ -19,6 +20,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from dropq.settings import MODULE_PATTERN
 from infra.cloud.stack import DropqStack
 from infra.cloud.storage import ExistingBucket
 from infra.topology import PROFILES, Provisioned
@@ -51,6 +53,10 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:
     if bucket_kms_key is not None and bucket is None:
         raise ValueError(f"-c bucket-kms-key={bucket_kms_key!r} needs -c bucket=NAME: the stack's own bucket is encrypted with S3's key")
     existing_bucket = ExistingBucket(name=bucket, kms_key_arn=bucket_kms_key) if bucket is not None else None
+    modules = tuple(m.strip() for m in (app.node.try_get_context("pipeline-modules") or "").split(",") if m.strip())
+    for module in modules:
+        if not MODULE_PATTERN.match(module):
+            raise ValueError(f"-c pipeline-modules: {module!r} is not a Python module path like 'mypackage.pipelines'")
     env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     stack = DropqStack(
         app,
@@ -58,6 +64,7 @@ def build_app(app: cdk.App | None = None) -> tuple[cdk.App, DropqStack]:
         topology=topology,
         profile=profile,
         existing_bucket=existing_bucket,
+        pipeline_modules=modules,
         env=env,
         description="dropq: drop files in S3, Celery workers on SQS and Fargate process them",
     )

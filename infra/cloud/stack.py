@@ -38,6 +38,7 @@ class DropqStack(cdk.Stack):
         topology: Topology = TOPOLOGY,
         profile: str = "default",
         existing_bucket: ExistingBucket | None = None,
+        pipeline_modules: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -59,6 +60,7 @@ class DropqStack(cdk.Stack):
             state_dir="/tmp/dropq",
             prefix=self.prefix,
             signing_secret=self.signing.name,
+            pipeline_modules=pipeline_modules,
         )
         self.producer = Producer(self, "Producer", self.settings, self.storage, self.queues)
         self.signing.grant_read(self.producer.function)

@@ -16,9 +16,10 @@ from typing import Any
 
 from dropq.deployment import local_deployment
 from dropq.settings import Settings
+from infra.local import state
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
-from infra.local.provision import LOCAL_INVOCATIONS_QUEUE, provision
+from infra.local.provision import LOCAL_INVOCATIONS_QUEUE, provision, provision_bucket
 from infra.local.scheduler import LocalScheduler
 from infra.local.server import MotoServer
 from infra.local.workers import WorkerSet
@@ -45,12 +46,16 @@ class LocalCloud:
         cooldowns: Mapping[str, float] | None = None,
         server_port: int | None = None,
         meter: bool = False,
+        keep_state: bool = False,
+        fresh: bool = False,
     ) -> None:
         """`workers` pins each pool to that many workers (or the pools named in a mapping, the others to none);
         None autoscales them with the stack's policy
         (`cooldowns` overrides its cooldowns, in seconds, by field name of `ScalingPolicy`).
         `server_port` runs moto on another port than the endpoint's, for something in between (a fault proxy).
-        `meter` meters every DynamoDB request at the server into `metering` (infra/local/meter.py)."""
+        `meter` meters every DynamoDB request at the server into `metering` (infra/local/meter.py).
+        `keep_state` saves the bucket, tables and waiting messages when the cloud stops and puts them back when it
+        starts (infra/local/state.py), unless `fresh`."""
         if not settings.endpoint_url or not settings.endpoint_url.startswith("http://127.0.0.1:"):
             raise ValueError(f"the local cloud binds to 127.0.0.1; endpoint {settings.endpoint_url!r} is not local")
         self.settings = settings
@@ -69,6 +74,10 @@ class LocalCloud:
         self.producer: subprocess.Popen[bytes] | None = None
         self.events_url: str | None = None
         self.scheduler: LocalScheduler | None = None
+        self.keep_state, self.fresh = keep_state, fresh
+        # What was put back as the cloud started, and saved as it stopped (`dropq up` says so).
+        self.restored: state.Counts | None = None
+        self.saved: state.Counts | None = None
 
     def _desired(self, pool: str) -> Callable[[int], None]:
         """Record a pool's new worker count as its ECS service's desired count, where `dropq status` reads it."""
@@ -87,7 +96,9 @@ class LocalCloud:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.server.start()
         try:
-            self.events_url = provision(replace(self.settings, endpoint_url=self.server.endpoint_url))
+            self.events_url = provision(self._direct)
+            if self.keep_state and not self.fresh and state.saved(self.settings):
+                self._restore()
             if self.recording is not None:
                 self.server.reset_recording()  # record what dropq does at run time, not its provisioning
             self.start_producer(self.events_url)
@@ -166,7 +177,25 @@ class LocalCloud:
         if self.producer is not None:
             stop_process(self.producer, timeout=10)
             self.producer = None
+        if self.keep_state and self.server.process is not None and self.events_url is not None:
+            try:
+                self.saved = state.save(self._direct)
+            except Exception as exc:  # stopping goes on: the state saved before stays
+                logger.warning("could not save the local cloud's state in %s: %s", state.folder(self.settings), exc)
         self.server.stop()
+
+    def _restore(self) -> None:
+        """Put the saved state back with the bucket's inbox notification off, so restored files are not processed again."""
+        direct = self._direct
+        s3 = direct.client("s3")
+        s3.put_bucket_notification_configuration(Bucket=direct.bucket, NotificationConfiguration={})
+        self.restored = state.restore(direct)
+        provision_bucket(s3, direct.client("sqs"), direct)
+
+    @property
+    def _direct(self) -> Settings:
+        """The settings that reach the server itself (not a fault proxy in front of it)."""
+        return replace(self.settings, endpoint_url=self.server.endpoint_url)
 
     def __enter__(self) -> LocalCloud:
         return self.start()

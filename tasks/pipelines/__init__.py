@@ -1,4 +1,5 @@
-"""The pipelines, by the name routes use. Add one with `@pipeline("name")` and a route in the topology.
+"""The pipelines, by the name routes use. Add one with `@pipeline("name")` in a module of this folder (every module
+here is imported, so nothing else names it; the worker image copies the folder) and a route in the topology.
 
 A pipeline has a version (1 unless declared): the ledger records which version made a file's outputs, and
 `dropq reprocess --pipeline NAME` enqueues the files an older version made. Raise it when the outputs change.
@@ -6,7 +7,9 @@ A pipeline has a version (1 unless declared): the ledger records which version m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
 
 from tasks.pipelines.base import Job, Pipeline, Split
 
@@ -30,6 +33,15 @@ def pipeline(name: str, version: int = 1) -> Callable[[Pipeline], Pipeline]:
     return register
 
 
-from tasks.pipelines import images, metadata, tables  # noqa: E402,F401  (register the built-in pipelines)
+def register_modules(package: str, path: Iterable[str]) -> list[str]:
+    """Import every module of a package's folder (but `base`), which registers its pipelines; their names."""
+    names = [f"{package}.{info.name}" for info in pkgutil.iter_modules(list(path)) if info.name != "base"]
+    for name in names:
+        importlib.import_module(name)
+    return names
 
-__all__ = ["PIPELINES", "VERSIONS", "Job", "Pipeline", "Split", "pipeline"]
+
+# The built-in pipelines (images, metadata, tables) and any module added beside them.
+MODULES = register_modules(__name__, __path__)
+
+__all__ = ["MODULES", "PIPELINES", "VERSIONS", "Job", "Pipeline", "Split", "pipeline", "register_modules"]

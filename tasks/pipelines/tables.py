@@ -58,11 +58,43 @@ def _kind(ref: ObjectRef) -> tuple[bool, str]:
     return json_lines, "JSON Lines" if json_lines else "CSV"
 
 
+# An ISO time that names its UTC offset ends so: Z, +02:00, -0500.
+UTC_OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"
+
+
+def _rewound(source: Any) -> Any:
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return source
+
+
+def _json_times(table: pa.Table, reparse: Any) -> pa.Table:
+    """JSON Lines' times as the CSV reader reads them: pyarrow's JSON reader turns an ISO time with a UTC offset into
+    the UTC time without saying so (a naive timestamp). Read again as text, a column whose every time names an offset
+    becomes UTC (a timestamp with its zone), one that mixes times with and without an offset stays text, and one of
+    times without offsets stays as it was (local times of no stated zone)."""
+    naive = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz is None]
+    if not naive:
+        return table
+    texts = reparse(pa.schema([pa.field(f.name, pa.string()) if f.name in naive else f for f in table.schema]))
+    for name in naive:
+        text = texts.column(name)
+        offsets = pc.sum(pc.match_substring_regex(text, UTC_OFFSET)).as_py() or 0
+        if offsets == 0:
+            continue
+        unit = table.schema.field(name).type.unit
+        column = pc.cast(text, pa.timestamp(unit, tz="UTC")) if offsets == len(text) - text.null_count else text
+        table = table.set_column(table.schema.get_field_index(name), pa.field(name, column.type), column)
+    return table
+
+
 def _parse(source: Any, json_lines: bool, schema: pa.Schema | None = None, header: bool = True) -> pa.Table:
     """Parse CSV or JSON Lines; with a `schema` (a chunk), its columns and types are not inferred again."""
     if json_lines:
-        options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error") if schema is not None else None
-        return pajson.read_json(source, parse_options=options)
+        if schema is not None:
+            return pajson.read_json(source, parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
+        table = pajson.read_json(source)
+        return _json_times(table, lambda explicit: _parse(_rewound(source), json_lines, explicit))
     if schema is None:
         return pacsv.read_csv(source, convert_options=CSV_CONVERSION)
     read = pacsv.ReadOptions(column_names=schema.names, skip_rows=1 if header else 0)
@@ -102,9 +134,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def profile_column(name: str, column: pa.ChunkedArray) -> dict[str, Any]:
-    """Type, null count and (for orderable types) min and max of one column."""
-    entry: dict[str, Any] = {"name": name, "type": str(column.type), "null_count": column.null_count, "min": None, "max": None}
+def profile_column(name: str, column: pa.ChunkedArray, written: pa.DataType | None = None) -> dict[str, Any]:
+    """Type (as the Parquet file holds it, when `written` says), null count and (for orderable types) min and max of
+    one column."""
+    kind = str(written if written is not None else column.type)
+    entry: dict[str, Any] = {"name": name, "type": kind, "null_count": column.null_count, "min": None, "max": None}
     orderable = not (pa.types.is_nested(column.type) or pa.types.is_null(column.type) or pa.types.is_dictionary(column.type))
     if orderable and len(column) > column.null_count:
         extremes = pc.min_max(column)
@@ -165,7 +199,10 @@ def convert_chunk(job: Job, args: dict[str, Any]) -> dict[str, Any]:
     name = f"data/part-{start:012d}.parquet"
     (job.out_dir / "data").mkdir(exist_ok=True)
     pq.write_table(table, job.out_dir / name, compression="zstd")
-    columns = [profile_column(n, c) for n, c in zip(table.column_names, table.columns, strict=False)]
+    # The types the Parquet file holds, which is what its readers see: Parquet has no seconds (timestamp[s] is written
+    # as [ms]) and names a list's items `element`.
+    written = pq.read_schema(job.out_dir / name)
+    columns = [profile_column(n, c, written.field(n).type) for n, c in zip(table.column_names, table.columns, strict=False)]
     return {"key": job.output_key(name), "format": kind, "rows": table.num_rows, "columns": columns}
 
 

@@ -3,6 +3,8 @@ actions (redrive, retry, purge with its confirmation) clicked on the page. The t
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import time
 import uuid
@@ -10,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
+from dropq.cli import main
 from dropq.dashboard.server import Dashboard
 from dropq.ledger import QUEUED, SUCCEEDED, Ledger
 from dropq.objects import ObjectRef
@@ -223,3 +228,31 @@ def test_in_token_mode_the_page_works_with_its_token_and_nothing_answers_without
         api = page.request.get(f"{base}api/state", headers={"X-Dropq-Token": guarded.token or ""})
         assert api.ok and api.headers["cache-control"] == "no-store"
         browser.close()
+
+
+def test_a_key_uploaded_again_is_one_row_its_failed_version_marked_superseded_and_not_retried(
+    cloud: LocalCloud, cloud_ledger: Ledger, page: Page
+) -> None:
+    key, s3, bucket = f"incoming/versions-{uuid.uuid4().hex[:8]}/broken.jpg", cloud.settings.client("s3"), cloud.settings.bucket
+    broken = s3.put_object(Bucket=bucket, Key=key, Body=b"\xff\xd8\xff\xe0 truncated")["ETag"].strip('"')
+    assert wait_for_outcome(cloud_ledger, bucket, key)["state"] == "failed"
+    image = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(image, "JPEG")
+    good = s3.put_object(Bucket=bucket, Key=key, Body=image.getvalue())["ETag"].strip('"')
+    wait_for(lambda: (e := cloud_ledger.get(bucket, key)) and e["sk"] == good and e["state"] == SUCCEEDED, 60, "the new upload")
+
+    # The page: one row, the newest version's, with the failed one marked superseded and no Retry button
+    row = f'tr[data-key="{key}"]'
+    expect(page.locator(f"{row} .state")).to_have_text("succeeded")
+    assert page.locator(row).count() == 1 and page.locator(f"{row} button.retry").count() == 0
+    expect(page.locator(f"{row} .older-version")).to_contain_text(f"superseded: ETag {broken}, failed at")
+
+    # The CLI: status lists the key once; a retry says what happened instead of refusing
+    env = cloud.exports()
+    status = json.loads(CliRunner().invoke(main, ["status", "--json", "--limit", "200"], env=env).output)
+    (mine,) = [f for f in status["files"] if f["key"] == key]
+    assert (mine["etag"], mine["state"], [(v["etag"], v["state"]) for v in mine["superseded"]]) == (good, "succeeded", [(broken, "failed")])
+    retried = CliRunner().invoke(main, ["retry", key], env=env)
+    assert retried.exit_code == 1
+    assert f"the version that failed (ETag {broken}) was replaced by a newer upload (ETag {good}" in retried.output
+    assert "which succeeded: nothing to retry" in retried.output

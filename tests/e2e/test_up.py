@@ -37,7 +37,10 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
     pids: list[int] = []
     dashboard_port = free_port()
     command = [dropq, "up", "--port", str(port), "--dashboard-port", str(dashboard_port)]
-    up = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Your own pipelines' module, which the workers import (the repository on their path, as an installed package is).
+    root = str(Path(__file__).resolve().parents[2])
+    mine = {"DROPQ_PIPELINE_MODULES": "tests.workloads", "PYTHONPATH": root}
+    up = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **mine}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed: list[str] = []
         deadline = time.monotonic() + 90
@@ -46,6 +49,7 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
             printed.append(up.stdout.readline() if up.stdout else "")
         exports = dict(line.removeprefix("export ").strip().split("=", 1) for line in printed if line.startswith("export "))
         assert exports["DROPQ_ENDPOINT_URL"] == exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+        assert exports["DROPQ_PIPELINE_MODULES"] == "tests.workloads", "your pipelines reach the cloud's processes"
         assert f"aws --endpoint-url http://127.0.0.1:{port} s3 cp photo.jpg s3://dropq-local/incoming/\n" in printed
         # The dashboard is served where `dropq up` says
         assert f"  dashboard: http://127.0.0.1:{dashboard_port}/\n" in printed
@@ -70,4 +74,37 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
     assert output.rstrip().endswith("stopped.")
     assert port_is_free(port) and port_is_free(dashboard_port)
     assert not any(_alive(pid) for pid in pids)
-    assert sorted(p.name for p in (tmp_path / ".dropq").iterdir()) == ["lambda.log", "moto.log", "worker-default-1.log"]
+    assert sorted(p.name for p in (tmp_path / ".dropq").iterdir()) == ["lambda.log", "moto.log", "state", "worker-default-1.log"]
+    assert "saved 2 objects" in output, "the bucket (the file and its output), the ledger and the queues, for the next run"
+
+
+@pytest.mark.parametrize("taken", ["--port", "--dashboard-port"])
+def test_up_refuses_a_port_in_use_before_starting_anything(tmp_path: Path, taken: str) -> None:
+    import socket
+
+    ports = {"--port": free_port(), "--dashboard-port": free_port()}
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", ports[taken]))
+        listener.listen()
+        dropq = str(Path(sys.executable).with_name("dropq"))
+        command = [dropq, "up", *(str(part) for option, port in ports.items() for part in (option, port))]
+        up = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert up.returncode == 1
+    assert f"port {ports[taken]} on 127.0.0.1 is in use ({taken})" in up.stderr and f'make run ARGS="{taken} ' in up.stderr
+    assert not (tmp_path / ".dropq").exists(), "nothing was started"
+
+
+def test_make_run_installs_only_what_running_needs_and_passes_its_options_to_up() -> None:
+    root = Path(__file__).resolve().parents[2]
+    planned = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", "run", "ARGS=--port 4600"],
+        cwd=root,
+        # Not as a sub-make of `make test`: its flags (and -w) stay out of this plan.
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "pip install --quiet -e '.[local]'" in planned and "[dev]" not in planned, planned
+    assert planned.rstrip().splitlines()[-1].endswith("/dropq up --port 4600")

@@ -737,3 +737,22 @@ def test_a_ledger_capacity_that_is_not_known_is_refused_naming_the_known_ones(tm
 
     with pytest.raises(ValueError, match="'reserved' is not one of: on-demand, provisioned"):
         build_app(cdk.App(outdir=str(tmp_path), context={**cdk_json_context(), "ledger-capacity": "reserved"}))
+
+
+def test_your_pipeline_modules_reach_every_worker_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+    import pytest
+
+    from infra.cloud.app import build_app, cdk_json_context
+
+    context = {**cdk_json_context(), "pipeline-modules": "mypackage.pipelines, other.steps"}
+    app, stack = build_app(cdk.App(outdir=str(tmp_path), context=context))
+    app.synth()
+    template = json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())
+    tasks = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    assert tasks and all(
+        {"Name": "DROPQ_PIPELINE_MODULES", "Value": "mypackage.pipelines,other.steps"} in t["ContainerDefinitions"][0]["Environment"]
+        for t in tasks
+    )
+    with pytest.raises(ValueError, match="-c pipeline-modules: 'my-package' is not a Python module path"):
+        build_app(cdk.App(outdir=str(tmp_path / "bad"), context={**cdk_json_context(), "pipeline-modules": "my-package"}))

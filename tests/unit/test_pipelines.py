@@ -126,6 +126,46 @@ def test_json_lines_become_parquet(tmp_path: Path) -> None:
     assert json.loads((job.out_dir / "profile.json").read_text())["format"] == "JSON Lines"
 
 
+TIMES = {
+    "Z": (["2024-01-01T10:00:00Z", "2024-01-02T11:30:00Z"], "timestamp[ms, tz=UTC]", "2024-01-01T10:00:00+00:00"),
+    "+02:00": (["2024-01-01T10:00:00+02:00", "2024-01-02T11:30:00+02:00"], "timestamp[ms, tz=UTC]", "2024-01-01T08:00:00+00:00"),
+    "naive": (["2024-01-01T10:00:00", "2024-01-02T11:30:00"], "timestamp[ms]", "2024-01-01T10:00:00"),
+    "mixed": (["2024-01-01T10:00:00Z", "2024-01-02T11:30:00"], "string", "2024-01-01T10:00:00Z"),
+}
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+@pytest.mark.parametrize("zone", list(TIMES))
+def test_times_keep_their_utc_offset_and_the_profile_says_what_the_parquet_holds(tmp_path: Path, kind: str, zone: str) -> None:
+    times, written, first = TIMES[zone]
+    if kind == "csv":
+        data = ("at,tags\n" + "".join(f"{t},x\n" for t in times)).encode()
+    else:
+        data = "".join(json.dumps({"at": t, "tags": ["a", "b"]}) + "\n" for t in times).encode()
+    job = make_job(tmp_path, f"incoming/times.{kind}", data)
+
+    PIPELINES["tables"](job)
+
+    schema = pq.read_schema(next((job.out_dir / "data").iterdir()))
+    profile = {c["name"]: c for c in json.loads((job.out_dir / "profile.json").read_text())["columns"]}
+    assert str(schema.field("at").type) == written and profile["at"]["type"] == written, "the profile is the Parquet's schema"
+    assert profile["at"]["min"] == first, "an instant with an offset is kept as that instant, in UTC"
+    if kind == "jsonl":
+        assert profile["tags"]["type"] == str(schema.field("tags").type) == "list<element: string>"
+
+
+def test_a_chunked_json_lines_file_keeps_its_times_utc_in_every_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DROPQ_TABLE_CHUNK_BYTES", str(64 * 1024))
+    data = "".join(json.dumps({"i": i, "at": f"2024-01-01T{i % 24:02d}:00:00+02:00"}) + "\n" for i in range(4000)).encode()
+    job = make_job(tmp_path, "incoming/many.jsonl", data)
+
+    PIPELINES["tables"](job)
+
+    table = pq.read_table(job.out_dir / "data")
+    assert len(list((job.out_dir / "data").iterdir())) > 1 and str(table.schema.field("at").type) == "timestamp[ms, tz=UTC]"
+    assert table.column("at")[0].as_py().isoformat() == "2023-12-31T22:00:00+00:00"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
@@ -196,3 +236,28 @@ def test_an_image_rendered_in_parts_has_the_outputs_of_one_rendered_whole(tmp_pa
     names = sorted(p.name for p in whole.out_dir.iterdir())
     assert names == sorted(p.name for p in parts.out_dir.iterdir()) == ["manifest.json", "thumb-128.jpg", "thumb-512.jpg"]
     assert (whole.out_dir / "manifest.json").read_text() == (parts.out_dir / "manifest.json").read_text()
+
+
+def test_every_module_of_a_pipelines_folder_is_registered_without_being_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.pipelines import MODULES, VERSIONS, register_modules
+
+    assert set(MODULES) == {"tasks.pipelines.images", "tasks.pipelines.metadata", "tasks.pipelines.tables"}
+    folder = tmp_path / "mypipelines"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "wordcount.py").write_text(
+        "from tasks.pipelines import pipeline\n\n\n"
+        "@pipeline('wordcount-test', version=2)\n"
+        "def wordcount(job):\n"
+        "    (job.out_dir / 'count.txt').write_text(str(len(job.source.read_text().split())))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(PIPELINES, "wordcount-test", raising=False)
+    try:
+        assert register_modules("mypipelines", [str(folder)]) == ["mypipelines.wordcount"]
+        job = make_job(tmp_path / "job", "incoming/words.txt", b"three small words")
+        PIPELINES["wordcount-test"](job)
+        assert (job.out_dir / "count.txt").read_text() == "3" and VERSIONS["wordcount-test"] == 2
+    finally:
+        PIPELINES.pop("wordcount-test", None)
+        VERSIONS.pop("wordcount-test", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dropq.counts import outcome, total
-from dropq.status import throughput
+from dropq.status import newest_versions, throughput
 from tasks.heartbeat import TaskRate
 
 
@@ -34,3 +34,18 @@ def test_tasks_per_minute_is_measured_over_the_last_minute_of_beats() -> None:
         rate.sample(t, 20)
     # Nothing started in the last minute: the first beats have left the window
     assert rate.sample(105, 20) == 0.0
+
+
+def test_versions_of_one_key_are_one_row_the_older_ones_superseded() -> None:
+    entries = [
+        {"key": "incoming/a.jpg", "sk": "old", "state": "failed", "updated_at": "2026-12-01T10:00:00.000Z", "reason": "truncated"},
+        {"key": "incoming/b.csv", "sk": "b1", "state": "succeeded", "updated_at": "2026-12-01T10:30:00.000Z"},
+        {"key": "incoming/a.jpg", "sk": "new", "state": "succeeded", "updated_at": "2026-12-01T11:00:00.000Z"},
+    ]
+    rows = newest_versions(entries)
+    assert [(r["key"], r["etag"], r["state"]) for r in rows] == [
+        ("incoming/a.jpg", "new", "succeeded"),
+        ("incoming/b.csv", "b1", "succeeded"),
+    ]
+    assert rows[0]["superseded"] == [{"etag": "old", "state": "failed", "updated_at": "2026-12-01T10:00:00.000Z", "reason": "truncated"}]
+    assert rows[1]["superseded"] == []

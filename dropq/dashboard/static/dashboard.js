@@ -156,7 +156,15 @@ function renderFiles(state) {
         el("td", {}, f.pipeline || ""),
         el("td", { class: "num" }, f.duration_ms === null || f.duration_ms === undefined ? "" : `${f.duration_ms} ms`),
         el("td", {}, (f.updated_at || "").replace("T", " ").slice(0, 19)),
-        el("td", {}, f.key),
+        el(
+          "td",
+          {},
+          f.key,
+          // Versions of the key uploaded before this one: replaced, not a second file.
+          ...(f.superseded || []).map((old) =>
+            el("div", { class: "older-version" }, `superseded: ETag ${old.etag}, ${old.state} at ${(old.updated_at || "").replace("T", " ").slice(0, 19)}`),
+          ),
+        ),
         el("td", { class: "outputs" }, outputLinks(f.outputs)),
         el("td", { class: "reason" }, f.reason || ""),
         el("td", {}, f.state === "failed" ? el("button", { class: "retry", onclick: () => act("/api/files/retry", { key: f.key }, (a) => `${a.key} queued again (task ${a.task_id})`) }, "Retry") : null),
