@@ -65,7 +65,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CURL_CONFIG) $(CHECKOV) lint
-	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -ra
+	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -ra --durations=25
 
 # Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.
 bench: $(STAMP)

@@ -24,6 +24,7 @@ import io
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -45,8 +46,10 @@ from lambdas.producer.enqueue import Enqueued, enqueue_objects, plan, send_batch
 PAGE_SIZE = 1000
 CHUNK = 100
 # The inventory fields a backfill needs (which object, and which version of it), by their names in a CSV inventory's
-# fileSchema and in a Parquet or ORC one's columns.
+# fileSchema and in a Parquet or ORC one's columns; and those an inventory of every version adds, which say which
+# row is the object as it is now (not an older version, not a delete marker).
 INVENTORY_FIELDS = {"Bucket": "bucket", "Key": "key", "Size": "size", "ETag": "e_tag"}
+VERSION_FIELDS = {"IsLatest": "is_latest", "IsDeleteMarker": "is_delete_marker"}
 INVENTORY_FORMATS = ("CSV", "Parquet", "ORC")
 
 
@@ -168,6 +171,7 @@ class Inventory:
     """
 
     uri: str
+    source: str
     destination: str
     format: str
     fields: tuple[str, ...]
@@ -178,7 +182,7 @@ class Inventory:
         try:
             manifest = json.loads(text)
             file_format, schema, files = manifest["fileFormat"], manifest["fileSchema"], manifest["files"]
-            destination = manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
+            source, destination = manifest["sourceBucket"], manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
             keys = tuple(f["key"] for f in files)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ActionError(f"the inventory manifest {uri} does not parse: {exc!r} (expected S3 Inventory's manifest.json)") from exc
@@ -189,11 +193,12 @@ class Inventory:
             missing = [name for name in INVENTORY_FIELDS if name not in fields]
         else:
             # "message s3.inventory { required binary bucket (STRING); ... }" or "struct<bucket:string,...>"
-            fields = tuple(INVENTORY_FIELDS.values())
-            missing = [name for name, column in INVENTORY_FIELDS.items() if not re.search(rf"\b{column}\b", schema)]
+            named = {**INVENTORY_FIELDS, **VERSION_FIELDS}
+            fields = tuple(column for column in named.values() if re.search(rf"\b{column}\b", schema))
+            missing = [name for name, column in INVENTORY_FIELDS.items() if column not in fields]
         if missing:
             raise ActionError(f"the inventory {uri} has no {', '.join(missing)} field: add it to the inventory's configuration")
-        return cls(uri, destination, file_format, fields, keys)
+        return cls(uri, source, destination, file_format, fields, keys)
 
     def rows(self, key: str, data: bytes) -> list[tuple[str, str, str, int]]:
         """(bucket, key, etag, size) of each object a data file lists, its keys decoded."""
@@ -203,20 +208,22 @@ class Inventory:
                 lines = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
             except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
                 raise ActionError(f"{where} does not parse: {exc}") from exc
-            at = {name: self.fields.index(name) for name in INVENTORY_FIELDS}
+            at = {name: self.fields.index(name) for name in (*INVENTORY_FIELDS, *VERSION_FIELDS) if name in self.fields}
             rows = []
             for line in lines:
                 if len(line) < len(self.fields):
                     raise ActionError(f"{where} has a row of {len(line)} fields, not {len(self.fields)}: {line}")
+                if not _current("IsLatest" in at and line[at["IsLatest"]], "IsDeleteMarker" in at and line[at["IsDeleteMarker"]]):
+                    continue
                 # CSV inventories URL-encode keys.
                 size = line[at["Size"]] or 0
                 rows.append((line[at["Bucket"]], unquote_plus(line[at["Key"]]), line[at["ETag"]], int(size)))
-            return rows
+            return [row for row in rows if row[2]]
         import pyarrow as pa
         import pyarrow.orc
         import pyarrow.parquet
 
-        columns = list(INVENTORY_FIELDS.values())
+        columns = list(self.fields)
         try:
             if self.format == "Parquet":
                 table = pyarrow.parquet.read_table(pa.BufferReader(data), columns=columns)
@@ -224,13 +231,29 @@ class Inventory:
                 table = pyarrow.orc.read_table(pa.BufferReader(data), columns=columns)
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise ActionError(f"{where} does not parse as {self.format}: {exc}") from exc
-        return [(r["bucket"], r["key"], r["e_tag"] or "", int(r["size"] or 0)) for r in table.to_pylist()]
+        return [
+            (r["bucket"], r["key"], r["e_tag"], int(r["size"] or 0))
+            for r in table.to_pylist()
+            if r["e_tag"] and _current(r.get("is_latest"), r.get("is_delete_marker"))
+        ]
 
 
-def inventoried(s3: Any, uri: str, prefix: str, after: str = "") -> Iterator[Page]:
-    """The objects an S3 Inventory lists below `prefix`, a data file's rows PAGE_SIZE at a time; a position is
-    `<file>:<row>`, the row after which the walk carries on."""
+def _current(latest: Any, delete_marker: Any) -> bool:
+    """Whether an inventory row is an object as it is now: its latest version (when the inventory lists every
+    version), not a delete marker. CSV says true and false as text."""
+
+    def true(value: Any) -> bool:
+        return value is True or str(value).lower() == "true"
+
+    return (latest in (None, False, "") or true(latest)) and not true(delete_marker)
+
+
+def inventoried(s3: Any, uri: str, prefix: str, after: str = "", bucket: str | None = None) -> Iterator[Page]:
+    """The objects an S3 Inventory of `bucket` lists below `prefix` (their current versions), a data file's rows
+    PAGE_SIZE at a time; a position is `<file>:<row>`, the row after which the walk carries on."""
     inventory = Inventory.parse(uri, _read(s3, uri))
+    if bucket is not None and inventory.source != bucket:
+        raise ActionError(f"the inventory {uri} lists bucket {inventory.source!r}, not this deployment's ({bucket})")
     start_file, start_row = (int(part) for part in after.split(":")) if after else (0, 0)
     for number, key in enumerate(inventory.files):
         if number < start_file:
@@ -288,15 +311,16 @@ def walk(
     dry_run: bool = False,
     reprocess: Reprocess | None = None,
     shown: Callable[[Progress], None] = lambda progress: None,
-    stopping: Callable[[], bool] = lambda: False,
+    stop: threading.Event | None = None,
 ) -> Progress:
     """Enqueue, page by page, the objects to do: new versions (a backfill) or, with `reprocess`, files an older version
     of a pipeline made; checkpoint after each page (not in a dry run, which only counts what it would enqueue).
 
-    Once `stopping()` is true (a Ctrl-C), the walk raises KeyboardInterrupt between two chunks, every object of the
-    ones before sent: the next run finds them in the ledger and carries on.
+    Once `stop` is set (a Ctrl-C), the walk raises KeyboardInterrupt between two chunks (a wait for the pace ends
+    too), every object of the ones before sent: the next run finds them in the ledger and carries on.
     """
-    topology, pacer, progress = settings.topology, Pacer(rate), checkpoint.progress
+    stop = stop or threading.Event()
+    topology, pacer, progress = settings.topology, Pacer(rate, sleep=stop.wait), checkpoint.progress
     for page in pages:
         objects = [ref for ref in page.objects if topology.is_inbox_key(ref.key)]
         progress.ignored += len(page.objects) - len(objects)
@@ -320,15 +344,15 @@ def walk(
                 progress.skipped[str(entry.get("state"))] += 1
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]
+            if stop.is_set():
+                raise KeyboardInterrupt
             if dry_run:
                 for ref in chunk:
                     place = topology.place(ref.key, ref.size)
                     progress.enqueued[f"{place.pipeline} on {place.queue}"] += 1
                 continue
-            if stopping():
-                raise KeyboardInterrupt
             pacer.take(len(chunk))
-            if stopping():
+            if stop.is_set():
                 raise KeyboardInterrupt
             if reprocess is None:
                 _backfill(chunk, settings, ledger, sqs, signer, progress)

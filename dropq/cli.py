@@ -489,7 +489,7 @@ def _walked(settings: Settings, job: str, pages: Any, restart: bool, rate: float
                 dry_run=dry_run,
                 reprocess=reprocess,
                 shown=shown,
-                stopping=stop.is_set,
+                stop=stop,
             )
     except KeyboardInterrupt:
         click.echo("", err=True)
@@ -537,7 +537,7 @@ def backfill(where: str | None, inventory: str | None, rate: float | None, dry_r
     s3 = settings.client("s3")
     if inventory:
         job = f"backfill s3://{settings.bucket}/{prefix} from {inventory}"
-        _walked(settings, job, lambda after: inventoried(s3, inventory, prefix, after), restart, rate, dry_run)
+        _walked(settings, job, lambda after: inventoried(s3, inventory, prefix, after, settings.bucket), restart, rate, dry_run)
     else:
         job = f"backfill s3://{settings.bucket}/{prefix}"
         _walked(settings, job, lambda after: listed(s3, settings.bucket, prefix, after, page_size), restart, rate, dry_run)

@@ -370,8 +370,15 @@ class Ledger:
         )
 
     def mark_webhook(self, ref: ObjectRef, delivery: dict[str, Any]) -> None:
-        """Record how the file's webhook went (delivered, or failed with a reason)."""
-        self._update(ref, {"webhook": delivery})
+        """Record how the file's webhook went (delivered, or failed with a reason). Bookkeeping, as a renewal is: it
+        leaves `updated_at`, which orders a key's versions (a late webhook of an older version must not make it the
+        newest)."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
+            UpdateExpression="SET webhook = :webhook",
+            ExpressionAttributeValues={":webhook": _encode(delivery)},
+        )
 
     def get(self, bucket: str, key: str, etag: str | None = None) -> dict[str, Any] | None:
         """The newest entry for a key (or the entry for one ETag), or None."""

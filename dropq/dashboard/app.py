@@ -242,7 +242,9 @@ def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | 
     def retry_many() -> Response:
         """Retry failed files: `keys` (the failures a page shows), else every failure the selection matches; each is
         checked again and retried only while it is still failed."""
-        body: dict[str, Any] = request.get_json(silent=True) or {}
+        body = request.get_json(silent=True) or {}
+        if not isinstance(body, dict):
+            raise BadInput("send a JSON object: {'state': 'failed', 'keys': ['incoming/photo.jpg']}")
         if body.get("state") != FAILED:
             raise BadInput(f"state {body.get('state')!r}: only failed files are retried; send {{'state': 'failed', ...}}")
         chosen = selection(body, settings)
@@ -250,6 +252,8 @@ def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | 
         skipped: dict[str, str] = {}
         if keys is None:
             keys = [entry["key"] for entry in every_match(monitor.ledger, chosen.since, FAILED, chosen.prefix, chosen.pipeline)]
+            if len(keys) > MAX_PAGE_SIZE:
+                raise BadInput(f"{len(keys)} failures match: at most {MAX_PAGE_SIZE} are retried at once; narrow since, prefix or pipeline")
         else:
             if not (isinstance(keys, list) and keys and all(isinstance(k, str) and k for k in keys)):
                 raise BadInput("keys must be a list of the file keys to retry: {'keys': ['incoming/photo.jpg']}")

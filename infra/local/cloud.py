@@ -14,8 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dropq.backfill import Checkpoint, listed, walk
 from dropq.deployment import local_deployment
+from dropq.ledger import ledger_for
 from dropq.settings import Settings
+from dropq.signing import signer_for
 from infra.local import state
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
@@ -25,6 +28,7 @@ from infra.local.server import MotoServer
 from infra.local.workers import WorkerSet
 from infra.scaling import scaling_policy
 from infra.topology import Schedule
+from lambdas.producer.enqueue import events
 from lambdas.producer.schedules import SCHEDULE_FIELD, TIME_FIELD, period_id
 
 logger = logging.getLogger("dropq.local")
@@ -78,6 +82,9 @@ class LocalCloud:
         # What was put back as the cloud started, and saved as it stopped (`dropq up` says so).
         self.restored: state.Counts | None = None
         self.saved: state.Counts | None = None
+        # Set once start() has finished: a cloud that failed to start (or to put its state back) saves nothing over
+        # the state it was given.
+        self.started = False
 
     def _desired(self, pool: str) -> Callable[[int], None]:
         """Record a pool's new worker count as its ECS service's desired count, where `dropq status` reads it."""
@@ -111,6 +118,7 @@ class LocalCloud:
         except BaseException:
             self.stop()
             raise
+        self.started = True
         return self
 
     def start_producer(self, events_url: str) -> None:
@@ -177,12 +185,13 @@ class LocalCloud:
         if self.producer is not None:
             stop_process(self.producer, timeout=10)
             self.producer = None
-        if self.keep_state and self.server.process is not None and self.events_url is not None:
+        if self.keep_state and self.started and self.server.process is not None:
             try:
                 self.saved = state.save(self._direct)
             except Exception as exc:  # stopping goes on: the state saved before stays
                 logger.warning("could not save the local cloud's state in %s: %s", state.folder(self.settings), exc)
         self.server.stop()
+        self.started = False
 
     def _restore(self) -> None:
         """Put the saved state back with the bucket's inbox notification off, so restored files are not processed again."""
@@ -191,6 +200,13 @@ class LocalCloud:
         s3.put_bucket_notification_configuration(Bucket=direct.bucket, NotificationConfiguration={})
         self.restored = state.restore(direct)
         provision_bucket(s3, direct.client("sqs"), direct)
+        # A notification that was in flight at the stop was not saved: the files the ledger has never seen are
+        # enqueued now, as `dropq backfill` of the inbox would (those it knows are skipped).
+        events.setLevel("WARNING")
+        checkpoint = Checkpoint.open(direct.state_dir, "restore: the inbox's files not yet queued", restart=True)
+        inbox = listed(s3, direct.bucket, direct.topology.inbox_prefix)
+        progress = walk(inbox, direct, ledger_for(direct), direct.client("sqs"), checkpoint, signer=signer_for(direct))
+        self.restored.backfilled = progress.enqueued_total
 
     @property
     def _direct(self) -> Settings:

@@ -8,12 +8,15 @@ Saved under `<state dir>/state/`, once the workers and the producer have stopped
 
 Put back before the bucket's inbox notification exists, so a restored file is not processed again. A message that
 was in flight or delayed when the cloud stopped is not saved: the ledger still has its file queued or running, and
-the stuck-file sweep sends it again. A cloud killed without stopping (SIGKILL) comes back as it was last saved. An
-object uploaded in parts comes back with a one-part ETag, so the ledger takes it for a new version.
+the stuck-file sweep sends it again; a notification of the inbox in flight is not saved either, so once the state is
+back the inbox is backfilled (the files the ledger has never seen are enqueued). A cloud killed without stopping
+(SIGKILL) comes back as it was last saved. An object uploaded in parts is put back in parts of the size that gives its
+ETag again, which the ledger knows it by.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -37,9 +40,12 @@ class Counts:
     objects: int = 0
     items: dict[str, int] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
+    # Put back: the inbox's files that the ledger had never seen, enqueued once the rest was back.
+    backfilled: int = 0
 
     def __str__(self) -> str:
-        return f"{self.objects} objects, {sum(self.items.values())} ledger and result items, {sum(self.messages.values())} waiting messages"
+        told = f"{self.objects} objects, {sum(self.items.values())} ledger and result items, {sum(self.messages.values())} waiting messages"
+        return told + (f", {self.backfilled} files not yet queued enqueued" if self.backfilled else "")
 
 
 def folder(settings: Settings) -> Path:
@@ -71,7 +77,13 @@ def save(settings: Settings) -> Counts:
             name = f"{len(objects):08d}"
             (partial / "s3" / name).write_bytes(got["Body"].read())
             objects.append(
-                {"key": listed["Key"], "file": name, "content_type": got.get("ContentType"), "metadata": got.get("Metadata", {})}
+                {
+                    "key": listed["Key"],
+                    "file": name,
+                    "etag": listed["ETag"].strip('"'),
+                    "content_type": got.get("ContentType"),
+                    "metadata": got.get("Metadata", {}),
+                }
             )
     (partial / "s3.json").write_text(json.dumps(objects))
     counts.objects = len(objects)
@@ -95,9 +107,39 @@ def save(settings: Settings) -> Counts:
                     out.write(json.dumps({"body": message["Body"], "attributes": message.get("MessageAttributes", {})}) + "\n")
                     count += 1
             counts.messages[name] = count
-    shutil.rmtree(target, ignore_errors=True)
+    # The state before is set aside, not deleted, until the new one is in its place.
+    previous = target.with_name(f"{FOLDER}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        target.rename(previous)
     partial.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
     return counts
+
+
+# The part sizes an object uploaded in parts most likely had: boto3's and the AWS CLI's 8 MiB, S3's 5 MiB minimum, and
+# larger ones tools choose for large files.
+PART_SIZES = tuple(mib * 1024 * 1024 for mib in (8, 5, 16, 10, 32, 64, 100, 128))
+
+
+def _parts_etag(body: bytes, part_size: int) -> str:
+    digests = [hashlib.md5(body[at : at + part_size], usedforsecurity=False).digest() for at in range(0, len(body), part_size)]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def _put_back(s3: Any, bucket: str, key: str, body: bytes, etag: str, extra: dict[str, Any]) -> None:
+    """Put an object back with the ETag it had (the ledger knows its versions by it): in one piece, or in the parts that
+    make that ETag when it was uploaded in parts (of a size PART_SIZES has; else in one piece, a new ETag)."""
+    size = next((p for p in PART_SIZES if "-" in etag and _parts_etag(body, p) == etag), None)
+    if size is None:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        return
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+    parts = []
+    for number, at in enumerate(range(0, len(body), size), start=1):
+        part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body[at : at + size])
+        parts.append({"PartNumber": number, "ETag": part["ETag"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
 
 
 def saved(settings: Settings) -> bool:
@@ -111,7 +153,7 @@ def restore(settings: Settings) -> Counts:
     for entry in json.loads((source / "s3.json").read_text()):
         extra = {"ContentType": entry["content_type"]} if entry.get("content_type") else {}
         body = (source / "s3" / entry["file"]).read_bytes()
-        s3.put_object(Bucket=settings.bucket, Key=entry["key"], Body=body, Metadata=entry.get("metadata") or {}, **extra)
+        _put_back(s3, settings.bucket, entry["key"], body, entry.get("etag", ""), {"Metadata": entry.get("metadata") or {}, **extra})
         counts.objects += 1
     for table in _tables(settings):
         path = source / "dynamodb" / f"{table}.jsonl"

@@ -202,7 +202,8 @@ def convert_chunk(job: Job, args: dict[str, Any]) -> dict[str, Any]:
     # The types the Parquet file holds, which is what its readers see: Parquet has no seconds (timestamp[s] is written
     # as [ms]) and names a list's items `element`.
     written = pq.read_schema(job.out_dir / name)
-    columns = [profile_column(n, c, written.field(n).type) for n, c in zip(table.column_names, table.columns, strict=False)]
+    # By position: a CSV header may name two columns alike.
+    columns = [profile_column(n, c, written.field(i).type) for i, (n, c) in enumerate(zip(table.column_names, table.columns, strict=True))]
     return {"key": job.output_key(name), "format": kind, "rows": table.num_rows, "columns": columns}
 
 

@@ -145,6 +145,8 @@ def test_retry_many_retries_failures_only_and_says_what_it_skipped(loopback: Fla
     assert status == 400 and str(answer["error"]).startswith("state 'succeeded': only failed files are retried")
     status, answer = post({"state": "failed", "keys": "incoming/a.txt"})
     assert status == 400 and str(answer["error"]).startswith("keys must be a list")
+    response = loopback.post("/api/retry-many", headers=LOOPBACK, json=["incoming/a.txt"])
+    assert response.status_code == 400 and response.get_json()["error"].startswith("send a JSON object")
     status, answer = post({"state": "failed", "since": "soon", "keys": ["incoming/a.txt"]})
     assert status == 400 and str(answer["error"]).startswith("since 'soon' is neither")
     # A key the ledger does not know, and one outside the prefix shown, are skipped with why; nothing is retried.

@@ -252,3 +252,20 @@ def test_the_newest_across_shards_are_exact_whatever_their_spread_and_read_in_tw
         # Then they are exactly the newest, newest first, in one query per shard and a few more at most
         assert [e["key"] for e in newest] == [r.key for r in reversed(refs)][:limit], limit
         assert len(queries) <= 2 * spec.shards, (limit, len(queries))
+
+
+def test_a_late_webhook_of_an_older_version_does_not_make_it_the_newest(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    old = _ref()
+    new = ObjectRef(bucket=old.bucket, key=old.key, etag=uuid.uuid4().hex, size=4)
+    for ref, pipeline in ((old, "metadata"), (new, "metadata")):
+        claim = ledger.claim(ref, pipeline, "t", worker="w", lease_seconds=30)
+        assert claim.owner and ledger.mark_succeeded(ref, claim.owner, [], 1, "0" * 64)
+        time.sleep(0.01)
+    before = ledger.get(old.bucket, old.key, old.etag)
+
+    ledger.mark_webhook(old, {"name": "notify", "state": "delivered", "attempts": 3})
+
+    after = ledger.get(old.bucket, old.key, old.etag)
+    assert after["webhook"]["state"] == "delivered" and after["updated_at"] == before["updated_at"]
+    assert [v["sk"] for v in ledger.versions(old.bucket, old.key)] == [new.etag, old.etag]

@@ -108,3 +108,25 @@ def test_an_inventory_manifest_names_its_data_files_and_fields() -> None:
 def test_an_inventory_that_cannot_be_read_is_a_one_line_error(manifest: bytes, message: str) -> None:
     with pytest.raises(ActionError, match=message):
         Inventory.parse("s3://i/m.json", manifest)
+
+
+def test_an_inventory_of_every_version_yields_only_the_current_objects() -> None:
+    import gzip
+
+    manifest = {**MANIFEST, "fileSchema": "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, ETag"}
+    inventory = Inventory.parse("m.json", json.dumps(manifest).encode())
+    rows = (
+        '"b","incoming/a.txt","v2","true","false","3","e2"\n'
+        '"b","incoming/a.txt","v1","false","false","3","e1"\n'
+        '"b","incoming/gone.txt","v9","true","true","",""\n'
+    )
+    assert inventory.rows("data/1", gzip.compress(rows.encode())) == [("b", "incoming/a.txt", "e2", 3)]
+
+
+def test_an_inventory_of_another_bucket_is_refused_naming_it(tmp_path: Path) -> None:
+    from dropq.backfill import inventoried
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(MANIFEST))
+    with pytest.raises(ActionError, match="lists bucket 'dropq-local', not this deployment's \\(my-data\\)"):
+        list(inventoried(None, str(manifest), "incoming/", bucket="my-data"))

@@ -261,3 +261,10 @@ def test_every_module_of_a_pipelines_folder_is_registered_without_being_named(tm
     finally:
         PIPELINES.pop("wordcount-test", None)
         VERSIONS.pop("wordcount-test", None)
+
+
+def test_a_csv_that_names_two_columns_alike_is_profiled_column_by_column(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "incoming/twice.csv", b"a,a,b\n1,x,2\n3,y,4\n")
+    PIPELINES["tables"](job)
+    profile = json.loads((job.out_dir / "profile.json").read_text())
+    assert [(c["name"], c["type"]) for c in profile["columns"]] == [("a", "int64"), ("a", "string"), ("b", "int64")]
