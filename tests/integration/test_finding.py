@@ -255,7 +255,8 @@ def test_pages_split_files_sharing_a_millisecond_exactly_and_go_back_day_by_day(
     name = f"ledger-{uuid.uuid4().hex[:8]}"
     client = moto_settings.client("dynamodb")
     client.create_table(**table_definition(spec, name))
-    ledger = Ledger(spec, name, client, ttl_seconds=600)
+    # Kept a week: the entries of 1 and 3 days ago are within what the ledger keeps.
+    ledger = Ledger(spec, name, client, ttl_seconds=7 * 86400)
     refs: dict[str, list[ObjectRef]] = {}
     with pytest.MonkeyPatch.context() as patch:
         for group, back in (("3d", timedelta(days=3)), ("1d", timedelta(days=1))):
