@@ -100,8 +100,13 @@ def save(settings: Settings) -> Counts:
     for name, url in _queues(sqs, settings).items():
         with (partial / "sqs" / f"{name}.jsonl").open("w") as out:
             count = 0
+            # No long poll: the queues wait 20 s on an empty receive unless told otherwise.
             while messages := sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=SAVE_VISIBILITY_SECONDS, MessageAttributeNames=["All"]
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=SAVE_VISIBILITY_SECONDS,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
             ).get("Messages", []):
                 for message in messages:
                     out.write(json.dumps({"body": message["Body"], "attributes": message.get("MessageAttributes", {})}) + "\n")
