@@ -24,6 +24,7 @@ from dropq.status import queue_counts
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
 from lambdas.producer.enqueue import plan
+from tests.browser import dashboard_page
 from tests.conftest import wait_for, wait_for_outcome
 
 pytestmark = pytest.mark.e2e
@@ -44,16 +45,8 @@ def dashboard(cloud: LocalCloud) -> Iterator[Dashboard]:
 
 @pytest.fixture
 def page(dashboard: Dashboard) -> Iterator[Page]:
-    chromium = shutil.which("chromium")
-    assert chromium, "the dashboard's test drives Debian's chromium: `make test` installs it (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(PAGE_TIMEOUT_MS)
-        page.goto(dashboard.url)
-        page.wait_for_selector("body[data-loaded=true]")
-        yield page
-        browser.close()
+    with dashboard_page(dashboard.url, "body[data-loaded=true]", PAGE_TIMEOUT_MS) as opened:
+        yield opened
 
 
 def park(cloud: LocalCloud, name: str) -> ObjectRef:

@@ -8,7 +8,6 @@ written through the Ledger as workers write it: a retried file stays queued, so 
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Dialog, Page, expect
 
 from dropq.dashboard.server import Dashboard
 from dropq.deployment import local_deployment
@@ -28,6 +27,7 @@ from dropq.settings import Settings
 from dropq.status import queue_counts
 from infra.local.provision import provision_queues, provision_services, provision_tables
 from infra.local.server import free_port
+from tests.browser import dashboard_page
 
 pytestmark = pytest.mark.e2e
 
@@ -103,16 +103,8 @@ def dashboard(population: Population) -> Iterator[Dashboard]:
 
 @pytest.fixture
 def page(dashboard: Dashboard) -> Iterator[Page]:
-    chromium = shutil.which("chromium")
-    assert chromium, "the dashboard's test drives Debian's chromium: `make test` installs it (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(PAGE_TIMEOUT_MS)
-        page.goto(dashboard.url)
-        page.wait_for_selector("#find[data-ready=true]")
-        yield page
-        browser.close()
+    with dashboard_page(dashboard.url, "#find[data-ready=true]", PAGE_TIMEOUT_MS) as opened:
+        yield opened
 
 
 def search(page: Page, prefix: str, state: str = "", pipeline: str = "", since: str = "1d") -> None:
