@@ -222,12 +222,13 @@ def _s3_etag(path: Path) -> str:
 
     from boto3.s3.transfer import TransferConfig
 
+    from dropq.objects import parts_etag
+
     config = TransferConfig()
     with path.open("rb") as data:
         if path.stat().st_size < config.multipart_threshold:
             return hashlib.md5(data.read(), usedforsecurity=False).hexdigest()
-        parts = [hashlib.md5(chunk, usedforsecurity=False).digest() for chunk in iter(lambda: data.read(config.multipart_chunksize), b"")]
-    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
+        return parts_etag(iter(lambda: data.read(config.multipart_chunksize), b""))
 
 
 @main.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,3 +37,9 @@ class ObjectRef:
             size=int(data["size"]),
             version_id=data.get("version_id"),
         )
+
+
+def parts_etag(parts: Iterable[bytes]) -> str:
+    """The ETag S3 gives an object uploaded in these parts: the MD5 of the parts' MD5s, and their count."""
+    digests = [hashlib.md5(part, usedforsecurity=False).digest() for part in parts]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"

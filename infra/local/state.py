@@ -16,13 +16,13 @@ ETag again, which the ledger knows it by.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dropq.objects import parts_etag
 from dropq.settings import Settings
 
 FOLDER = "state"
@@ -127,22 +127,21 @@ def save(settings: Settings) -> Counts:
 PART_SIZES = tuple(mib * 1024 * 1024 for mib in (8, 5, 16, 10, 32, 64, 100, 128))
 
 
-def _parts_etag(body: bytes, part_size: int) -> str:
-    digests = [hashlib.md5(body[at : at + part_size], usedforsecurity=False).digest() for at in range(0, len(body), part_size)]
-    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+def _parts(body: bytes, part_size: int) -> list[bytes]:
+    return [body[at : at + part_size] for at in range(0, len(body), part_size)]
 
 
 def _put_back(s3: Any, bucket: str, key: str, body: bytes, etag: str, extra: dict[str, Any]) -> None:
     """Put an object back with the ETag it had (the ledger knows its versions by it): in one piece, or in the parts that
     make that ETag when it was uploaded in parts (of a size PART_SIZES has; else in one piece, a new ETag)."""
-    size = next((p for p in PART_SIZES if "-" in etag and _parts_etag(body, p) == etag), None)
+    size = next((p for p in PART_SIZES if "-" in etag and parts_etag(_parts(body, p)) == etag), None)
     if size is None:
         s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
         return
     upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
     parts = []
-    for number, at in enumerate(range(0, len(body), size), start=1):
-        part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body[at : at + size])
+    for number, piece in enumerate(_parts(body, size), start=1):
+        part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=piece)
         parts.append({"PartNumber": number, "ETag": part["ETag"]})
     s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
 
