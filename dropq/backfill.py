@@ -40,7 +40,7 @@ from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.signing import Signer
-from lambdas.producer.enqueue import Enqueued, enqueue_objects, plan, send_batches
+from lambdas.producer.enqueue import Enqueued, enqueue_objects
 
 # Keys a ListObjectsV2 page returns at most, and objects enqueued between two looks at the rate.
 PAGE_SIZE = 1000
@@ -396,20 +396,15 @@ def _backfill(chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: A
 def _reprocess(
     chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None, reprocess: Reprocess, progress: Progress
 ) -> None:
-    planned = [plan(ref, settings, signer) for ref in chunk]
-    marked = [item for item in planned if ledger.reprocess(item.ref, item.task_id, item.queue, reprocess.pipeline, reprocess.below)]
-    progress.skipped["changed meanwhile"] += len(planned) - len(marked)
-    by_queue: dict[str, list[Enqueued]] = {}
-    for item in marked:
-        by_queue.setdefault(item.queue, []).append(item)
-    failed: dict[ObjectRef, str] = {}
-    for queue, items in by_queue.items():
-        refused = {id(item): reason for item, reason in send_batches(sqs, settings.queue_url(queue), items)}
-        _count(progress, [item for item in items if id(item) not in refused])
-        failed.update({item.ref: refused[id(item)] for item in items if id(item) in refused})
-    if failed:
+    def mark(item: Enqueued) -> bool:
+        return ledger.reprocess(item.ref, item.task_id, item.queue, reprocess.pipeline, reprocess.below)
+
+    outcome = enqueue_objects(chunk, settings, sqs, ledger, signer, mark=mark)
+    _count(progress, outcome.enqueued)
+    progress.skipped["changed meanwhile"] += outcome.skipped
+    if outcome.failed:
         # Left queued: the sweep sends them again within the hour; the walk stops before checkpointing this page.
-        raise ActionError(_failures(failed) + "; they are queued in the ledger and the stuck-file sweep will send them")
+        raise ActionError(_failures(outcome.failed) + "; they are queued in the ledger and the stuck-file sweep will send them")
 
 
 def _failures(failed: dict[ObjectRef, str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,14 +102,27 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def enqueue_objects(
-    objects: tuple[ObjectRef, ...] | list[ObjectRef], settings: Settings, sqs: Any, ledger: Ledger, signer: Signer | None = None
+    objects: tuple[ObjectRef, ...] | list[ObjectRef],
+    settings: Settings,
+    sqs: Any,
+    ledger: Ledger,
+    signer: Signer | None = None,
+    mark: Callable[[Enqueued], bool] | None = None,
 ) -> Enqueuing:
     """Record each object as queued (side by side) and send its task, a batch per queue; objects already running or
-    done are skipped; an object whose write or message failed is reported with why, the others go ahead."""
+    done are skipped; an object whose write or message failed is reported with why, the others go ahead.
+
+    `mark` is the ledger write that queues one (default: `mark_queued`); False skips the object (a reprocessing's
+    write, say, which queues only files an older version made)."""
     outcome = Enqueuing()
+    if mark is None:
+
+        def mark(item: Enqueued) -> bool:
+            return ledger.mark_queued(item.ref, item.pipeline, item.queue, item.task_id)
+
     # One object twice in a batch (S3 delivers a notification at least once) is recorded and sent once.
     planned = [plan(ref, settings, signer) for ref in dict.fromkeys(objects)]
-    marks = [_pool().submit(ledger.mark_queued, item.ref, item.pipeline, item.queue, item.task_id) for item in planned]
+    marks = [_pool().submit(mark, item) for item in planned]
     by_queue: dict[str, list[Enqueued]] = defaultdict(list)
     for item, mark in zip(planned, marks, strict=True):
         try:
