@@ -357,7 +357,7 @@ def walk(
             if reprocess is None:
                 _backfill(chunk, settings, ledger, sqs, signer, progress)
             else:
-                _reprocess(chunk, settings, ledger, sqs, signer, reprocess, progress)
+                _reprocess(chunk, settings, ledger, sqs, signer, reprocess, progress, known)
             shown(progress)
         checkpoint.position = page.position
         if not dry_run:
@@ -394,10 +394,20 @@ def _backfill(chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: A
 
 
 def _reprocess(
-    chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None, reprocess: Reprocess, progress: Progress
+    chunk: list[ObjectRef],
+    settings: Settings,
+    ledger: Ledger,
+    sqs: Any,
+    signer: Signer | None,
+    reprocess: Reprocess,
+    progress: Progress,
+    known: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
+    """Queue again each file of `chunk` made by an older version; `known` holds their entries as read (for their history)."""
+
     def mark(item: Enqueued) -> bool:
-        return ledger.reprocess(item.ref, item.task_id, item.queue, reprocess.pipeline, reprocess.below)
+        entry = known.get((file_pk(item.ref.bucket, item.ref.key), item.ref.etag))
+        return ledger.reprocess(item.ref, item.task_id, item.queue, reprocess.pipeline, reprocess.below, entry=entry)
 
     outcome = enqueue_objects(chunk, settings, sqs, ledger, signer, mark=mark)
     _count(progress, outcome.enqueued)

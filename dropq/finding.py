@@ -20,7 +20,7 @@ from typing import Any
 
 from dropq.capacity import duration, parse_duration
 from dropq.errors import ActionError
-from dropq.ledger import FAILED, FAILED_INDEX, RECENT, STATES, Ledger, iso
+from dropq.ledger import FAILED, FAILED_INDEX, HISTORY, RECENT, STATES, Ledger, iso
 from dropq.shards import every_shard
 
 # A page's files by default, and at most (`dropq retry --state` gathers its files in pages of the largest size).
@@ -215,6 +215,13 @@ def last_attempt(entry: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def earlier_attempts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The attempts before the last, oldest first, each with how long it ran (None for one that never ended)."""
+    return [
+        {**record, "duration_ms": _ms_between(record.get("started_at"), record.get("finished_at"))} for record in entry.get(HISTORY) or []
+    ]
+
+
 def summary(entry: dict[str, Any]) -> dict[str, Any]:
     """A file entry as `--json` prints it (and the text views read it)."""
     return {
@@ -234,6 +241,7 @@ def summary(entry: dict[str, Any]) -> dict[str, Any]:
         "retries": entry.get("retries", 0),
         "sweeps": entry.get("sweeps", 0),
         "last_attempt": last_attempt(entry),
+        "earlier_attempts": earlier_attempts(entry),
         "outputs": entry.get("outputs") or [],
         "reason": entry.get("reason"),
         "webhook": entry.get("webhook"),
@@ -261,6 +269,13 @@ def _webhook(delivery: dict[str, Any]) -> str:
     return f"{delivery.get('name') or '-'}: {delivery.get('state', '?')}{status}{attempts}{at}{reason}"
 
 
+def _ended(record: dict[str, Any]) -> str:
+    took = "" if record["duration_ms"] is None else f", took {duration(record['duration_ms'] / 1000)}"
+    reason = f": {record['reason']}" if record.get("reason") else ""
+    end = f"ended {record['finished_at']}" if record.get("finished_at") else "never ended"
+    return f"started {_or_dash(record.get('started_at'))}, {end}, on {_or_dash(record.get('worker'))}{took}: {record['outcome']}{reason}"
+
+
 def render_history(bucket: str, key: str, versions: list[dict[str, Any]]) -> str:
     """`dropq file KEY` as text: each version, newest first."""
     lines = [f"s3://{bucket}/{key}: {len(versions)} version{'s' if len(versions) != 1 else ''} in the ledger"]
@@ -273,6 +288,8 @@ def render_history(bucket: str, key: str, versions: list[dict[str, Any]]) -> str
             f"  queued    {_or_dash(version['queued_at'])} (retries {version['retries']}, sweeps {version['sweeps']}); "
             f"updated {_or_dash(version['updated_at'])}",
         ]
+        for earlier in version["earlier_attempts"]:
+            lines.append(f"  attempt {earlier['attempt']} {_ended(earlier)}")
         attempt = version["last_attempt"]
         if attempt:
             took = "-" if attempt["duration_ms"] is None else duration(attempt["duration_ms"] / 1000)

@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,12 +43,22 @@ SCHEDULE_PK = "schedule#"
 WORKER_STALE_SECONDS = 90
 # DynamoDB's item size limit is 400 KB; a reason longer than this is cut, never the write refused.
 MAX_REASON_CHARS = 2000
+# An earlier attempt's reason is cut shorter: the entry may keep twenty.
+MAX_HISTORY_REASON_CHARS = 300
 # Attributes conditions name as `#name` (`state` is a DynamoDB reserved word).
 CONDITION_ATTRIBUTES = ("state", "lease_owner", "lease_until")
 # Every attribute a condition may name as `#name` (a reprocessing's names the pipeline and its version too).
 CONDITION_NAMES = (*CONDITION_ATTRIBUTES, "pipeline", "pipeline_version")
 # The ledger's indexes (infra/topology.py: the ledger table).
 RECENT, OPEN, FAILED_INDEX = "recent", "open", "failed"
+# An entry's `history`: its attempts that ended before the last one (whose start, end and worker are the entry's own
+# fields), each an `attempt_record`. Each record is written by a write its attempt makes anyway: a retry's release,
+# the next attempt's outcome for one that lost its lease, an operator's retry or reprocessing for the attempt it
+# closes. A file that succeeds at once stores and writes nothing more; an operator's retry keeps the newest few.
+HISTORY = "history"
+HISTORY_KEPT = 20
+# How an earlier attempt ended, besides a file state: given back to be retried, or lost (its worker stopped).
+RETRIED, LOST = "retried", "lost"
 # BatchGetItem reads at most 100 keys a call: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
 BATCH_GET_KEYS = 100
 # Shards are read side by side by this many threads (boto3 clients are thread-safe).
@@ -66,6 +76,50 @@ class Claim:
     attempts: int
     # The file runs as parts (a chord) that finish it: another delivery has nothing to do.
     split: bool = False
+    # When and where this attempt started, and the record of one before it that lost its lease (if any), which the
+    # attempt's own outcome write adds to the entry's history.
+    started_at: str | None = None
+    worker: str | None = None
+    lost: tuple[dict[str, Any], ...] = ()
+
+    def ended(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
+        """The record of this attempt, ending now."""
+        return attempt_record(self.attempts, self.started_at, self.worker, outcome, reason, finished_at=iso(_now()))
+
+
+def attempt_record(
+    attempt: int, started_at: str | None, worker: str | None, outcome: str, reason: str | None = None, finished_at: str | None = None
+) -> dict[str, Any]:
+    """One ended attempt as the entry's `history` keeps it (`finished_at` None: it never ended, its lease ran out)."""
+    if reason and len(reason) > MAX_HISTORY_REASON_CHARS:
+        reason = reason[: MAX_HISTORY_REASON_CHARS - 1] + "…"
+    return {
+        "attempt": attempt,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "worker": worker,
+        "outcome": outcome,
+        "reason": reason,
+    }
+
+
+def closed_history(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """An ended file's history with its last attempt added (the newest `HISTORY_KEPT`): what an operator's retry writes
+    before a new attempt replaces the entry's own start, end and worker."""
+    history = list(entry.get(HISTORY) or [])
+    if entry.get("started_at"):
+        outcome = str(entry.get("state"))
+        history.append(
+            attempt_record(
+                int(entry.get("attempts") or 1),
+                entry["started_at"],
+                entry.get("worker"),
+                outcome,
+                entry.get("reason"),
+                entry.get("finished_at"),
+            )
+        )
+    return history[-HISTORY_KEPT:]
 
 
 def _now() -> datetime:
@@ -165,10 +219,12 @@ class Ledger:
         add: dict[str, int] | None = None,
         keep: dict[str, Any] | None = None,
         remove: Iterable[str] = (),
+        append: Sequence[dict[str, Any]] = (),
+        returns: str = "UPDATED_NEW",
     ) -> dict[str, Any] | None:
-        """Set attributes, set others only where they are missing (`keep`), ADD to counters and REMOVE attributes on an
-        object's entry; return the updated attributes' new values, or None when `condition` does not hold (and nothing
-        was written)."""
+        """Set attributes, set others only where they are missing (`keep`), add records to its `history` (`append`), ADD
+        to counters and REMOVE attributes on an object's entry; return the updated attributes' new values (or, with
+        `returns="ALL_OLD"`, the entry as it was), or None when `condition` does not hold (and nothing was written)."""
         now = _now()
         values = {
             **values,
@@ -185,6 +241,9 @@ class Ledger:
             # Written once: an index key that stays the same costs its index no write.
             names[f"#k{i}"], placeholders[f":k{i}"] = name, _encode(value)
             sets.append(f"#k{i} = if_not_exists(#k{i}, :k{i})")
+        if append:
+            names["#h"], placeholders[":h0"], placeholders[":h1"] = HISTORY, {"L": []}, _encode(list(append))
+            sets.append("#h = list_append(if_not_exists(#h, :h0), :h1)")
         expression = "SET " + ", ".join(sets)
         if add:
             names.update({f"#n{i}": name for i, name in enumerate(add)})
@@ -200,7 +259,7 @@ class Ledger:
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {**placeholders, **{k: _encode(v) for k, v in (extra or {}).items()}},
-            "ReturnValues": "UPDATED_NEW",
+            "ReturnValues": returns,
         }
         if condition:
             request["ConditionExpression"] = condition
@@ -221,9 +280,10 @@ class Ledger:
         add: dict[str, int] | None = None,
         keep: dict[str, Any] | None = None,
         remove: Iterable[str] = (),
+        append: Sequence[dict[str, Any]] = (),
     ) -> bool:
         """A conditional `_update`: whether it was written."""
-        return self._update(ref, values, condition=condition, extra=extra, add=add, keep=keep, remove=remove) is not None
+        return self._update(ref, values, condition=condition, extra=extra, add=add, keep=keep, remove=remove, append=append) is not None
 
     def mark_queued(self, ref: ObjectRef, pipeline: str, queue: str, task_id: str) -> bool:
         """Record that a file was enqueued; False (and nothing written) if it is already running or done.
@@ -247,13 +307,14 @@ class Ledger:
         The lease (`lease_owner`, `lease_until`) is what keeps two deliveries of one file from running at
         once: its holder renews it while it works; a crashed holder's lease simply runs out. Each claim
         counts an attempt (`attempts`), whatever ended the ones before: an error, a retry, a dead worker.
-        A file claimed without having been queued (a task sent by hand) enters the indexes here.
+        A file claimed without having been queued (a task sent by hand) enters the indexes here. The entry as it was
+        comes back with the write (`ALL_OLD`): a running one was an attempt that lost its lease (`Claim.lost`).
         """
         owner = uuid.uuid4().hex
         now, moment = time.time(), _now()
         queue = queue or self.default_queue
         started = {"started_at": iso(moment), "worker": worker, "reason": None, "parts": None}
-        acquired = self._update(
+        before = self._update(
             ref,
             {
                 "state": RUNNING,
@@ -271,9 +332,24 @@ class Ledger:
             add={"attempts": 1},
             keep={"queue": queue, **self._recent(ref, moment), **self._open(ref, queue, moment)},
             remove=self._index_names(FAILED_INDEX),
+            returns="ALL_OLD",
         )
-        if acquired is not None:
-            return Claim(acquired=True, owner=owner, state=RUNNING, lease_remaining=lease_seconds, attempts=int(acquired["attempts"]))
+        if before is not None:
+            attempts = int(before.get("attempts") or 0) + 1
+            lost = ()
+            if before.get("state") == RUNNING:
+                reason = "its worker stopped (or stalled) before it ended, and its lease ran out"
+                lost = (attempt_record(attempts - 1, before.get("started_at"), before.get("worker"), LOST, reason),)
+            return Claim(
+                acquired=True,
+                owner=owner,
+                state=RUNNING,
+                lease_remaining=lease_seconds,
+                attempts=attempts,
+                started_at=started["started_at"],
+                worker=worker,
+                lost=lost,
+            )
         entry = self.get(ref.bucket, ref.key, ref.etag) or {}
         remaining = max(0.0, float(entry.get("lease_until") or 0) - time.time())
         return Claim(
@@ -307,8 +383,9 @@ class Ledger:
             return False
         return True
 
-    def split(self, ref: ObjectRef, owner: str, parts: int, lease_seconds: float) -> bool:
-        """Record that a claimed file runs as `parts` parallel tasks, whose last one records its outcome with `owner`.
+    def split(self, ref: ObjectRef, owner: str, parts: int, lease_seconds: float, earlier: Sequence[dict[str, Any]] = ()) -> bool:
+        """Record that a claimed file runs as `parts` parallel tasks, whose last one records its outcome with `owner`
+        (and `earlier` attempts in its history, as every outcome write does).
 
         Nobody renews the lease meanwhile: it lasts as long as the parts may wait in their queue.
         """
@@ -317,22 +394,32 @@ class Ledger:
             {"parts": parts, "lease_until": time.time() + lease_seconds},
             condition="#state = :running AND #lease_owner = :owner",
             extra={":running": RUNNING, ":owner": owner},
+            append=earlier,
         )
 
-    def release(self, ref: ObjectRef, owner: str) -> bool:
-        """Give a claimed file back (its task retries later): queued again, claimable at once."""
+    def release(self, ref: ObjectRef, owner: str, ended: Sequence[dict[str, Any]] = ()) -> bool:
+        """Give a claimed file back (its task retries later): queued again, claimable at once; `ended` (this attempt's
+        record, after any it found lost) goes into its history."""
         return self._write(
             ref,
             {"state": QUEUED, "lease_until": None},
             condition="#state = :running AND #lease_owner = :owner",
             extra={":running": RUNNING, ":owner": owner},
+            append=ended,
         )
 
     def mark_succeeded(
-        self, ref: ObjectRef, owner: str, outputs: Iterable[str], duration_ms: int, sha256: str | None, version: int = 1
+        self,
+        ref: ObjectRef,
+        owner: str,
+        outputs: Iterable[str],
+        duration_ms: int,
+        sha256: str | None,
+        version: int = 1,
+        earlier: Sequence[dict[str, Any]] = (),
     ) -> bool:
-        """Record a file's outputs and the version of the pipeline that made them, once: False if this attempt no longer
-        holds the file (another one records it)."""
+        """Record a file's outputs and the version of the pipeline that made them, once, with `earlier` attempts (one
+        that lost its lease) in its history: False if this attempt no longer holds the file (another one records it)."""
         return self._write(
             ref,
             {
@@ -349,6 +436,7 @@ class Ledger:
             extra={":running": RUNNING, ":owner": owner},
             add={"completions": 1},
             remove=(*self._index_names(OPEN), *self._index_names(FAILED_INDEX)),
+            append=earlier,
         )
 
     def _failure(self, reason: str) -> dict[str, Any]:
@@ -356,8 +444,11 @@ class Ledger:
             reason = reason[: MAX_REASON_CHARS - 1] + "…"
         return {"state": FAILED, "reason": reason, "finished_at": iso(_now()), "lease_until": None}
 
-    def mark_failed(self, ref: ObjectRef, owner: str, reason: str, pipeline: str | None = None) -> bool:
-        """Record why a file could not be processed, once: False if this attempt no longer holds the file."""
+    def mark_failed(
+        self, ref: ObjectRef, owner: str, reason: str, pipeline: str | None = None, earlier: Sequence[dict[str, Any]] = ()
+    ) -> bool:
+        """Record why a file could not be processed, once, with `earlier` attempts in its history: False if this attempt
+        no longer holds the file."""
         values = self._failure(reason)
         if pipeline:
             values["pipeline"] = pipeline
@@ -367,6 +458,7 @@ class Ledger:
             condition="#state = :running AND #lease_owner = :owner",
             extra={":running": RUNNING, ":owner": owner},
             remove=self._index_names(OPEN),
+            append=earlier,
         )
 
     def mark_webhook(self, ref: ObjectRef, delivery: dict[str, Any]) -> None:
@@ -542,12 +634,14 @@ class Ledger:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def retry(self, ref: ObjectRef, task_id: str, queue: str | None = None) -> bool:
+    def retry(self, ref: ObjectRef, task_id: str, queue: str | None = None, entry: dict[str, Any] | None = None) -> bool:
         """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed.
 
-        It comes back at the top of the `recent` index and into the `open` one, and leaves the `failed` one.
+        It comes back at the top of the `recent` index and into the `open` one, and leaves the `failed` one. With the
+        `entry` read before, its last attempt goes into its history.
         """
         now = _now()
+        closed = {HISTORY: closed_history(entry)} if entry else {}
         return self._write(
             ref,
             {
@@ -556,6 +650,7 @@ class Ledger:
                 "reason": None,
                 "parts": None,
                 "attempts": 0,
+                **closed,
                 **self._recent(ref, now),
                 **self._open(ref, queue or self.default_queue, now),
             },
@@ -565,26 +660,46 @@ class Ledger:
             remove=self._index_names(FAILED_INDEX),
         )
 
-    def process_again(self, ref: ObjectRef, task_id: str, queue: str, condition: str = "", extra: dict[str, Any] | None = None) -> bool:
+    def process_again(
+        self,
+        ref: ObjectRef,
+        task_id: str,
+        queue: str,
+        condition: str = "",
+        extra: dict[str, Any] | None = None,
+        entry: dict[str, Any] | None = None,
+    ) -> bool:
         """Queue again a succeeded file (`dropq retry --force`), where `condition` also holds; False if it is not one
-        (any more). Like a retry, it comes back at the top of `recent` and into `open`; its new outputs replace the old."""
+        (any more). Like a retry, it comes back at the top of `recent` and into `open` (and the `entry` read before
+        closes its history); its new outputs replace the old."""
         now = _now()
+        closed = {HISTORY: closed_history(entry)} if entry else {}
         return self._write(
             ref,
-            {"state": QUEUED, "task_id": task_id, "queue": queue, "attempts": 0, **self._recent(ref, now), **self._open(ref, queue, now)},
+            {
+                "state": QUEUED,
+                "task_id": task_id,
+                "queue": queue,
+                "attempts": 0,
+                **closed,
+                **self._recent(ref, now),
+                **self._open(ref, queue, now),
+            },
             condition="#state = :succeeded" + (f" AND {condition}" if condition else ""),
             extra={":succeeded": SUCCEEDED, **(extra or {})},
             add={"reprocessed": 1},
         )
 
-    def reprocess(self, ref: ObjectRef, task_id: str, queue: str, pipeline: str, below: int) -> bool:
+    def reprocess(self, ref: ObjectRef, task_id: str, queue: str, pipeline: str, below: int, entry: dict[str, Any] | None = None) -> bool:
         """Queue again a file that `pipeline` made at a version below `below` (`dropq reprocess`); False if it is not
         such a file (any more)."""
         older = "#pipeline_version < :below"
         if below > 1:
             # Entries from before pipelines had versions were made by version 1.
             older += " OR attribute_not_exists(#pipeline_version)"
-        return self.process_again(ref, task_id, queue, f"#pipeline = :pipeline AND ({older})", {":pipeline": pipeline, ":below": below})
+        return self.process_again(
+            ref, task_id, queue, f"#pipeline = :pipeline AND ({older})", {":pipeline": pipeline, ":below": below}, entry=entry
+        )
 
     def forget_queued(self, ref: ObjectRef, task_id: str) -> bool:
         """Delete the entry of a file queued under `task_id` whose message was never sent (a backfill gives it back);

@@ -35,7 +35,10 @@ def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: S
         raise ActionError(f"{key} is {state}, not failed: only a failed file is retried (or a succeeded one, with --force)")
     ref = entry_ref(entry)
     item = plan(ref, settings, signer)
-    again = ledger.retry(ref, item.task_id, queue=item.queue) if state == FAILED else ledger.process_again(ref, item.task_id, item.queue)
+    if state == FAILED:
+        again = ledger.retry(ref, item.task_id, queue=item.queue, entry=entry)
+    else:
+        again = ledger.process_again(ref, item.task_id, item.queue, entry=entry)
     if not again:
         raise ActionError(f"{key} changed while it was being retried; look at it again")
     send_all(sqs, settings.queue_url(item.queue), [item])

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from dropq.errors import InputError, PermanentError, TransientError
-from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
+from dropq.ledger import FAILED, QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.observe import WORKER, deployment, event_logger, log_event, log_outcome
 from dropq.protocol import PROCESS_TASK
@@ -188,7 +188,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
 
     def failed(reason: str) -> None:
         with ledger_writes(task_id):
-            recorded = ledger.mark_failed(ref, owner, reason, pipeline)
+            recorded = ledger.mark_failed(ref, owner, reason, pipeline, earlier=claim.lost)
         if not recorded:
             superseded(ref, task_id, pipeline)
             return
@@ -226,7 +226,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
                 raise
             countdown = backoff(attempts - 1)
             with ledger_writes(task_id):
-                ledger.release(ref, owner)
+                ledger.release(ref, owner, ended=[*claim.lost, claim.ended(RETRIED, f"transient error: {exc}")])
             details = {"pipeline": pipeline, "countdown": countdown, "attempt": attempts, "reason": f"transient error: {exc}"}
             log_event(events, "retry", ref=ref, task_id=task_id, state=QUEUED, level="warning", **details)
             raise task.retry(exc=exc, countdown=countdown, max_retries=task.request.retries + 1) from exc
@@ -239,7 +239,9 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
         if len(parts) <= 1:
             duration_ms = int((time.monotonic() - started) * 1000)
             with ledger_writes(task_id):
-                succeeded = ledger.mark_succeeded(ref, owner, outputs, duration_ms, sha256, version=VERSIONS.get(pipeline, 1))
+                succeeded = ledger.mark_succeeded(
+                    ref, owner, outputs, duration_ms, sha256, version=VERSIONS.get(pipeline, 1), earlier=claim.lost
+                )
             if not succeeded:
                 return superseded(ref, task_id, pipeline)
             log_outcome(
@@ -251,7 +253,7 @@ def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any,
     if len(parts) > 1:
         # From here the lease lasts as long as the parts may wait in their queue: nobody renews it.
         with ledger_writes(task_id):
-            ledger.split(ref, owner, len(parts), lease_seconds=settings.topology.queue(queue).retention_seconds)
+            ledger.split(ref, owner, len(parts), lease_seconds=settings.topology.queue(queue).retention_seconds, earlier=claim.lost)
         log_event(events, "split", ref=ref, task_id=task_id, state=RUNNING, pipeline=pipeline, queue=queue, parts=len(parts), group=group)
         return {"state": "split", "key": ref.key, "parts": len(parts), "group": group}
     return {"state": "succeeded", "key": ref.key, "outputs": outputs, "sha256": sha256}

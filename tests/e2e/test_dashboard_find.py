@@ -1,10 +1,11 @@
-"""The dashboard's "Find files" in a real headless Chromium: among a few hundred ledger entries, the search box finds a
-file by its key prefix, the filters narrow by state and pipeline, pages go forth and back, a file's page shows its
-timeline per version, and "retry all shown failures" asks first and then queues exactly the failures shown. The first
-test saves a screenshot in artifacts/.
+"""The dashboard's "Find files" in a real headless Chromium: among a few hundred ledger entries (and, in a ledger of
+its own, behind thousands newer), the search box finds a file by its key prefix, the filters narrow by state and
+pipeline, pages go forth and back, a file's page shows its timeline per version, and "retry all shown failures" asks
+first and then queues exactly the failures shown. The first test saves a screenshot in artifacts/.
 
 The ledger is a deployment of its own on the session's moto server (its tables and queues under a prefix, no workers),
-written through the Ledger as workers write it: a retried file stays queued, so what a retry did is read off exactly."""
+written through the Ledger as workers write it (or copied from an entry it wrote, tests/crowd.py): a retried file
+stays queued, so what a retry did is read off exactly."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ from playwright.sync_api import Dialog, Page, expect
 
 from dropq.dashboard.server import Dashboard
 from dropq.deployment import local_deployment
-from dropq.ledger import FAILED, QUEUED, Ledger, ledger_for
+from dropq.finding import EXAMINED_PER_PAGE
+from dropq.ledger import FAILED, QUEUED, RETRIED, Ledger, ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.status import queue_counts
 from infra.local.provision import provision_queues, provision_services, provision_tables
 from infra.local.server import free_port
 from tests.browser import dashboard_page
+from tests.crowd import Crowd, copies, crowd
 
 pytestmark = pytest.mark.e2e
 
@@ -74,9 +77,11 @@ def population(moto_settings: Settings) -> Population:
     found = Population(settings, ledger_for(settings))
     ledger = found.ledger
     jobs: list[Callable[[], Any]] = []
-    for i in range(240):
-        found.succeeded.add(key := f"{ROOT}done/{i:03d}.txt")
-        jobs.append(partial(_succeed, ledger, _ref(settings, key), "metadata", [f"processed/metadata/{key}/metadata.json"]))
+    # The succeeded files: one written by the Ledger, the others copies of it (tests/crowd.py).
+    done = [_ref(settings, f"{ROOT}done/{i:03d}.txt") for i in range(240)]
+    _succeed(ledger, done[0], "metadata", [f"processed/metadata/{done[0].key}/metadata.json"])
+    jobs.append(partial(copies, ledger, done[0], done[1:]))
+    found.succeeded = {ref.key for ref in done}
     for i in range(40):
         found.queued.add(key := f"{ROOT}waiting/{i:02d}.txt")
         jobs.append(partial(ledger.mark_queued, _ref(settings, key), "metadata", "default", "t0"))
@@ -90,6 +95,9 @@ def population(moto_settings: Settings) -> Population:
     settings.client("s3").put_object(Bucket=settings.bucket, Key=NEEDLE_OUTPUT, Body=b'{"rows": 3}')
     _succeed(ledger, first, "tables", [NEEDLE_OUTPUT])
     ledger.mark_webhook(first, {"name": "notify", "state": "delivered", "status": 200, "attempts": 1})
+    # The newer version's first attempt was given back (a transient error); its second failed.
+    given_back = ledger.claim(second, "tables", "t1", worker="worker-3", lease_seconds=60)
+    assert given_back.owner and ledger.release(second, given_back.owner, ended=[given_back.ended(RETRIED, "transient error: S3 timed out")])
     _fail(ledger, second, "tables", NEEDLE_REASON)
     return found
 
@@ -142,9 +150,14 @@ def test_the_search_box_finds_a_file_by_its_key_prefix_and_its_page_shows_each_v
     newest, older = versions.nth(0), versions.nth(1)
     assert "newest" in newest.locator("h3").inner_text() and "superseded" in older.locator("h3").inner_text()
     assert "superseded" in (older.get_attribute("class") or "")
-    # each with its timeline: queued -> the attempt (its worker) -> the outcome (the reason; or the duration and outputs)
+    # each with its timeline: queued -> each attempt (its start, end and worker) -> the outcome (the reason; or the
+    # duration and outputs)
     assert newest.locator(".queued").inner_text().startswith("queued ")
-    assert "attempt 1 started" in newest.locator(".attempt").inner_text() and "on worker-1" in newest.locator(".attempt").inner_text()
+    first_attempt, last_attempt = newest.locator(".attempt.earlier").inner_text(), newest.locator(".attempt").nth(1).inner_text()
+    assert first_attempt.startswith("attempt 1 started ") and "on worker-3, ended " in first_attempt
+    assert first_attempt.endswith(": retried (transient error: S3 timed out)")
+    assert "attempt 2 started" in last_attempt and "on worker-1" in last_attempt
+    assert older.locator(".attempt").count() == 1 and "attempt 1 started" in older.locator(".attempt").inner_text()
     assert newest.locator(".outcome").inner_text().startswith("failed ") and NEEDLE_REASON in newest.locator(".outcome").inner_text()
     assert newest.locator(".outputs").inner_text() == "outputs: none"
     assert "(pipeline version ?)" in newest.locator("h3").inner_text()
@@ -231,3 +244,41 @@ def test_retry_all_shown_failures_asks_first_then_queues_exactly_the_failures_sh
     # and the search shown again has no failures left to retry
     expect(page.locator("#found tbody tr")).to_have_count(0)
     assert button.is_hidden()
+
+
+# A ledger of its own: 3,000 files queued after the one looked for.
+CROWD = 3000
+CROWD_NEEDLE = "incoming/crowd/reports/2026/needle.csv"
+
+
+@pytest.fixture(scope="module")
+def crowded(moto_settings: Settings) -> Iterator[tuple[Crowd, Dashboard]]:
+    found = crowd(moto_settings, CROWD_NEEDLE, CROWD)
+    board = Dashboard(local_deployment(found.settings), port=free_port(), interval=2).start()
+    yield found, board
+    board.stop()
+
+
+def test_the_search_box_finds_a_file_among_thousands_newer_reading_on_a_bounded_page_at_a_time(crowded: tuple[Crowd, Dashboard]) -> None:
+    found, board = crowded
+    with dashboard_page(board.url, "#find[data-ready=true]", PAGE_TIMEOUT_MS) as page:
+        # When the operator searches the needle's folder, a page reads at most 1,000 entries of the index: none of
+        # the first ones match, and the page says how far back it read and that more may match
+        search(page, "incoming/crowd/reports/")
+        assert shown(page) == []
+        expect(page.locator("#find-summary")).to_contain_text("more may match")
+        # Then Next reads on from there, until the needle's two versions are shown
+        pages = 1
+        while not shown(page):
+            assert page.locator("#find-next").is_enabled() and pages < 10
+            page.click("#find-next")
+            pages += 1
+            expect(page.locator("#find-summary")).to_contain_text(f"page {pages}:")
+            page.wait_for_selector("#find[data-loaded=true]")
+        assert shown(page) == [CROWD_NEEDLE, CROWD_NEEDLE] and shown(page, "state") == [FAILED, "succeeded"]
+        assert pages >= CROWD // EXAMINED_PER_PAGE
+        # and its page shows both versions, the failure's reason on the newest
+        page.locator("#found tbody tr").nth(0).locator("td.key a").click()
+        page.wait_for_selector("#file[data-loaded=true]")
+        expect(page.locator("#file-versions .version")).to_have_count(2)
+        assert found.reason in page.locator("#file-versions .version").nth(0).locator(".outcome").inner_text()

@@ -1,5 +1,6 @@
 """Finding files among thousands and retrying many (`dropq file`, `dropq files`, `dropq retry --state`) on moto: the
-ledger of a deployment of its own (its tables and queues under a prefix), written through the Ledger as workers write it."""
+ledger of a deployment of its own (its tables and queues under a prefix), written through the Ledger as workers write it,
+most queued and succeeded entries copies of one it wrote (tests/crowd.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from dropq import ledger as ledger_module
 from dropq.cli import main
-from dropq.finding import file_history, find_files
+from dropq.finding import EXAMINED_PER_PAGE, file_history, find_files
 from dropq.ledger import FAILED, QUEUED, Ledger, file_pk, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import decode_task_message
@@ -28,6 +29,7 @@ from dropq.retry import retry_files
 from dropq.settings import Settings
 from infra.local.provision import provision_queues, provision_tables, table_definition
 from tests.conftest import drain
+from tests.crowd import Crowd, copies, crowd
 
 ROOT = "incoming/find/"
 TWICE = f"{ROOT}twice.jpg"
@@ -86,15 +88,16 @@ def population(moto_settings: Settings) -> Iterator[Population]:
     provision_tables(settings.client("dynamodb"), settings)
     ledger, found = ledger_for(settings), Population(settings)
     jobs: list[Callable[[], Any]] = []
-    for i in range(600):
-        found.queued.add(key := f"{ROOT}queued/{i:04d}.txt")
-        jobs.append(partial(ledger.mark_queued, _ref(settings, key, found.refs), "metadata", "default", "t0"))
+    # The queued and succeeded files: one of each written by the Ledger, the others copies of it (tests/crowd.py).
+    queued = [_ref(settings, f"{ROOT}queued/{i:04d}.txt", found.refs) for i in range(600)]
+    ledger.mark_queued(queued[0], "metadata", "default", "t0")
+    done = [_ref(settings, f"{ROOT}done/{i:03d}.csv", found.refs) for i in range(200)]
+    _succeed(ledger, done[0], "tables")
+    jobs += [partial(copies, ledger, queued[0], queued[1:]), partial(copies, ledger, done[0], done[1:])]
+    found.queued, found.succeeded = {ref.key for ref in queued}, {ref.key for ref in done}
     for i in range(150):
         found.running.add(key := f"{ROOT}running/{i:03d}.txt")
         jobs.append(partial(ledger.claim, _ref(settings, key, found.refs), "metadata", "t0", "worker-3", 600))
-    for i in range(200):
-        found.succeeded.add(key := f"{ROOT}done/{i:03d}.csv")
-        jobs.append(partial(_succeed, ledger, _ref(settings, key, found.refs), "tables"))
     for i in range(70):
         found.failed_now.add(key := f"{ROOT}bad/{i:02d}.jpg")
         found.images.add(key)
@@ -324,3 +327,42 @@ def test_retry_state_failed_queues_exactly_the_matching_failures_after_a_confirm
     again = retry_files([TWICE, f"{ROOT}old/00.txt"], settings, ledger, settings.client("sqs"))
     assert [item.ref.key for item in again.queued] == [f"{ROOT}old/00.txt"]
     assert again.skipped == {TWICE: f"{TWICE} is queued, not failed: only a failed file is retried (or a succeeded one, with --force)"}
+
+
+CROWD = 4000
+NEEDLE = "incoming/crowd/reports/2026/needle.csv"
+
+
+@pytest.fixture(scope="module")
+def crowded(moto_settings: Settings) -> Crowd:
+    """4,000 succeeded files queued after the needle, a key in two versions (tests/crowd.py)."""
+    return crowd(moto_settings, NEEDLE, CROWD)
+
+
+def test_a_file_among_thousands_is_found_by_its_key_by_its_state_and_by_a_prefix_read_page_by_page(crowded: Crowd) -> None:
+    run = Population(crowded.settings)
+    ledger = ledger_for(crowded.settings)
+    made = requests(ledger)
+    # By its key: every version, one Query.
+    (newest, older) = file_history(ledger, crowded.settings.bucket, NEEDLE)
+    assert (newest["state"], older["state"], made) == (FAILED, "succeeded", Counter(Query=1))
+    assert len(crowded.keys) == CROWD
+    # By its state: the failed index holds the failures only, so the first page has it.
+    failed = dropq(run, "files", "--state", "failed", "--since", "1h", "--json")
+    assert [f["key"] for f in json.loads(failed.output)["files"]] == [NEEDLE]
+
+    # By a prefix, among 4,000 newer files: each page reads a bounded part of the index, and says where to read on.
+    pages, examined, token = [], [], None
+    while True:
+        args = ["files", "--state", "succeeded", "--since", "1h", "--prefix", "incoming/crowd/reports/", "--json"]
+        data = json.loads(dropq(run, *args, *(["--page", token] if token else [])).output)
+        pages.append([f["key"] for f in data["files"]])
+        examined.append(data["examined"])
+        token = data["next_page"]
+        if token is None:
+            break
+        assert len(pages) < 20, "paging does not end"
+
+    assert [key for page in pages for key in page] == [NEEDLE]
+    assert len(pages) >= CROWD // EXAMINED_PER_PAGE and max(examined) <= EXAMINED_PER_PAGE
+    assert sum(examined) >= CROWD, "read past every newer file, a page at a time"

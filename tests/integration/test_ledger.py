@@ -8,8 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from dropq.counts import counts_for, outcome, total
-from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk, hold, ledger_for
+from dropq.finding import file_history, render_history
+from dropq.ledger import FAILED, HISTORY, HISTORY_KEPT, LOST, QUEUED, RETRIED, RUNNING, SUCCEEDED, Ledger, file_pk, hold, ledger_for
 from dropq.objects import ObjectRef
+from dropq.retry import retry_file
 from dropq.settings import Settings
 
 
@@ -269,3 +271,62 @@ def test_a_late_webhook_of_an_older_version_does_not_make_it_the_newest(moto_set
     after = ledger.get(old.bucket, old.key, old.etag)
     assert after["webhook"]["state"] == "delivered" and after["updated_at"] == before["updated_at"]
     assert [v["sk"] for v in ledger.versions(old.bucket, old.key)] == [new.etag, old.etag]
+
+
+def test_every_attempt_keeps_its_start_end_worker_and_outcome_and_a_file_done_at_once_stores_none(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    sqs = moto_settings.client("sqs")
+    ref = ObjectRef(bucket=moto_settings.bucket, key=f"incoming/history/{uuid.uuid4().hex}.txt", etag=uuid.uuid4().hex, size=3)
+    # 1: a transient error gives it back; 2: its worker dies (the lease runs out); 3: it fails for good.
+    first = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert (
+        first.owner and not first.lost and ledger.release(ref, first.owner, ended=[first.ended(RETRIED, "transient error: S3 timed out")])
+    )
+    dying = ledger.claim(ref, "metadata", "t1", worker="w2", lease_seconds=0.3)
+    time.sleep(0.5)
+    third = ledger.claim(ref, "metadata", "t1", worker="w3", lease_seconds=30)
+    assert third.owner and [r["attempt"] for r in third.lost] == [2] and third.lost[0]["started_at"] == dying.started_at
+    assert ledger.mark_failed(ref, third.owner, "not a number", earlier=third.lost)
+    # An operator retries it (the failed attempt goes into the history); the next attempt succeeds.
+    retry_file(ref.key, moto_settings, ledger, sqs)
+    fourth = ledger.claim(ref, "metadata", "t2", worker="w4", lease_seconds=30)
+    assert fourth.owner and ledger.mark_succeeded(ref, fourth.owner, ["processed/x"], 5, "0" * 64, earlier=fourth.lost)
+
+    (version,) = file_history(ledger, ref.bucket, ref.key)
+
+    earlier = [(a["attempt"], a["worker"], a["outcome"], a["reason"]) for a in version["earlier_attempts"]]
+    assert earlier == [
+        (1, "w1", RETRIED, "transient error: S3 timed out"),
+        (2, "w2", LOST, "its worker stopped (or stalled) before it ended, and its lease ran out"),
+        (3, "w3", FAILED, "not a number"),
+    ]
+    starts = [a["started_at"] for a in version["earlier_attempts"]] + [version["last_attempt"]["started_at"]]
+    assert starts == sorted(starts) and starts[0] == first.started_at and starts[2] == third.started_at
+    ends = [a["finished_at"] for a in version["earlier_attempts"]]
+    assert ends[0] >= starts[0] and ends[1] is None and ends[2] >= starts[2]
+    assert version["earlier_attempts"][1]["duration_ms"] is None and version["earlier_attempts"][0]["duration_ms"] >= 0
+    assert (version["attempts"], version["last_attempt"]["worker"], version["state"]) == (1, "w4", SUCCEEDED)
+    text = render_history(ref.bucket, ref.key, [version])
+    assert f"  attempt 2 started {dying.started_at}, never ended, on w2: lost" in text
+    assert "  attempt 3 started " in text and "on w3" in text and ": failed: not a number" in text
+    # A file that succeeds at its first attempt stores no history: nothing more to write, nor to pay for.
+    once = _ref()
+    claim = ledger.claim(once, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert claim.owner and ledger.mark_succeeded(once, claim.owner, ["processed/y"], 5, "0" * 64, earlier=claim.lost)
+    assert HISTORY not in (ledger.get(once.bucket, once.key, once.etag) or {})
+
+
+def test_an_operators_retries_keep_the_newest_attempts_only(moto_settings: Settings) -> None:
+    ledger, sqs = ledger_for(moto_settings), moto_settings.client("sqs")
+    ref = ObjectRef(bucket=moto_settings.bucket, key=f"incoming/history/{uuid.uuid4().hex}.txt", etag=uuid.uuid4().hex, size=3)
+    for attempt in range(HISTORY_KEPT + 5):
+        claim = ledger.claim(ref, "metadata", f"t{attempt}", worker=f"w{attempt}", lease_seconds=30)
+        assert claim.owner and ledger.mark_failed(ref, claim.owner, f"failure {attempt}")
+        if attempt < HISTORY_KEPT + 4:
+            retry_file(ref.key, moto_settings, ledger, sqs)
+
+    (version,) = file_history(ledger, ref.bucket, ref.key)
+
+    kept = [a["reason"] for a in version["earlier_attempts"]]
+    assert kept == [f"failure {attempt}" for attempt in range(4, HISTORY_KEPT + 4)]
+    assert version["reason"] == f"failure {HISTORY_KEPT + 4}"

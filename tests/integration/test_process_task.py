@@ -68,6 +68,11 @@ def test_a_transient_error_is_retried_and_the_file_succeeds(moto_settings: Setti
     entry = ledger_for(moto_settings).get(moto_settings.bucket, kwargs["key"])
     assert entry is not None and (entry["state"], entry["attempts"]) == ("succeeded", 3)
     assert flaky.calls == 3
+    # Each attempt given back is in the file's history, with its start, end and why.
+    earlier = entry["history"]
+    assert [(a["attempt"], a["outcome"]) for a in earlier] == [(1, "retried"), (2, "retried")]
+    assert all(a["reason"].startswith("transient error: downloading s3://") and a["started_at"] <= a["finished_at"] for a in earlier)
+    assert earlier[1]["finished_at"] <= entry["started_at"]
     # and its outcome is counted for the dashboard and the report, by minute (added at the process's next flush)
     before = total(counts_for(moto_settings).minutes(datetime.now(UTC) - timedelta(minutes=1), datetime.now(UTC)).values())
     tally.tally().flush()
@@ -103,3 +108,5 @@ def test_a_file_whose_worker_keeps_dying_fails_with_that_reason(moto_settings: S
     assert entry is not None and entry["state"] == "failed"
     assert entry["reason"].startswith(f"started {attempts} times without finishing")
     assert flaky.calls == 0, "not started again"
+    # A lost attempt is recorded by the next attempt's outcome write: the hand-made claims here wrote none, so the last one is kept.
+    assert [(a["attempt"], a["outcome"], a["worker"], a["finished_at"]) for a in entry["history"]] == [(attempts, "lost", "w", None)]

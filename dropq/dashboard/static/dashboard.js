@@ -335,15 +335,22 @@ function webhookText(w) {
   return text;
 }
 
-// One version's timeline: queued -> the attempts (the ledger keeps the last one's start and end) -> its outcome.
+// An attempt before the last: when it started and ended, where, and how it ended.
+function earlierAttempt(a) {
+  const end = a.finished_at ? `ended ${when(a.finished_at)}` : "never ended";
+  const ran = a.duration_ms !== null ? ` after ${took(a.duration_ms)}` : "";
+  return el("li", { class: `attempt earlier outcome-${a.outcome}` }, `attempt ${a.attempt} started ${when(a.started_at)} on ${a.worker || "?"}, ${end}${ran}: ${a.outcome}` + (a.reason ? ` (${a.reason})` : ""));
+}
+
+// One version's timeline: queued -> each attempt (start, end, worker) -> its outcome.
 function timeline(v) {
   const steps = [];
   const requeued = [v.retries ? `retried ${v.retries} time(s)` : null, v.sweeps ? `swept ${v.sweeps} time(s)` : null].filter(Boolean);
   steps.push(el("li", { class: "queued" }, `queued ${when(v.queued_at)} on ${v.queue || "?"}` + (requeued.length ? ` (${requeued.join(", ")})` : "")));
+  for (const a of v.earlier_attempts || []) steps.push(earlierAttempt(a));
   const attempt = v.last_attempt;
   if (attempt) {
-    const earlier = v.attempts > 1 ? ` (attempts 1..${v.attempts - 1} before it)` : "";
-    steps.push(el("li", { class: "attempt" }, `attempt ${v.attempts || 1} started ${when(attempt.started_at)} on ${attempt.worker || "?"}${earlier}`));
+    steps.push(el("li", { class: "attempt" }, `attempt ${v.attempts || 1} started ${when(attempt.started_at)} on ${attempt.worker || "?"}`));
   }
   const ended = (attempt && attempt.finished_at) || v.updated_at;
   if (v.state === "succeeded") steps.push(el("li", { class: "outcome state-succeeded" }, `succeeded ${when(ended)}` + (attempt && attempt.duration_ms !== null ? ` in ${took(attempt.duration_ms)}` : "")));
