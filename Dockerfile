@@ -11,10 +11,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# The worker is the core and the tasks: whole packages, so a new module needs no line here.
 COPY dropq dropq
 COPY tasks tasks
-COPY lambdas lambdas
-COPY infra/__init__.py infra/topology.py infra/scaling.py infra/worker.py infra/
 RUN pip install --no-binary pycurl . \
     && python -c "import pycurl, celery, PIL, pyarrow; print(pycurl.version)"
 

@@ -63,6 +63,7 @@ run: $(RUN_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CURL_CONFIG) $(CHECKOV) lint
 	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -ra --durations=25

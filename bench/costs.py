@@ -44,11 +44,11 @@ from dropq.ledger import ledger_for
 from dropq.objects import ObjectRef
 from dropq.observe import WORKER, event_logger, log_event, log_outcome, outcome_metrics
 from dropq.settings import Settings
+from dropq.topology import TOPOLOGY, WorkerPool
 from infra import prices
 from infra.local.cloud import LocalCloud
 from infra.local.meter import item_size, read_meter
 from infra.local.server import recorded_requests
-from infra.topology import TOPOLOGY, WorkerPool
 from tasks.tally import FLUSH_SECONDS
 
 # The benchmark's own requests: waiting for outcomes (not dropq's), and the user's uploads (everyone pays them).

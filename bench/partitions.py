@@ -42,18 +42,18 @@ from bench.latency import small_jpeg
 from bench.outcomes import finished_at
 from bench.throughput import cpu_ms
 from dropq.counts import counts_for, minute_of, outcome
-from dropq.dashboard.monitor import Monitor
 from dropq.deployment import local_deployment
+from dropq.enqueue import Enqueued, send_all, task_kwargs
 from dropq.ledger import OPEN, file_pk, iso, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import Settings
 from dropq.shards import shard_of, sharded
+from dropq.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, PRODUCTION
 from infra.local.cloud import LocalCloud
 from infra.local.meter import Access, read_meter
 from infra.local.server import MotoServer, recorded_actions
-from infra.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, PRODUCTION
-from lambdas.producer.enqueue import Enqueued, send_all, task_kwargs
+from ops.dashboard.monitor import Monitor
 from tasks.tally import FLUSH_SECONDS
 
 SETTLE_SECONDS = 900
@@ -61,7 +61,7 @@ SETTLE_SECONDS = 900
 WARMUP_WAIT_SECONDS = 0.5
 # Seconds new workers have to start consuming (their first heartbeat).
 READY_SECONDS = 60
-# How often an open dashboard refreshes (dropq/dashboard/static/dashboard.js polls its state every 2 s).
+# How often an open dashboard refreshes (ops/dashboard/static/dashboard.js polls its state every 2 s).
 REFRESH_SECONDS = 2.0
 # BatchWriteItem takes at most 25 items: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
 BATCH_WRITE_ITEMS = 25

@@ -23,13 +23,13 @@ import click
 
 from bench import costs, latency, partitions, pipelines, producer, throughput
 from bench.throughput import Drain, Idle
-from dropq import capacity
 from dropq.settings import local_settings
+from dropq.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, TOPOLOGY, WorkerPool
 from infra import prices
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
-from infra.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, TOPOLOGY, WorkerPool
+from ops import capacity
 
 T = TypeVar("T")
 

@@ -21,9 +21,9 @@ from typing import Any
 from dropq.protocol import build_task_message
 from dropq.queues import queue_counts
 from dropq.settings import Settings
+from dropq.topology import SQS_MAX_BATCH, WorkerPool
 from infra.local.processes import start_process, stop_process
 from infra.local.server import MotoServer, recorded_actions
-from infra.topology import SQS_MAX_BATCH, WorkerPool
 from infra.worker import worker_arguments, worker_environment
 
 READY_SECONDS = 60

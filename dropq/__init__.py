@@ -1,5 +1,6 @@
-"""dropq's shared core: settings, ledger, Celery message protocol, observability, the CLI and the dashboard.
+"""dropq's core, the bottom layer: topology, settings, errors, objects, the ledger, the Celery message protocol and its
+signing, enqueueing (what the producer sends, and retries and backfills), observability.
 
-Modules imported by the producer (settings, errors, ledger, protocol, objects, observe) use only the
-standard library, boto3 and Powertools, because they ship in the Lambda bundle.
+It imports nothing else of the project (pyproject.toml's import contracts), and only the standard library, boto3 and
+Powertools at import time, because it ships whole in the producer's Lambda asset.
 """

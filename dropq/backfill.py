@@ -35,12 +35,12 @@ from urllib.parse import unquote_plus, urlparse
 
 from botocore.exceptions import ClientError
 
+from dropq.enqueue import Enqueued, enqueue_objects
 from dropq.errors import ActionError
 from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.signing import Signer
-from lambdas.producer.enqueue import Enqueued, enqueue_objects
 
 # Keys a ListObjectsV2 page returns at most, and objects enqueued between two looks at the rate.
 PAGE_SIZE = 1000

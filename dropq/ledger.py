@@ -5,7 +5,7 @@ state (queued -> running -> succeeded | failed), timestamps, pipeline, outputs a
 a reason a person understands. Worker heartbeats live in the same table under pk = "worker", and
 outcome counts per minute under pk = "counts#<day>" (dropq/counts.py).
 
-Three indexes (infra/topology.py), each copying keys only, so that a write which changes no index key
+Three indexes (dropq/topology.py), each copying keys only, so that a write which changes no index key
 costs them nothing (lease renewals, webhooks, queued -> running): `recent` has every version by the
 time it was queued, `open` the files in flight on each queue (entered when queued, left when recorded),
 `failed` the failed ones. Their partition keys are sharded (dropq/shards.py): no key takes more than
@@ -32,7 +32,7 @@ from typing import Any
 
 from dropq.objects import ObjectRef
 from dropq.shards import every_shard, sharded
-from infra.topology import TableSpec
+from dropq.topology import TableSpec
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
@@ -49,7 +49,7 @@ MAX_HISTORY_REASON_CHARS = 300
 CONDITION_ATTRIBUTES = ("state", "lease_owner", "lease_until")
 # Every attribute a condition may name as `#name` (a reprocessing's names the pipeline and its version too).
 CONDITION_NAMES = (*CONDITION_ATTRIBUTES, "pipeline", "pipeline_version")
-# The ledger's indexes (infra/topology.py: the ledger table).
+# The ledger's indexes (dropq/topology.py: the ledger table).
 RECENT, OPEN, FAILED_INDEX = "recent", "open", "failed"
 # An entry's `history`: its attempts that ended before the last one (whose start, end and worker are the entry's own
 # fields), each an `attempt_record`. Each record is written by a write its attempt makes anyway: a retry's release,
@@ -191,7 +191,7 @@ class Ledger:
         self.ttl_seconds = ttl_seconds
         self.default_queue = default_queue
 
-    # Index keys: the attributes that place an entry in each index (infra/topology.py names them).
+    # Index keys: the attributes that place an entry in each index (dropq/topology.py names them).
 
     def _index_keys(self, index: str, value: str, ref: ObjectRef, at: datetime) -> dict[str, Any]:
         spec = self.table.index(index)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dropq.errors import ConfigError
-from infra.topology import PROFILES, RATE_LIMIT, SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
+from dropq.topology import PROFILES, RATE_LIMIT, SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
 
 if TYPE_CHECKING:
     import boto3
@@ -28,7 +28,7 @@ STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 PREFIX = "DROPQ_PREFIX"
-# Which topology of infra/topology.py's PROFILES this deployment runs ("default", "production").
+# Which topology of dropq/topology.py's PROFILES this deployment runs ("default", "production").
 PROFILE = "DROPQ_PROFILE"
 # The longest SQS delay one message of a task with a countdown gets (SQS allows 900 s); longer countdowns hop.
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
@@ -210,7 +210,7 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> i
 def load_settings(environ: Mapping[str, str] | None = None, topology: Topology | None = None) -> Settings:
     """Build the settings from the environment, failing with the variable's name when one is malformed.
 
-    The topology is the profile's that DROPQ_PROFILE names (infra/topology.py: PROFILES), unless one is given.
+    The topology is the profile's that DROPQ_PROFILE names (dropq/topology.py: PROFILES), unless one is given.
     """
     environ = os.environ if environ is None else environ
     profile = environ.get(PROFILE) or "default"

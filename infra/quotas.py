@@ -1,4 +1,4 @@
-"""AWS quotas, and the behaviour of AWS that dropq cannot run locally, as the capacity plan (dropq/capacity/) models it.
+"""AWS quotas, and the behaviour of AWS that dropq cannot run locally, as the capacity plan (ops/capacity/) models it.
 
 Every figure is a named constant beside the AWS page that states it, and `FIGURES` lists them with their status:
 
@@ -8,21 +8,21 @@ Every figure is a named constant beside the AWS page that states it, and `FIGURE
 - assumed: nobody publishes it; a modelling choice, to be replaced by a measurement;
 - account: a quota of the account, which differs between accounts: a parameter of the plan, with the default named.
 
-Figures that infra/topology.py already checks are imported from there, not repeated. Prices are in infra/prices.py.
+Figures that dropq/topology.py already checks are imported from there, not repeated. Prices are in infra/prices.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.scaling import METRIC_PERIOD
-from infra.topology import (
+from dropq.topology import (
     DYNAMODB_PARTITION_READS,
     DYNAMODB_PARTITION_WRITES,
     DYNAMODB_TABLE_MAX_UNITS,
     FARGATE_MAX_STOP_TIMEOUT,
     SQS_MAX_RETENTION,
 )
+from infra.scaling import METRIC_PERIOD
 
 PUBLISHED = "published"
 ARCHIVED = "archived"

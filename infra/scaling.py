@@ -12,7 +12,7 @@ CDK pattern `QueueProcessingFargateService` gets wrong (it scales on visible mes
 - Scale in (to the minimum, zero allowed) only once the backlog has stayed low for the scale-in cooldown.
 
 `ScalingPolicy.decide` is that policy with its cooldowns, as a pure function of what it remembers (`ScalingState`):
-the local autoscaler calls it on every reading, and the capacity plan (dropq/capacity/) whenever a simulated
+the local autoscaler calls it on every reading, and the capacity plan (ops/capacity/) whenever a simulated
 CloudWatch alarm fires.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from infra.topology import WorkerPool
+from dropq.topology import WorkerPool
 
 # Application Auto Scaling cooldowns (seconds). Scale out fast, scale in slowly.
 SCALE_OUT_COOLDOWN = 60

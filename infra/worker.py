@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dropq.settings import POOL
-from infra.topology import WorkerPool
+from dropq.topology import WorkerPool
 
 # SIGTERM (what Fargate and the local cloud send to stop a worker) starts Celery's warm shutdown:
 # no new messages, running tasks finish; after the pool's `shutdown_grace` the rest are released

@@ -10,7 +10,7 @@ from celery.signals import after_setup_logger
 from kombu import Queue
 
 from dropq.settings import LOCAL_CREDENTIALS, Settings
-from infra.topology import SQS_MAX_WAIT_SECONDS
+from dropq.topology import SQS_MAX_WAIT_SECONDS
 
 # Celery's two INFO lines per task ("Task ... received", "Task ... succeeded in ...") cost a measurable share of a
 # worker's CPU at high rates; dropq's JSON events (dropq/observe.py) replace them. Failures still log at ERROR.

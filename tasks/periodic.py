@@ -21,11 +21,11 @@ from celery import current_task
 
 from dropq import counts
 from dropq.counts import counts_for, percentile
+from dropq.enqueue import plan, send_all
 from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, entry_ref, iso, ledger_for
 from dropq.queues import queue_counts
 from dropq.signing import signer_for
-from infra.topology import QueueSpec
-from lambdas.producer.enqueue import plan, send_all
+from dropq.topology import QueueSpec
 from tasks.app import app, settings
 from tasks.tally import record
 

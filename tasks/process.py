@@ -150,7 +150,7 @@ def ledger_writes(task_id: str) -> Iterator[None]:
 def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     """Process one dropped file, once in effect however often it is delivered; the ledger records the outcome.
 
-    Its fields are those of an `ObjectRef` and a `pipeline` (lambdas/producer/enqueue.py). A message without
+    Its fields are those of an `ObjectRef` and a `pipeline` (dropq/enqueue.py). A message without
     them names no file to record a failure against: it is rejected, towards the dead-letter queue.
     """
     task_id = self.request.id

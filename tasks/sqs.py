@@ -41,7 +41,7 @@ from kombu.asynchronous.hub import READ, WRITE
 from kombu.transport import SQS, virtual
 from vine import promise
 
-from infra.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH, SQS_MAX_DELAY_SECONDS
+from dropq.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH, SQS_MAX_DELAY_SECONDS
 
 logger = logging.getLogger("dropq.worker")
 

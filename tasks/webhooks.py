@@ -23,8 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dropq.ledger import Ledger
 from dropq.objects import ObjectRef
 from dropq.settings import WebhookEndpoint
+from dropq.topology import Webhook
 from dropq.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, below, sign
-from infra.topology import Webhook
 from tasks.app import app, settings
 from tasks.backoff import backoff
 

@@ -1,8 +1,8 @@
 """`cdk synth` / `cdk deploy` entry point (cdk.json runs `python -m infra.cloud.app`).
 
 Context: `-c stack=NAME` names the stack (and prefixes its queues and tables); `-c profile=production`
-deploys the topology sized for 10,000 files/s (infra/topology.py: PROFILES); `-c ledger-capacity=provisioned` puts
-the ledger on autoscaled provisioned capacity, cheaper for steady traffic (infra/topology.py: Provisioned);
+deploys the topology sized for 10,000 files/s (dropq/topology.py: PROFILES); `-c ledger-capacity=provisioned` puts
+the ledger on autoscaled provisioned capacity, cheaper for steady traffic (dropq/topology.py: Provisioned);
 `-c pipeline-modules=mypackage.pipelines` has the workers import your own pipelines (a package the image installs); `-c bucket=NAME`
 attaches the stack to an existing bucket instead of creating one, and `-c bucket-kms-key=ARN` names the customer-managed
 KMS key its objects are encrypted with (infra/cloud/storage.py: ExistingBucket); the account and region are
@@ -21,9 +21,9 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from dropq.settings import MODULE_PATTERN
+from dropq.topology import PROFILES, Provisioned
 from infra.cloud.stack import DropqStack
 from infra.cloud.storage import ExistingBucket
-from infra.topology import PROFILES, Provisioned
 
 DEFAULT_STACK_NAME = "dropq"
 LEDGER_CAPACITIES = ("on-demand", "provisioned")

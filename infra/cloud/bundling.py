@@ -1,4 +1,4 @@
-"""The producer Lambda's code asset: only the modules its handler imports (no Celery, no pipelines).
+"""The producer Lambda's code asset: the core and the producer's packages (no Celery, no pipelines).
 
 Bundled by copying files, so `cdk synth` needs neither Docker nor the network. Powertools comes from
 its public Lambda layer; boto3 from the Lambda runtime. With message signing on, the asset also carries cryptography
@@ -21,25 +21,17 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parents[2]
-# What `lambdas.producer.handler` imports, transitively (tests/unit/test_stack.py imports the handler from the asset alone).
-PRODUCER_MODULES = (
-    "lambdas/__init__.py",
-    "lambdas/producer/__init__.py",
-    "lambdas/producer/handler.py",
-    "lambdas/producer/events.py",
-    "lambdas/producer/enqueue.py",
-    "lambdas/producer/schedules.py",
-    "dropq/__init__.py",
-    "dropq/settings.py",
-    "dropq/errors.py",
-    "dropq/ledger.py",
-    "dropq/objects.py",
-    "dropq/shards.py",
-    "dropq/observe.py",
-    "dropq/protocol.py",
-    "dropq/signing.py",
-    "infra/__init__.py",
-    "infra/topology.py",
+# The producer's asset is the core (dropq/, which imports nothing else of the project: the import contracts in
+# pyproject.toml) and the producer (lambdas/), as folders: a new module needs no list edited here.
+PRODUCER_PACKAGES = ("dropq", "lambdas")
+# Every module the asset carries, by its path (tests/stack/test_stack.py checks the staged asset against it).
+PRODUCER_MODULES = tuple(
+    sorted(
+        str(path.relative_to(ROOT))
+        for package in PRODUCER_PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
 )
 
 
@@ -58,11 +50,11 @@ class Target:
 
 
 def bundle_producer(output_dir: str | Path, signing: bool = False, target: Target = Target()) -> None:
-    """The producer's modules, keeping their package paths, in `output_dir`; with signing, cryptography's wheels too."""
-    for relative in PRODUCER_MODULES:
-        destination = Path(output_dir) / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / relative, destination)
+    """The producer's packages in `output_dir`; with signing, cryptography's wheels too."""
+    for package in PRODUCER_PACKAGES:
+        shutil.copytree(
+            ROOT / package, Path(output_dir) / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True
+        )
     if not signing:
         return
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--only-binary=:all:", "--target", str(output_dir)]

@@ -13,11 +13,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dropq.observe import BYTES, DEPLOYMENT, DURATION, FAILED, NAMESPACE, PIPELINE, SUCCEEDED
+from dropq.topology import Topology
 from infra.cloud.nag import acknowledge, acknowledge_check
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
 from infra.cloud.workers import WorkerService
-from infra.topology import Topology
 
 # A message older than this has waited through many visibility timeouts: workers are missing or failing.
 OLDEST_MESSAGE_ALARM_SECONDS = 30 * 60

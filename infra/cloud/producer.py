@@ -142,7 +142,7 @@ class Producer(Construct):
                 self.function,
                 "CKV_AWS_115",
                 "The default profile shares the account's concurrency, so a small deployment reserves none it does not use; "
-                "the production profile reserves 500 (infra/topology.py, Capacity).",
+                "the production profile reserves 500 (dropq/topology.py, Capacity).",
             )
         acknowledge_check(
             self.log_group,

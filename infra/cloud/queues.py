@@ -7,8 +7,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from dropq.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, Topology
 from infra.cloud.nag import acknowledge, acknowledge_check
-from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, QueueSpec, Topology
 
 
 class Queues(Construct):

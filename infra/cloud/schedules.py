@@ -8,10 +8,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
+from dropq.schedules import SCHEDULE_FIELD, TIME_FIELD
+from dropq.topology import Topology
 from infra.cloud.producer import Producer
 from infra.cloud.queues import Queues
-from infra.topology import Topology
-from lambdas.producer.schedules import SCHEDULE_FIELD, TIME_FIELD
 
 # EventBridge Scheduler fills this in with the time the invocation was scheduled for: the period's identity.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"

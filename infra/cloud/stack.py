@@ -12,6 +12,7 @@ from constructs import Construct
 
 from dropq.deployment import BUCKET_OUTPUT, CLUSTER_OUTPUT, DASHBOARD_OUTPUT, PREFIX_OUTPUT, output_id, service_output
 from dropq.settings import PREFIX_PATTERN, Settings
+from dropq.topology import TOPOLOGY, Topology
 from infra.cloud.bundling import ROOT
 from infra.cloud.monitoring import Monitoring
 from infra.cloud.nag import acknowledge, acknowledge_check
@@ -22,7 +23,6 @@ from infra.cloud.signing import MessageSigning
 from infra.cloud.storage import ExistingBucket, Storage
 from infra.cloud.webhooks import WebhookSecrets
 from infra.cloud.workers import IMAGE_PLATFORMS, WorkerService
-from infra.topology import TOPOLOGY, Topology
 
 MAX_AZS = 2
 

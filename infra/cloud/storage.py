@@ -12,8 +12,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from dropq.topology import S3_BUCKET_NAME, Provisioned, TableSpec, Topology
 from infra.cloud.nag import acknowledge, acknowledge_check
-from infra.topology import S3_BUCKET_NAME, Provisioned, TableSpec, Topology
 
 ACCESS_LOG_DAYS = 90
 # Both buckets: no public access, S3-managed encryption, requests over TLS only.

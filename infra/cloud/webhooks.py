@@ -13,8 +13,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from dropq.settings import webhook_variable
+from dropq.topology import Topology
 from infra.cloud.nag import acknowledge
-from infra.topology import Topology
 
 SECRET_LENGTH = 48
 

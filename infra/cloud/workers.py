@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from dropq.settings import Settings
+from dropq.topology import ARM64, X86_64, WorkerPool
 from infra.cloud.nag import acknowledge, acknowledge_check, acknowledge_objects
 from infra.cloud.queues import Queues
 from infra.cloud.storage import Storage
@@ -26,11 +27,10 @@ from infra.scaling import (
     backlog_expression,
     scaling_policy,
 )
-from infra.topology import ARM64, X86_64, WorkerPool
 from infra.worker import worker_arguments, worker_environment
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-# A pool's architecture (infra/topology.py: WorkerPool.architecture) as ECS and the image asset name it.
+# A pool's architecture (dropq/topology.py: WorkerPool.architecture) as ECS and the image asset name it.
 CPU_ARCHITECTURES = {X86_64: ecs.CpuArchitecture.X86_64, ARM64: ecs.CpuArchitecture.ARM64}
 IMAGE_PLATFORMS = {X86_64: ecr_assets.Platform.LINUX_AMD64, ARM64: ecr_assets.Platform.LINUX_ARM64}
 CONTAINER_INSIGHTS = "ECS/ContainerInsights"

@@ -16,9 +16,12 @@ from typing import Any
 
 from dropq.backfill import Checkpoint, listed, walk
 from dropq.deployment import local_deployment
+from dropq.enqueue import events
 from dropq.ledger import ledger_for
+from dropq.schedules import SCHEDULE_FIELD, TIME_FIELD, period_id
 from dropq.settings import Settings
 from dropq.signing import signer_for
+from dropq.topology import Schedule
 from infra.local import state
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
@@ -27,9 +30,6 @@ from infra.local.scheduler import LocalScheduler
 from infra.local.server import MotoServer
 from infra.local.workers import WorkerSet
 from infra.scaling import scaling_policy
-from infra.topology import Schedule
-from lambdas.producer.enqueue import events
-from lambdas.producer.schedules import SCHEDULE_FIELD, TIME_FIELD, period_id
 
 logger = logging.getLogger("dropq.local")
 

@@ -32,7 +32,7 @@ from typing import Any
 logger = logging.getLogger("dropq.local.lambda")
 
 FUNCTION_NAME = "dropq-producer"
-# The producer's timeout (infra/topology.py: InboxEvents); the handler sees it through get_remaining_time_in_millis.
+# The producer's timeout (dropq/topology.py: InboxEvents); the handler sees it through get_remaining_time_in_millis.
 TIMEOUT_SECONDS = 10
 # Seconds before a failed event is tried again (Lambda waits about a minute, then two; shorter locally).
 RETRY_DELAYS = (1, 2)

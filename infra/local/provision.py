@@ -8,7 +8,7 @@ from typing import Any
 
 from dropq.deployment import local_deployment
 from dropq.settings import Settings
-from infra.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, InboxEvents, QueueSpec, TableSpec
+from dropq.topology import SQS_MAX_RETENTION, SQS_MAX_WAIT_SECONDS, InboxEvents, QueueSpec, TableSpec
 
 # What stands for Lambda's own queue of asynchronous invocations (a schedule's firing): the local Lambda runtime takes
 # them from here with Lambda's async-invoke contract. S3's notifications go to the inbox events queue, as in AWS.

@@ -1,6 +1,6 @@
 """The local cloud's scheduler: the topology's schedules, fired as EventBridge Scheduler fires them in AWS.
 
-At each scheduled time it invokes the producer with the schedule payload (lambdas/producer/schedules.py),
+At each scheduled time it invokes the producer with the schedule payload (dropq/schedules.py),
 through the same local Lambda runtime that S3's notifications go through. Like EventBridge, it does not
 catch up on times that passed while it was not running.
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from croniter import croniter
 
 from dropq.ticker import Ticker
-from infra.topology import Schedule
+from dropq.topology import Schedule
 
 logger = logging.getLogger("dropq.scheduler")
 

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from dropq.topology import WorkerPool
 from infra.local.processes import start_process, stop_processes
-from infra.topology import WorkerPool
 from infra.worker import worker_arguments, worker_environment
 
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.data_classes import S3Event, SQSEvent
 
 from dropq.objects import ObjectRef
-from infra.topology import Topology
+from dropq.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from dropq.enqueue import enqueue_objects
 from dropq.ledger import QUEUED, ledger_for
 from dropq.observe import PRODUCER, event_logger, log_event
+from dropq.schedules import enqueue_run, is_schedule_event, parse_firing
 from dropq.settings import Settings, load_settings
 from dropq.signing import Signer, materialize, signer_for
-from lambdas.producer.enqueue import enqueue_objects
 from lambdas.producer.events import is_queue_batch, parse_queue_batch, parse_s3_event
-from lambdas.producer.schedules import enqueue_run, is_schedule_event, parse_firing
 
 events = event_logger(PRODUCER)
 

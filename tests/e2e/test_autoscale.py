@@ -10,9 +10,9 @@ import pytest
 
 from dropq.ledger import ledger_for
 from dropq.settings import local_settings
+from dropq.topology import TOPOLOGY
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
-from infra.topology import TOPOLOGY
 from tests.conftest import wait_for, wait_for_outcome
 
 pytestmark = pytest.mark.e2e

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dropq.cli import main
 from dropq.ledger import SUCCEEDED, Ledger, file_pk, ledger_for
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision_bucket
+from ops.cli import main
 from tasks.pipelines import VERSIONS
 from tests.conftest import sent_messages, wait_for
 from tests.workloads import METADATA_VERSION

@@ -17,11 +17,11 @@ import pytest
 from bench.throughput import fill
 from bench.workloads import NOOP_TASK
 from dropq.settings import Settings, local_settings
-from dropq.status import queue_counts
 from infra.local.processes import start_process, stop_process
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port, recorded_actions
 from infra.worker import worker_arguments, worker_environment
+from ops.status import queue_counts
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e

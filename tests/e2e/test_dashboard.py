@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
-from dropq.cli import main
-from dropq.dashboard.server import Dashboard
+from dropq.enqueue import plan
 from dropq.ledger import QUEUED, SUCCEEDED, Ledger
 from dropq.objects import ObjectRef
-from dropq.status import queue_counts
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
-from lambdas.producer.enqueue import plan
+from ops.cli import main
+from ops.dashboard.server import Dashboard
+from ops.status import queue_counts
 from tests.browser import dashboard_page
 from tests.conftest import wait_for, wait_for_outcome
 

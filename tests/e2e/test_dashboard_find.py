@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
-from dropq.dashboard.server import Dashboard
 from dropq.deployment import local_deployment
-from dropq.finding import EXAMINED_PER_PAGE
 from dropq.ledger import FAILED, QUEUED, RETRIED, Ledger, ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
-from dropq.status import queue_counts
 from infra.local.provision import provision_queues, provision_services, provision_tables
 from infra.local.server import free_port
+from ops.dashboard.server import Dashboard
+from ops.finding import EXAMINED_PER_PAGE
+from ops.status import queue_counts
 from tests.browser import dashboard_page
 from tests.crowd import Crowd, copies, crowd
 

@@ -18,9 +18,9 @@ from celery import Celery
 from PIL import Image
 
 from dropq.ledger import Ledger, ledger_for
+from dropq.topology import TOPOLOGY
 from infra.local.cloud import LocalCloud
 from infra.local.server import recorded_actions
-from infra.topology import TOPOLOGY
 from tasks.config import celery_config
 from tests.conftest import wait_for_outcome
 

@@ -9,10 +9,10 @@ import pytest
 
 from dropq.ledger import ledger_for
 from dropq.settings import local_settings
-from dropq.status import queue_counts
+from dropq.topology import TOPOLOGY
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
-from infra.topology import TOPOLOGY
+from ops.status import queue_counts
 from tests.conftest import wait_for, wait_for_outcome
 from tests.e2e.test_observability import task_events
 from tests.faults.inject import drop, send_task

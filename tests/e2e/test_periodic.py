@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from dropq.counts import counts_for, total
+from dropq.enqueue import plan
 from dropq.ledger import ledger_for
+from dropq.schedules import period_id
 from infra.local.cloud import LocalCloud
-from lambdas.producer.enqueue import plan
-from lambdas.producer.schedules import period_id
 from tests.conftest import TEST_STUCK_AFTER_SECONDS, wait_for, wait_for_outcome
 from tests.faults.inject import drop
 

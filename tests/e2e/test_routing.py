@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from dropq.ledger import ledger_for
+from dropq.topology import TOPOLOGY
 from infra.local.cloud import LocalCloud
-from infra.topology import TOPOLOGY
 from tests.conftest import wait_for, wait_for_outcome
 from tests.faults.inject import drop, send_task
 

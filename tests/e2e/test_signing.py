@@ -10,9 +10,9 @@ from dropq.ledger import ledger_for
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import local_settings
 from dropq.signing import Signer
-from dropq.status import queue_counts
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
+from ops.status import queue_counts
 from tests.conftest import wait_for, wait_for_outcome
 from tests.faults.inject import drop, send_task
 from tests.signing_keys import make_identity

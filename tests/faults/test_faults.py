@@ -20,11 +20,11 @@ from botocore.config import Config
 from PIL import Image
 
 from dropq.ledger import ledger_for
+from dropq.schedules import period_id
 from dropq.settings import local_settings
-from dropq.status import queue_counts
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
-from lambdas.producer.schedules import period_id
+from ops.status import queue_counts
 from tests.conftest import wait_for
 from tests.faults.conftest import BACKLOG_STUCK_AFTER_SECONDS, MAX_INPUT_BYTES, account
 from tests.faults.inject import (

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from dropq import backfill
 from dropq.backfill import Checkpoint, Page, Reprocess, inventoried, listed, walk
-from dropq.cli import main
 from dropq.errors import ActionError
 from dropq.ledger import QUEUED, SUCCEEDED, Ledger, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import decode_task_message
 from dropq.settings import Settings
+from ops.cli import main
 from tests.conftest import drain, purge_queues
 
 

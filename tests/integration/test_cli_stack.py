@@ -21,8 +21,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from dropq.cli import main
-from dropq.dashboard.monitor import Monitor
 from dropq.deployment import (
     BUCKET_OUTPUT,
     CLUSTER_OUTPUT,
@@ -39,6 +37,8 @@ from dropq.protocol import decode_task_message
 from dropq.settings import Settings
 from infra.local.provision import provision_queues, provision_services, provision_tables
 from infra.local.server import free_port, port_is_free
+from ops.cli import main
+from ops.dashboard.monitor import Monitor
 from tests.conftest import drain
 
 STACK = "shop"

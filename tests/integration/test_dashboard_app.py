@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from dropq.dashboard.app import TOKEN_HEADER, create_app
-from dropq.dashboard.monitor import Monitor
-from dropq.dashboard.server import Dashboard
 from dropq.deployment import local_deployment
-from dropq.finding import encode_page
 from dropq.ledger import FAILED_INDEX, ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
-from dropq.status import queue_counts
+from ops.dashboard.app import TOKEN_HEADER, create_app
+from ops.dashboard.monitor import Monitor
+from ops.dashboard.server import Dashboard
+from ops.finding import encode_page
+from ops.status import queue_counts
 from tests.conftest import drain
 
 LOOPBACK = {"Host": "127.0.0.1:8321"}

@@ -20,14 +20,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dropq import ledger as ledger_module
-from dropq.cli import main
-from dropq.finding import EXAMINED_PER_PAGE, file_history, find_files
 from dropq.ledger import FAILED, QUEUED, Ledger, file_pk, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import decode_task_message
-from dropq.retry import retry_files
 from dropq.settings import Settings
 from infra.local.provision import provision_queues, provision_tables, table_definition
+from ops.cli import main
+from ops.finding import EXAMINED_PER_PAGE, file_history, find_files
+from ops.retry import retry_files
 from tests.conftest import drain
 from tests.crowd import Crowd, copies, crowd
 

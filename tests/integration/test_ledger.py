@@ -8,11 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from dropq.counts import counts_for, outcome, total
-from dropq.finding import file_history, render_history
 from dropq.ledger import FAILED, HISTORY, HISTORY_KEPT, LOST, QUEUED, RETRIED, RUNNING, SUCCEEDED, Ledger, file_pk, hold, ledger_for
 from dropq.objects import ObjectRef
-from dropq.retry import retry_file
 from dropq.settings import Settings
+from ops.finding import file_history, render_history
+from ops.retry import retry_file
 
 
 def _ref() -> ObjectRef:

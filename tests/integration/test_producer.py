@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from dropq.enqueue import enqueue_objects
 from dropq.ledger import ledger_for
 from dropq.protocol import decode_task_message
 from dropq.settings import Settings
 from lambdas.producer import handler as handler_module
-from lambdas.producer.enqueue import enqueue_objects
 from lambdas.producer.events import parse_s3_event
 from tests.conftest import drain, load_event, purge_queues
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dropq.cli import _s3_etag, main
 from dropq.ledger import QUEUED, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import decode_task_message
 from dropq.settings import Settings
+from ops.cli import _s3_etag, main
 from tests.conftest import drain, purge_queues
 
 

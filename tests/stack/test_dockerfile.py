@@ -139,9 +139,9 @@ def test_the_images_own_install_steps_alone_make_a_worker_that_runs_a_signed_fil
     from dropq.protocol import PROCESS_TASK, build_task_message
     from dropq.settings import local_settings
     from dropq.signing import Signer
+    from dropq.topology import TOPOLOGY
     from infra.local.provision import provision
     from infra.local.server import MotoServer, free_port
-    from infra.topology import TOPOLOGY
     from infra.worker import worker_arguments, worker_environment
     from tests.conftest import wait_for_outcome
     from tests.signing_keys import make_identity

@@ -14,8 +14,8 @@ from aws_cdk.assertions import Template
 
 from dropq.deployment import BUCKET_OUTPUT
 from dropq.settings import BUCKET
+from dropq.topology import TOPOLOGY
 from infra.cloud.app import build_app, cdk_json_context
-from infra.topology import TOPOLOGY
 from tests.stack.conftest import Synthesized
 from tests.stack.test_stack import actions, checkov, statements
 

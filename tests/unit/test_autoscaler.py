@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dropq.topology import TOPOLOGY
 from infra.local.autoscaler import Autoscaler
 from infra.scaling import ScalingPolicy
-from infra.topology import TOPOLOGY
 
 POLICY = ScalingPolicy(min_workers=0, max_workers=3, backlog_per_worker=5, scale_out_cooldown=10, scale_in_cooldown=30, wake_cooldown=60)
 

@@ -10,8 +10,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from dropq import capacity
-from dropq.capacity import (
+from dropq.topology import PROFILES, TOPOLOGY, Topology, WorkerPool
+from infra import prices, quotas
+from infra.scaling import HOLD, METRIC_PERIOD, SCALE_OUT, Decision, ScalingPolicy, ScalingState, scaling_policy
+from ops import capacity
+from ops.capacity import (
     ACCOUNT_LAUNCHES,
     LAMBDA_RESERVED,
     MAX_WORKERS,
@@ -24,10 +27,7 @@ from dropq.capacity import (
     Arrivals,
     plan,
 )
-from dropq.cli import main
-from infra import prices, quotas
-from infra.scaling import HOLD, METRIC_PERIOD, SCALE_OUT, Decision, ScalingPolicy, ScalingState, scaling_policy
-from infra.topology import PROFILES, TOPOLOGY, Topology, WorkerPool
+from ops.cli import main
 
 SMALL_IMAGES = WORKLOADS["images-small"]
 TEN_MILLION = Arrivals.burst(10_000_000)

@@ -43,7 +43,7 @@ def test_a_crashed_workers_lease_runs_out_before_its_message_comes_back() -> Non
 
 
 def test_a_stopping_worker_gets_its_pools_grace_inside_the_stop_timeout() -> None:
-    from infra.topology import TOPOLOGY
+    from dropq.topology import TOPOLOGY
     from infra.worker import worker_environment
 
     pool = TOPOLOGY.pools[0]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from dropq.cli import main
 from infra.local.server import free_port
+from ops.cli import main
 
 
 def test_status_without_a_local_cloud_says_what_to_do() -> None:

@@ -9,8 +9,8 @@ import pytest
 from bench import costs
 from bench.producer import ProducerCost
 from bench.throughput import Drain
+from dropq.topology import TOPOLOGY
 from infra import prices
-from infra.topology import TOPOLOGY
 
 POOL = TOPOLOGY.pools[0]
 ON_DEMAND = costs.COMPUTES[0]

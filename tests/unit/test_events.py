@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dropq.objects import ObjectRef
-from infra.topology import TOPOLOGY
+from dropq.topology import TOPOLOGY
 from lambdas.producer.events import parse_s3_event
 from tests.conftest import load_event
 

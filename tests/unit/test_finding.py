@@ -1,4 +1,4 @@
-"""Finding files (dropq/finding.py): --since, states, page tokens, what a version shows, and bad input's one-line answers."""
+"""Finding files (ops/finding.py): --since, states, page tokens, what a version shows, and bad input's one-line answers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from dropq.cli import main
 from dropq.errors import ActionError
-from dropq.finding import (
+from dropq.ledger import FAILED_INDEX, RECENT, file_pk
+from ops.cli import main
+from ops.finding import (
     check_limit,
     check_state,
     decode_page,
@@ -21,7 +22,6 @@ from dropq.finding import (
     render_page,
     summary,
 )
-from dropq.ledger import FAILED_INDEX, RECENT, file_pk
 
 NOW = datetime(2026, 12, 1, 20, 15, 3, 120000, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from dropq.topology import TOPOLOGY, TopologyError, WorkerPool
 from infra.scaling import HOLD, SCALE_IN, SCALE_OUT, WAKE, ScalingPolicy, ScalingState, backlog_expression, scaling_policy
-from infra.topology import TOPOLOGY, TopologyError, WorkerPool
 
 POLICY = ScalingPolicy(min_workers=0, max_workers=4, backlog_per_worker=20)
 

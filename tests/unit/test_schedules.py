@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dropq.errors import ProducerError
+from dropq.schedules import parse_firing
+from dropq.topology import TOPOLOGY, Schedule, TopologyError
 from infra.local.scheduler import LocalScheduler, latest_time
-from infra.topology import TOPOLOGY, Schedule, TopologyError
-from lambdas.producer.schedules import parse_firing
 
 
 def at(text: str) -> datetime:

@@ -42,7 +42,7 @@ def test_malformed_variables_are_named(environ: dict[str, str], message: str) ->
 
 
 def test_the_profile_chooses_the_topology_and_an_unknown_one_is_refused_by_name() -> None:
-    from infra.topology import PRODUCTION
+    from dropq.topology import PRODUCTION
 
     settings = load_settings({"DROPQ_PROFILE": "production"})
     assert settings.topology is PRODUCTION and settings.environment()["DROPQ_PROFILE"] == "production"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import tasks.shutdown as shutdown
-from infra.topology import SHUTDOWN_MARGIN, TOPOLOGY
+from dropq.topology import SHUTDOWN_MARGIN, TOPOLOGY
 
 
 def test_a_warm_shutdown_cancels_what_still_runs_once_the_pools_grace_is_over(monkeypatch: pytest.MonkeyPatch) -> None:

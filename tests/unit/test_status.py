@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dropq.counts import outcome, total
-from dropq.status import newest_versions, throughput
+from ops.status import newest_versions, throughput
 from tasks.heartbeat import TaskRate
 
 

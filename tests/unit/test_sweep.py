@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from infra.topology import QueueSpec
+from dropq.topology import QueueSpec
 from tasks.periodic import stuck_before
 
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from infra.topology import TOPOLOGY, MiB, QueueRule, QueueSpec, Route, TopologyError, WorkerPool
+from dropq.topology import TOPOLOGY, MiB, QueueRule, QueueSpec, Route, TopologyError, WorkerPool
 
 
 def test_routes_by_extension_case_insensitively_with_a_catch_all() -> None:
@@ -100,7 +100,7 @@ def test_a_worker_holds_one_message_per_process_plus_the_pools_prefetch() -> Non
 def test_spot_runs_x86_only_and_an_unknown_architecture_is_refused() -> None:
     import dataclasses
 
-    from infra.topology import TOPOLOGY, TopologyError
+    from dropq.topology import TOPOLOGY, TopologyError
 
     pool = TOPOLOGY.pools[0]
     with pytest.raises(TopologyError, match="Fargate Spot runs x86_64 tasks only"):
@@ -120,7 +120,7 @@ def test_spot_runs_x86_only_and_an_unknown_architecture_is_refused() -> None:
     ],
 )
 def test_provisioned_capacity_is_bounded_as_dynamodb_bounds_it(fields: dict[str, int], message: str) -> None:
-    from infra.topology import Provisioned
+    from dropq.topology import Provisioned
 
     with pytest.raises(TopologyError, match=message):
         Provisioned(**fields)

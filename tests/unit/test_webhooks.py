@@ -8,8 +8,8 @@ import pytest
 
 from dropq.errors import ConfigError
 from dropq.settings import load_settings
+from dropq.topology import TOPOLOGY, TopologyError, Webhook
 from dropq.webhooks import below, sign, verify
-from infra.topology import TOPOLOGY, TopologyError, Webhook
 
 SECRET = "s3cr3t"
 

@@ -1,6 +1,6 @@
 """The simulation: a deployment stepped through time, a second at a time while anything changes; `plan()` runs it.
 
-The path it follows, what it takes as measured and as modelled, and its simplifications: dropq/capacity/__init__.py.
+The path it follows, what it takes as measured and as modelled, and its simplifications: ops/capacity/__init__.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from dropq.capacity.limits import (
+from dropq.topology import DYNAMODB_PARTITION_WRITES, DYNAMODB_TABLE_MAX_UNITS, PROFILES, SQS_MAX_BATCH, Topology, WorkerPool
+from infra import prices, quotas
+from infra.scaling import METRIC_PERIOD, WAKE, WAKE_EVALUATION_PERIODS, ScalingPolicy, ScalingState, scaling_policy
+from ops.capacity.limits import (
     ACCOUNT_LAUNCHES,
     ECS,
     HOT_KEY,
@@ -36,8 +39,8 @@ from dropq.capacity.limits import (
     Hits,
     capacity,
 )
-from dropq.capacity.results import Cost, Plan, Sample, ScaleEvent
-from dropq.capacity.workloads import (
+from ops.capacity.results import Cost, Plan, Sample, ScaleEvent
+from ops.capacity.workloads import (
     HEARTBEAT_WRITES_PER_HOUR,
     IDLE_SQS_REQUESTS_PER_HOUR,
     PRODUCER_MEMORY_GB,
@@ -47,9 +50,6 @@ from dropq.capacity.workloads import (
     Arrivals,
     Workload,
 )
-from infra import prices, quotas
-from infra.scaling import METRIC_PERIOD, WAKE, WAKE_EVALUATION_PERIODS, ScalingPolicy, ScalingState, scaling_policy
-from infra.topology import DYNAMODB_PARTITION_WRITES, DYNAMODB_TABLE_MAX_UNITS, PROFILES, SQS_MAX_BATCH, Topology, WorkerPool
 
 # Below this, a count of files is nothing: the flow is fluid, and sums of millions leave crumbs.
 EPSILON = 1e-3

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dropq.capacity.units import duration, number
 from infra import prices
 from infra.scaling import METRIC_PERIOD
+from ops.capacity.units import duration, number
 
 if TYPE_CHECKING:
-    from dropq.capacity.results import Plan, Sample
+    from ops.capacity.results import Plan, Sample
 
 
 def _summary(plan: Plan) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import Settings
 from dropq.signing import Signer
-from infra.topology import SQS_MAX_BATCH
+from dropq.topology import SQS_MAX_BATCH
 
 events = event_logger(PRODUCER)
 

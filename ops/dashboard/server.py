@@ -10,11 +10,11 @@ from typing import Any
 from waitress import create_server
 from waitress.wasyncore import close_all
 
-from dropq.dashboard.app import create_app
-from dropq.dashboard.monitor import Monitor
 from dropq.deployment import Deployment
 from dropq.errors import ConfigError
 from dropq.settings import DASHBOARD_PORT
+from ops.dashboard.app import create_app
+from ops.dashboard.monitor import Monitor
 
 SERVER_THREADS = 4
 

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from dropq.counts import counts_for
 from dropq.deployment import Deployment
 from dropq.ledger import ledger_for
-from dropq.status import collect_status, throughput
 from dropq.ticker import Ticker
+from ops.status import collect_status, throughput
 
 logger = logging.getLogger("dropq")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dropq.capacity.units import duration, number
-from dropq.capacity.workloads import Account, Workload
+from dropq.topology import DYNAMODB_PARTITION_WRITES, DYNAMODB_TABLE_MAX_UNITS, Topology, WorkerPool
 from infra import quotas
-from infra.topology import DYNAMODB_PARTITION_WRITES, DYNAMODB_TABLE_MAX_UNITS, Topology, WorkerPool
+from ops.capacity.units import duration, number
+from ops.capacity.workloads import Account, Workload
 
 # The limits a plan can meet, by the stage they hold back.
 PRODUCER, QUEUE, ECS, WORKERS, LEDGER, STORAGE = "producer", "queue", "ECS", "workers", "ledger", "S3"

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from dropq.capacity import duration, parse_duration
 from dropq.errors import ActionError
 from dropq.ledger import FAILED, FAILED_INDEX, HISTORY, RECENT, STATES, Ledger, iso
 from dropq.shards import every_shard
+from ops.capacity import duration, parse_duration
 
 # A page's files by default, and at most (`dropq retry --state` gathers its files in pages of the largest size).
 PAGE_SIZE = 50

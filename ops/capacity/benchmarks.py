@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dropq.capacity.report import markdown
-from dropq.capacity.results import Plan
-from dropq.capacity.simulation import plan
-from dropq.capacity.units import duration, number
-from dropq.capacity.workloads import DEFAULT_BURST, PLACEHOLDER, WORKLOADS, Account, Arrivals, Workload
+from dropq.topology import PROFILES
 from infra import quotas
-from infra.topology import PROFILES
+from ops.capacity.report import markdown
+from ops.capacity.results import Plan
+from ops.capacity.simulation import plan
+from ops.capacity.units import duration, number
+from ops.capacity.workloads import DEFAULT_BURST, PLACEHOLDER, WORKLOADS, Account, Arrivals, Workload
 
 
 def benchmarks_section(files: int = DEFAULT_BURST, workloads: Mapping[str, Workload] | None = None) -> str:
@@ -49,7 +49,7 @@ def _section(plans: dict[str, Plan], variants: dict[str, Plan], files: int) -> s
     lines = [
         "## Capacity plan",
         "",
-        f"`dropq plan --profile production --burst {files}` (dropq/capacity/): a simulation, not a measurement. It runs the",
+        f"`dropq plan --profile production --burst {files}` (ops/capacity/): a simulation, not a measurement. It runs the",
         "scaling policy of infra/scaling.py (the code the local autoscaler runs) through AWS's delays and limits as",
         "infra/quotas.py models them (the table at the end gives each figure's status and source), on each workload's",
         "figures as measured above, or a placeholder until measured (marked). Prices: infra/prices.py, without free tiers.",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dropq.capacity.units import duration, number
+from dropq.topology import SQS_MAX_WAIT_SECONDS, WorkerPool
 from infra import prices, quotas
-from infra.topology import SQS_MAX_WAIT_SECONDS, WorkerPool
+from ops.capacity.units import duration, number
 
 # --- measured inputs ---------------------------------------------------------------------------------------------
 # A task's cost in a worker's main process (a no-op task: receive, decode, run, acknowledge), at a backlog of 1000:

@@ -16,7 +16,7 @@ from dropq.errors import ProducerError
 from dropq.protocol import build_task_message
 from dropq.settings import Settings
 from dropq.signing import Signer
-from infra.topology import Topology
+from dropq.topology import Topology
 
 SCHEDULE_FIELD = "dropq_schedule"
 TIME_FIELD = "scheduled_time"

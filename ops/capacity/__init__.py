@@ -36,8 +36,8 @@ parts), simulation (`plan()`), benchmarks (BENCHMARKS.md's section). Import from
 
 from __future__ import annotations
 
-from dropq.capacity.benchmarks import benchmarks_section
-from dropq.capacity.limits import (
+from ops.capacity.benchmarks import benchmarks_section
+from ops.capacity.limits import (
     ACCOUNT_LAUNCHES,
     ECS,
     HOT_KEY,
@@ -63,10 +63,10 @@ from dropq.capacity.limits import (
     LimitHit,
     capacity,
 )
-from dropq.capacity.results import Cost, Plan, Sample, ScaleEvent
-from dropq.capacity.simulation import default_pool, plan
-from dropq.capacity.units import duration, number, parse_duration
-from dropq.capacity.workloads import (
+from ops.capacity.results import Cost, Plan, Sample, ScaleEvent
+from ops.capacity.simulation import default_pool, plan
+from ops.capacity.units import duration, number, parse_duration
+from ops.capacity.workloads import (
     DEFAULT_BURST,
     DROPQ_OVERHEAD_CPU_SECONDS,
     HEARTBEAT_WRITES_PER_HOUR,

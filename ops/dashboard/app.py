@@ -17,10 +17,13 @@ from typing import Any
 
 from flask import Flask, Response, abort, jsonify, redirect, request
 
-from dropq import dlq
-from dropq.dashboard.monitor import Monitor
 from dropq.errors import ActionError
-from dropq.finding import (
+from dropq.ledger import FAILED, STATES, iso
+from dropq.settings import Settings
+from dropq.signing import signer_for
+from ops import dlq
+from ops.dashboard.monitor import Monitor
+from ops.finding import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
     check_limit,
@@ -32,10 +35,7 @@ from dropq.finding import (
     parse_since,
     summary,
 )
-from dropq.ledger import FAILED, STATES, iso
-from dropq.retry import retry_file, retry_files
-from dropq.settings import Settings
-from dropq.signing import signer_for
+from ops.retry import retry_file, retry_files
 
 TOKEN_HEADER = "X-Dropq-Token"
 # Every response's security headers. The page is its own HTML, script and stylesheet and nothing else: no inline
@@ -55,7 +55,7 @@ SECURITY_HEADERS = {
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 # How long a link to an output stays valid.
 OUTPUT_LINK_SECONDS = 15 * 60
-STATIC = files("dropq.dashboard") / "static"
+STATIC = files("ops.dashboard") / "static"
 # The search's periods on the page, and its period unless one is given (as `dropq files`).
 SINCE_CHOICES = ("1h", "1d", "7d")
 DEFAULT_SINCE = "1d"

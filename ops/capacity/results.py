@@ -6,13 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from dropq.capacity import report
-from dropq.capacity.limits import LimitHit
-from dropq.capacity.units import duration, number
-from dropq.capacity.workloads import Account, Arrivals, Workload
+from dropq.topology import WorkerPool
 from infra import prices, quotas
 from infra.scaling import ScalingPolicy
-from infra.topology import WorkerPool
+from ops.capacity import report
+from ops.capacity.limits import LimitHit
+from ops.capacity.units import duration, number
+from ops.capacity.workloads import Account, Arrivals, Workload
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dropq.protocol import decode_task_message
-from infra.topology import SQS_MAX_BATCH
+from dropq.topology import SQS_MAX_BATCH
 
 # Seconds a listed message stays hidden from the next receive, so a listing sees each message once.
 PEEK_SECONDS = 30

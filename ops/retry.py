@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from dropq.enqueue import Enqueued, plan, send_all
 from dropq.errors import ActionError
 from dropq.ledger import FAILED, SUCCEEDED, Ledger, entry_ref
 from dropq.settings import Settings
 from dropq.signing import Signer
-from lambdas.producer.enqueue import Enqueued, plan, send_all
 
 
 def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None, force: bool = False) -> Enqueued:

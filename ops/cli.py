@@ -21,7 +21,6 @@ from click.core import ParameterSource
 
 from dropq.deployment import Deployment, from_stack, local_deployment
 from dropq.errors import ActionError, ConfigError
-from dropq.finding import PAGE_SIZE
 from dropq.ledger import iso
 from dropq.settings import (
     DASHBOARD_PORT,
@@ -34,6 +33,7 @@ from dropq.settings import (
     local_settings,
     pipeline_modules,
 )
+from ops.finding import PAGE_SIZE
 
 STACK_VARIABLE = "DROPQ_STACK"
 # Files `dropq put` uploads at once.
@@ -109,8 +109,8 @@ def main(stack: str | None) -> None:
 @click.option("--fresh", is_flag=True, help="Start with an empty bucket, ledger and queues instead of the state the last run left.")
 def up(port: int, workers: int | None, state_dir: str, dashboard_port: int, fresh: bool) -> None:
     """Start dropq locally on an embedded moto cloud, with its dashboard, in the foreground until Ctrl-C."""
-    from dropq.dashboard.server import Dashboard
     from infra.local.cloud import LocalCloud
+    from ops.dashboard.server import Dashboard
 
     if click.get_current_context().find_root().params.get("stack"):
         raise click.UsageError("`dropq up` runs the local cloud; --stack names a deployed one")
@@ -174,7 +174,7 @@ def up(port: int, workers: int | None, state_dir: str, dashboard_port: int, fres
 def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
     """Show queues, worker pools and recent files."""
     from dropq.ledger import ledger_for
-    from dropq.status import collect_status, render_status
+    from ops.status import collect_status, render_status
 
     deployment = _deployment()
     settings = deployment.settings
@@ -274,7 +274,7 @@ def put(files: tuple[Path, ...], prefix: str) -> None:
 
 def _when(option: str, text: str) -> datetime:
     """--since as a moment, or a one-line error naming it."""
-    from dropq.finding import parse_since
+    from ops.finding import parse_since
 
     try:
         return parse_since(text, option=option)
@@ -284,7 +284,7 @@ def _when(option: str, text: str) -> datetime:
 
 def _checked(state: str | None = None, limit: int | None = None) -> None:
     """A one-line error naming a --state that is not one of the ledger's states, or a --limit out of range."""
-    from dropq.finding import check_limit, check_state
+    from ops.finding import check_limit, check_state
 
     try:
         check_state(state)
@@ -303,10 +303,10 @@ def _pipeline(settings: Settings, pipeline: str | None) -> None:
 
 def _bulk_retry(settings: Settings, state: str, since: str, prefix: str | None, pipeline: str | None, yes: bool) -> None:
     """`dropq retry --state failed ...`: every matching failure, after a confirmation that states the count."""
-    from dropq.finding import every_match
     from dropq.ledger import FAILED, ledger_for
-    from dropq.retry import retry_files
     from dropq.signing import signer_for
+    from ops.finding import every_match
+    from ops.retry import retry_files
 
     if state != FAILED:
         raise click.ClickException(f"--state {state!r}: only failed files are retried; give --state failed")
@@ -348,8 +348,8 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
     """Process the failed file KEY again (its key in the bucket, e.g. incoming/photo.jpg), or every failed file that
     --state failed [--since --prefix --pipeline] selects, after a confirmation."""
     from dropq.ledger import ledger_for
-    from dropq.retry import retry_file
     from dropq.signing import signer_for
+    from ops.retry import retry_file
 
     ctx = click.get_current_context()
     selecting = [f"--{name}" for name in ("since", "prefix", "pipeline") if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
@@ -377,8 +377,8 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def file_(key: str, as_json: bool) -> None:
     """Show every version of the file KEY in the ledger: state, pipeline, attempts, outputs, failure, webhook."""
-    from dropq.finding import file_history, render_history
     from dropq.ledger import ledger_for
+    from ops.finding import file_history, render_history
 
     settings = _settings()
     with _reaching(settings):
@@ -399,8 +399,8 @@ def file_(key: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def files(state: str | None, since: str, prefix: str | None, pipeline: str | None, limit: int, page: str | None, as_json: bool) -> None:
     """List files newest first, by state, time, key prefix and pipeline, a page at a time."""
-    from dropq.finding import find_files, render_page, summary
     from dropq.ledger import ledger_for
+    from ops.finding import find_files, render_page, summary
 
     _checked(state, limit)
     moment = _when("--since", since)
@@ -450,9 +450,9 @@ def _target(settings: Settings, where: str) -> str:
 def _walked(settings: Settings, job: str, pages: Any, restart: bool, rate: float | None, dry_run: bool, reprocess: Any = None) -> None:
     """Run a backfill's or a reprocessing's walk with a progress line and a checkpoint; print its summary."""
     from dropq.backfill import Checkpoint, Progress, skipped_summary, walk
+    from dropq.enqueue import events
     from dropq.ledger import ledger_for
     from dropq.signing import signer_for
-    from lambdas.producer.enqueue import events
 
     # The producer's line per enqueued file is for the Lambda's logs; here the summary says it.
     events.setLevel("WARNING")
@@ -597,7 +597,7 @@ def _stack_args() -> list[str]:
 @click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.5), help="Seconds between readings.")
 def dashboard(host: str, port: int, token: str | None, interval: float) -> None:
     """Serve a live dashboard of queues, pools and files, with redrive, retry and purge, until Ctrl-C."""
-    from dropq.dashboard.server import Dashboard
+    from ops.dashboard.server import Dashboard
 
     deployment = _deployment()
     board = Dashboard(deployment, host=host, port=port, token=token, interval=interval)
@@ -633,7 +633,7 @@ def _positive(option: str, text: str | None, kind: type[int] | type[float]) -> f
 @main.command()
 @click.option("--profile", default="default", show_default=True, help="The topology profile to plan (default, production).")
 @click.option("--pool", default=None, help="The worker pool to plan (default: the one of the default queue).")
-@click.option("--workload", default="images-small", show_default=True, help="What one file costs (dropq/capacity/, WORKLOADS).")
+@click.option("--workload", default="images-small", show_default=True, help="What one file costs (ops/capacity/, WORKLOADS).")
 @click.option("--burst", default=None, metavar="N", help="Files dropped at once (default: 10,000,000 unless --rate).")
 @click.option("--rate", default=None, metavar="R", help="Files dropped per second, for --for.")
 @click.option("--for", "for_", default=None, metavar="DURATION", help="How long --rate lasts: 90s, 30m, 2h, 1d.")
@@ -658,8 +658,8 @@ def plan(
     """Simulate a burst or a steady rate of files on a profile: time to drain, tasks, queue age, limits, cost. No AWS needed."""
     import dataclasses
 
-    from dropq import capacity
-    from infra.topology import PROFILES
+    from dropq.topology import PROFILES
+    from ops import capacity
 
     if profile not in PROFILES:
         raise click.ClickException(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
@@ -721,8 +721,8 @@ def schedule_run(name: str) -> None:
     """Run the schedule NAME now (a period of its own: the current second)."""
     from datetime import UTC, datetime
 
+    from dropq.schedules import Firing, enqueue_run, period_id
     from dropq.signing import signer_for
-    from lambdas.producer.schedules import Firing, enqueue_run, period_id
 
     settings = _settings()
     known = [s.name for s in settings.topology.schedules]
@@ -758,7 +758,7 @@ QUEUE_OPTION = click.option("--queue", default=None, help="The queue whose dead-
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def dlq_list(queue: str | None, limit: int, as_json: bool) -> None:
     """Show the messages in dead-letter queues (they stay there)."""
-    from dropq import dlq as dead_letters
+    from ops import dlq as dead_letters
 
     settings = _settings()
     sqs = settings.client("sqs")
@@ -776,7 +776,7 @@ def dlq_list(queue: str | None, limit: int, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Move at most this many messages per queue.")
 def redrive(queue: str | None, limit: int | None) -> None:
     """Move dead letters back to their queue, to be processed again."""
-    from dropq import dlq as dead_letters
+    from ops import dlq as dead_letters
 
     settings = _settings()
     sqs = settings.client("sqs")
@@ -791,7 +791,7 @@ def redrive(queue: str | None, limit: int | None) -> None:
 @click.confirmation_option(prompt="Delete every message in the dead-letter queue(s)? They cannot be recovered.")
 def purge(queue: str | None) -> None:
     """Delete every message in dead-letter queues."""
-    from dropq import dlq as dead_letters
+    from ops import dlq as dead_letters
 
     settings = _settings()
     sqs = settings.client("sqs")
