@@ -27,6 +27,7 @@ from dropq.observe import log_outcome
 from tasks.app import app, settings
 from tasks.backoff import backoff
 from tasks.pipelines import PIPELINES, VERSIONS, Job, Split
+from tasks.services import clients, events, ledger_writes, service, superseded
 from tasks.storage import aws_errors, delete_keys, download, upload_folder
 from tasks.tally import record
 from tasks.webhooks import notify
@@ -75,8 +76,6 @@ def start(ref: ObjectRef, pipeline: str, parts: list[dict[str, Any]], owner: str
 @app.task(name=PART_TASK, bind=True, acks_late=True, ignore_result=False)
 def part(self: Any, *, pipeline: str, index: int, args: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """Run one part of a file; return its outputs and result, or the reason it failed."""
-    from tasks.process import clients
-
     ref, split = ObjectRef.from_dict(fields), split_of(pipeline)
     if split is None:
         return {"index": index, "error": f"no split pipeline called {pipeline!r} on this worker"}
@@ -117,8 +116,6 @@ def part(self: Any, *, pipeline: str, index: int, args: dict[str, Any], **fields
 @app.task(name=COMBINE_TASK, bind=True, acks_late=True)
 def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str, started: float, **fields: Any) -> dict[str, Any]:
     """The chord's callback: combine the parts' results, or fail the file with the first failed part's reason."""
-    from tasks.process import clients, events, ledger_writes, service, superseded
-
     ref, split = ObjectRef.from_dict(fields), split_of(pipeline)
     s3, ledger, _ = clients()
     task_id = self.request.id

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from dropq.errors import InputError, PermanentError, TransientError
-from dropq.ledger import FAILED, QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold, ledger_for
+from dropq.ledger import FAILED, QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold
 from dropq.objects import ObjectRef
-from dropq.observe import WORKER, deployment, event_logger, log_event, log_outcome
+from dropq.observe import log_event, log_outcome
 from dropq.protocol import PROCESS_TASK
 from dropq.settings import Settings
 from tasks.app import app, settings
@@ -28,14 +22,10 @@ from tasks.parts import plan as parts_plan
 from tasks.parts import split_of
 from tasks.parts import start as start_parts
 from tasks.pipelines import PIPELINES, VERSIONS, Job
+from tasks.services import clients, events, ledger_writes, service, superseded
 from tasks.storage import delete_keys, download, upload_folder
 from tasks.tally import record
 from tasks.webhooks import notify
-
-logger = logging.getLogger("dropq.worker")
-# A file's events and outcome metrics (dropq/observe.py); `service` is this deployment's metrics dimension.
-events = event_logger(WORKER)
-service = deployment(settings.prefix)
 
 # S3 keys are at most 1024 bytes of UTF-8: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 S3_MAX_KEY_BYTES = 1024
@@ -47,24 +37,9 @@ LONGEST_OUTPUT_NAME = 16
 # soonest), and a task cut short at shutdown, whose message comes back at once, waits this long at most.
 LEASE_SECONDS = 24
 
-# Lease renewals give up fast and are tried again: a renewal stuck in botocore's default 60 s timeout and
-# retries would outlive the lease it renews.
-LEASE_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1})
-
-_clients: dict[int, tuple[Any, Ledger, Ledger]] = {}
-
 
 class LeaseLost(Exception):
     """Another attempt took the file over while this one ran (its lease ran out)."""
-
-
-def clients() -> tuple[Any, Ledger, Ledger]:
-    """This process's S3 client, ledger, and ledger for lease renewals (boto3 clients must not cross a fork)."""
-    pid = os.getpid()
-    if pid not in _clients:
-        leases = ledger_for(settings, client=settings.client("dynamodb", config=LEASE_CLIENT_CONFIG))
-        _clients[pid] = (settings.client("s3"), ledger_for(settings), leases)
-    return _clients[pid]
 
 
 def check_input(ref: ObjectRef, pipeline: str, settings: Settings) -> str:
@@ -127,23 +102,6 @@ def task_input(args: tuple[Any, ...], fields: dict[str, Any]) -> tuple[ObjectRef
     if version is not None and not isinstance(version, str):
         raise ValueError(f"the message's version_id is {version!r}, not a string")
     return ObjectRef.from_dict(fields), fields["pipeline"]
-
-
-def superseded(ref: ObjectRef, task_id: str, pipeline: str) -> dict[str, Any]:
-    """Log that another attempt took the file over (this one's lease ran out) and records its outcome; the task's result."""
-    reason = "another attempt took the file over; it records the outcome"
-    log_event(events, "superseded", ref=ref, task_id=task_id, state=RUNNING, level="warning", pipeline=pipeline, reason=reason)
-    return {"state": "superseded", "key": ref.key}
-
-
-@contextmanager
-def ledger_writes(task_id: str) -> Iterator[None]:
-    """A ledger write that fails gives the message back (towards the DLQ if it keeps failing), never drops it."""
-    try:
-        yield
-    except (ClientError, BotoCoreError) as exc:
-        logger.warning("task %s: the ledger could not be written, the message goes back to its queue: %s", task_id, exc)
-        raise Reject(f"the ledger could not be written: {exc}", requeue=True) from exc
 
 
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, throws=(InputError, PermanentError))

@@ -27,6 +27,7 @@ from dropq.topology import Webhook
 from dropq.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, below, sign
 from tasks.app import app, settings
 from tasks.backoff import backoff
+from tasks.services import clients
 
 logger = logging.getLogger("dropq.worker")
 
@@ -80,8 +81,6 @@ def _delivery_task(webhook: Webhook, endpoint: WebhookEndpoint | None) -> Any:
 
     @app.task(name=f"dropq.webhook.{webhook.name}", bind=True, acks_late=True, rate_limit=rate_limit, ignore_result=True)
     def deliver(self: Any, *, url: str, payload: dict[str, Any], **fields: Any) -> dict[str, Any]:
-        from tasks.process import clients
-
         ref, ledger, attempts = ObjectRef.from_dict(fields), clients()[1], self.request.retries + 1
         if endpoint is None:
             _record(ledger, ref, webhook.name, state="failed", reason="this deployment sets no URL and secret for it", attempts=0)
