@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from dropq import ledger as ledger_module
 from dropq.ledger import Ledger, file_pk, iso, ledger_for
+from dropq.ledger import codec as ledger_clock
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.shards import sharded
@@ -88,7 +88,7 @@ def crowd(settings: Settings, needle: str, count: int, reason: str = "not a CSV 
     ledger = ledger_for(settings)
     with pytest.MonkeyPatch.context() as patch:
         # A minute before the crowd (whose copies go back a millisecond each from their template).
-        patch.setattr(ledger_module, "_now", lambda: datetime.now(UTC) - timedelta(minutes=1))
+        patch.setattr(ledger_clock, "now", lambda: datetime.now(UTC) - timedelta(minutes=1))
         for outcome in ("succeeded", "failed"):
             ref = ObjectRef(bucket=settings.bucket, key=needle, etag=uuid.uuid4().hex, size=100)
             claim = ledger.claim(ref, "tables", "t1", worker="worker-1", lease_seconds=60)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from dropq import ledger as ledger_module
 from dropq.ledger import FAILED, QUEUED, Ledger, file_pk, ledger_for
+from dropq.ledger import codec as ledger_clock
 from dropq.objects import ObjectRef
 from dropq.protocol import decode_task_message
 from dropq.settings import Settings
@@ -110,7 +110,7 @@ def population(moto_settings: Settings) -> Iterator[Population]:
     now = datetime.now(UTC)
     with pytest.MonkeyPatch.context() as patch:
         for back, keys, name in ((timedelta(hours=2), found.failed_hours_ago, "old"), (timedelta(days=3), found.failed_days_ago, "older")):
-            patch.setattr(ledger_module, "_now", lambda back=back: datetime.now(UTC) - back)
+            patch.setattr(ledger_clock, "now", lambda back=back: datetime.now(UTC) - back)
             for i in range(15 if name == "old" else 5):
                 keys.add(key := f"{ROOT}{name}/{i:02d}.txt")
                 _fail(ledger, _ref(settings, key, found.refs), "metadata")
@@ -263,13 +263,13 @@ def test_pages_split_files_sharing_a_millisecond_exactly_and_go_back_day_by_day(
     refs: dict[str, list[ObjectRef]] = {}
     with pytest.MonkeyPatch.context() as patch:
         for group, back in (("3d", timedelta(days=3)), ("1d", timedelta(days=1))):
-            patch.setattr(ledger_module, "_now", lambda back=back: datetime.now(UTC) - back)
+            patch.setattr(ledger_clock, "now", lambda back=back: datetime.now(UTC) - back)
             refs[group] = [_ref(moto_settings, f"{ROOT}{group}/{i:02d}.txt") for i in range(4 if group == "3d" else 3)]
             for ref in refs[group]:
                 ledger.mark_queued(ref, "metadata", "default", "t0")
                 time.sleep(0.002)
         moment = datetime.now(UTC) - timedelta(minutes=5)
-        patch.setattr(ledger_module, "_now", lambda: moment)
+        patch.setattr(ledger_clock, "now", lambda: moment)
         refs["tied"] = [_ref(moto_settings, f"{ROOT}tied/{i:02d}.txt") for i in range(24)]
         _run([partial(ledger.mark_queued, ref, "metadata", "default", "t0") for ref in refs["tied"]])
     refs["later"] = [_ref(moto_settings, f"{ROOT}later/{i:02d}.txt") for i in range(6)]

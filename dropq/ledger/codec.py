@@ -1,0 +1,77 @@
+"""How the ledger stores values: boto3's TypeSerializer and TypeDeserializer (floats go in as Decimals, which is all
+boto3 takes, and numbers come back as int or float); its one time format; the keys of a file's entry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from dropq.objects import ObjectRef
+
+SERIALIZER, DESERIALIZER = TypeSerializer(), TypeDeserializer()
+
+
+def now() -> datetime:
+    """The ledger's clock (tests move it back to write entries of hours or days ago)."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """The ledger's one time format: ISO 8601 UTC to the millisecond, with a Z ("2026-12-01T20:15:03.120Z")."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def day(moment: datetime) -> str:
+    """The day an index's daily partition key names."""
+    return moment.strftime("%Y-%m-%d")
+
+
+def _decimals(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, (list, tuple)):
+        return [_decimals(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    return value
+
+
+def _numbers(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    return value
+
+
+def encode(value: Any) -> dict[str, Any]:
+    """A value as a DynamoDB attribute; TypeError for what the ledger does not store."""
+    try:
+        return SERIALIZER.serialize(_decimals(value))
+    except TypeError as exc:
+        raise TypeError(f"cannot store {type(value).__name__} in the ledger") from exc
+
+
+def decode(attr: dict[str, Any]) -> Any:
+    """A DynamoDB attribute as a plain Python value."""
+    return _numbers(DESERIALIZER.deserialize(attr))
+
+
+def decode_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values."""
+    return {name: decode(attr) for name, attr in item.items()}
+
+
+def file_pk(bucket: str, key: str) -> str:
+    """The partition key of an object's ledger entries."""
+    return f"file#s3://{bucket}/{key}"
+
+
+def entry_ref(entry: dict[str, Any]) -> ObjectRef:
+    """The object version a file entry is about."""
+    return ObjectRef(bucket=entry["bucket"], key=entry["key"], etag=entry["sk"], size=int(entry.get("size") or 0))
