@@ -53,20 +53,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     time_limit = min(topology.queue(name).task_time_limit for name in pool.queues)
     config: dict[str, Any] = {
         "broker_url": broker_url(settings),
-        # kombu's SQS transport, releasing what it gives back and extending what it holds (tasks/sqs.py).
-        "broker_transport": "tasks.sqs:Transport",
+        # kombu's SQS transport, releasing what it gives back and extending what it holds (tasks/broker/).
+        "broker_transport": "tasks.broker.transport:Transport",
         "broker_transport_options": {
             "region": settings.region,
             "is_secure": secure,
             # Queues are provisioned by the topology: never ListQueues/CreateQueue at run time.
             "predefined_queues": {q.name: {"url": settings.queue_url(q.name)} for q in topology.queues},
             # Long polling: one ReceiveMessage waits up to 20 s instead of polling an empty queue; the next
-            # starts at once (tasks/sqs.py), or after `polling_interval` seconds when a receive failed.
+            # starts at once (tasks/broker/polls.py), or after `polling_interval` seconds when a receive failed.
             "wait_time_seconds": SQS_MAX_WAIT_SECONDS,
             "polling_interval": 1,
-            # A worker receives once a batch fits in what it may hold (tasks/sqs.py).
+            # A worker receives once a batch fits in what it may hold (tasks/broker/polls.py).
             "receive_batch": pool.receive_batch,
-            # Countdowns and ETAs wait in SQS, a hop of at most this many seconds at a time (tasks/sqs.py).
+            # Countdowns and ETAs wait in SQS, a hop of at most this many seconds at a time (tasks/broker/delays.py).
             "delay_hop_seconds": settings.delay_hop_seconds,
         },
         "broker_connection_retry_on_startup": True,

@@ -1,6 +1,6 @@
 """The private parts of kombu and Celery that dropq's worker leans on, in one list, checked before a worker starts.
 
-kombu's SQS transport has no public hook for what tasks/sqs.py fixes (releasing given-back messages, keeping held
+kombu's SQS transport has no public hook for what tasks/broker/ fixes (releasing given-back messages, keeping held
 ones invisible, batched deletes, delays that hop, draining at close), so it overrides private methods and reads
 private attributes. An override of a method kombu has renamed is never called, and nothing says so: the worker
 would run without the fix. `problems()` looks up each name and, for a method, the parameters dropq calls it with
@@ -9,7 +9,7 @@ pins kombu and Celery to the minor versions this list was checked on.
 
 kombu's public `AsyncSQSConnection.delete_message_batch` is not used for acknowledgements: on an HTTP error it
 raises inside the worker's event loop (its `get_object` parses the response before any callback of ours runs).
-tasks/sqs.py sends the same request with `make_request` and parses the answer (`_on_obj_ready`) in a callback
+tasks/broker/acks.py sends the same request with `make_request` and parses the answer (`_on_obj_ready`) in a callback
 that catches what that raises.
 """
 
@@ -43,7 +43,7 @@ CURL = "kombu.asynchronous.http.curl:CurlClient"
 SQS_CONNECTION = "kombu.asynchronous.aws.sqs.connection:AsyncSQSConnection"
 
 CONTRACT = (
-    # tasks/sqs.py overrides these: renamed, they would silently never be called.
+    # tasks/broker/transport.py overrides these: renamed, they would silently never be called.
     Private(SQS_CHANNEL, "_restore", ("message", "unwanted_delivery_info"), "a message given back is released, not copied"),
     Private(SQS_CHANNEL, "_delete_rejected_message", ("delivery_tag",), "a rejected message goes to the dead-letter queue"),
     Private(SQS_CHANNEL, "_get_from_sqs", ("queue_name", "queue_url", "connection", "count", "callback"), "open long polls are tracked"),

@@ -1,6 +1,6 @@
 """The keeper: while a worker holds SQS messages, it keeps them invisible and the worker's ECS task protected.
 
-One thread per consuming channel (started by tasks/sqs.py). Every third of the visibility timeout it
+One thread per consuming channel (started by tasks/broker/transport.py). Every third of the visibility timeout it
 extends the visibility of every message the worker has received and not yet acknowledged (running,
 prefetched or waiting for an ETA), so a task may run for an hour on a queue whose messages come back
 a minute after a worker crashes. When the worker holds anything it turns on ECS task scale-in

@@ -1,4 +1,4 @@
-"""How a worker consumes SQS (tasks/sqs.py): full receives, batched deletes, and a clean stop.
+"""How a worker consumes SQS (tasks/broker/): full receives, batched deletes, and a clean stop.
 
 Each test runs a real `celery worker` of the default pool, as deployed, against its own moto server.
 """

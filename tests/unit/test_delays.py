@@ -9,7 +9,7 @@ import pytest
 
 from dropq.errors import ConfigError
 from dropq.settings import load_settings
-from tasks.sqs import delay_for, seconds_until, task_headers
+from tasks.broker.delays import delay_for, seconds_until, task_headers
 
 
 def test_seconds_until_reads_celerys_iso_eta_in_utc() -> None:

@@ -1,0 +1,113 @@
+"""Visibility keeping: the messages a worker holds, their visibility changed in batches, and the keeper that extends them.
+
+kombu knows what a channel holds only as its QoS's private `_delivered` and `_dirty`; the keeper (tasks/keeper.py) reads
+them through `held_messages` on its own thread, and extends them with `Visibility.change` every third of their timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dropq.topology import SQS_MAX_BATCH
+
+logger = logging.getLogger("dropq.worker")
+
+
+@dataclass(frozen=True)
+class Held:
+    """One message a worker has received and not yet acknowledged."""
+
+    queue: str
+    url: str
+    receipt_handle: str
+
+
+def held_of(message: Any) -> Held | None:
+    """The SQS message behind a kombu message, or None when it did not come from SQS (nothing to change or delete)."""
+    info = message.delivery_info
+    sqs_message, url = info.get("sqs_message"), info.get("sqs_queue")
+    if not sqs_message or not url:
+        return None
+    return Held(queue=info.get("routing_key") or "", url=url, receipt_handle=sqs_message["ReceiptHandle"])
+
+
+def held_messages(qos: Any) -> list[Held] | None:
+    """The messages a QoS holds, not yet acknowledged or rejected (None: changed while read, try again later).
+
+    Called from the keeper's thread while the consuming thread changes the QoS, hence the copies and the retries.
+    """
+    for _ in range(3):
+        try:
+            delivered = list(qos._delivered.items())
+            # Acknowledged messages stay in `_delivered` until kombu's next flush; `_dirty` names them.
+            done = set(qos._dirty)
+        except RuntimeError:  # changed by the consuming thread while copied; try again
+            continue
+        return [h for tag, message in delivered if tag not in done and (h := held_of(message)) is not None]
+    return None
+
+
+def is_busy(qos: Any) -> bool:
+    """Whether a QoS holds any message not yet settled: the worker is busy, and its ECS task should be protected."""
+    return len(qos._delivered) > len(qos._dirty)
+
+
+class Visibility:
+    """Changes the visibility of held messages, and runs the keeper that extends them while the worker holds any."""
+
+    def __init__(self, new_client: Callable[[], Any]) -> None:
+        # The client is made at first use: kombu makes its SQS clients lazily too, and a channel that never
+        # consumes never needs one.
+        self._new_client = new_client
+        self._client: Any = None
+        self.keeper: Any = None
+        self._busy = False  # holding any message, as the keeper last heard
+
+    @property
+    def client(self) -> Any:
+        """An SQS client that gives up within seconds, with no retries (kombu's release client): a visibility
+        change stuck in botocore's default timeouts would land after the message was meant to be visible."""
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def change(self, messages: list[Held], seconds: int) -> int:
+        """Set the visibility timeout of `messages` (batched per queue, ten at a time); return how many SQS accepted."""
+        accepted = 0
+        by_url: dict[str, list[Held]] = {}
+        for held in messages:
+            by_url.setdefault(held.url, []).append(held)
+        client = self.client
+        for url, items in by_url.items():
+            for start in range(0, len(items), SQS_MAX_BATCH):
+                chunk = items[start : start + SQS_MAX_BATCH]
+                entries = [{"Id": str(i), "ReceiptHandle": h.receipt_handle, "VisibilityTimeout": seconds} for i, h in enumerate(chunk)]
+                response = client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+                accepted += len(response.get("Successful", []))
+                for failure in response.get("Failed", []):
+                    # Usually a message acknowledged meanwhile: its receipt handle is no longer valid.
+                    logger.debug("visibility of a message in %s not changed: %s", url, failure.get("Message") or failure.get("Code"))
+        return accepted
+
+    def start_keeper(self, new_keeper: Callable[[], Any]) -> bool:
+        """Start the keeper unless it runs already; True when it started now (the channel's first consumer)."""
+        if self.keeper is not None:
+            return False
+        self.keeper = new_keeper().start()
+        return True
+
+    def on_held(self, busy: bool) -> None:
+        """Wake the keeper when the worker turns busy or idle: it turns task protection on or off at once (it extends
+        held messages on its own clock)."""
+        if self.keeper is not None and busy != self._busy:
+            self.keeper.wake()
+        self._busy = busy
+
+    def stop_keeper(self) -> None:
+        """Stop the keeper, before anything is released: an extension racing a release would hide the message again."""
+        keeper, self.keeper = self.keeper, None
+        if keeper is not None:
+            keeper.stop()
