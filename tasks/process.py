@@ -6,7 +6,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
@@ -139,79 +139,134 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     return run_claimed(self, ref, pipeline, claim, s3, ledger, leases)
 
 
+def failure_reason(exc: BaseException, pipeline: str) -> str:
+    """The reason the ledger records for an error that ends an attempt for good, as a person reads it."""
+    if isinstance(exc, (InputError, PermanentError)):
+        return str(exc)
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"processing took longer than the {app.conf.task_soft_time_limit}s time limit; it was stopped"
+    return f"internal error in the {pipeline} pipeline: {type(exc).__name__}: {exc}"
+
+
+class Attempt:
+    """One claimed attempt at a file: the one place each of its outcomes is recorded (the ledger, the outcome log line
+    and metrics, the tally, the webhook), or the file given back to be retried."""
+
+    def __init__(self, task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any, ledger: Ledger) -> None:
+        self.task, self.ref, self.pipeline, self.claim, self.s3, self.ledger = task, ref, pipeline, claim, s3, ledger
+        self.task_id, self.owner, self.attempts = task.request.id, str(claim.owner), claim.attempts
+        self.started = time.monotonic()
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    def failed(self, reason: str) -> dict[str, Any]:
+        """Record that the file failed for `reason` (unless another attempt took it over)."""
+        with ledger_writes(self.task_id):
+            recorded = self.ledger.mark_failed(self.ref, self.owner, reason, self.pipeline, earlier=self.claim.lost)
+        if not recorded:
+            return superseded(self.ref, self.task_id, self.pipeline)
+        duration_ms = self._elapsed_ms()
+        log_outcome(
+            events,
+            service,
+            self.ref,
+            self.task_id,
+            self.pipeline,
+            succeeded=False,
+            duration_ms=duration_ms,
+            reason=reason,
+            attempt=self.attempts,
+        )
+        record(self.pipeline, succeeded=False, duration_ms=duration_ms)
+        notify(self.ref, {"state": FAILED, "pipeline": self.pipeline, "reason": reason, "task_id": self.task_id}, self.s3, self.ledger)
+        return {"state": "failed", "key": self.ref.key, "reason": reason}
+
+    def succeeded(self, outputs: list[str], sha256: str) -> dict[str, Any]:
+        """Record the file's outputs (unless another attempt took it over)."""
+        duration_ms = self._elapsed_ms()
+        with ledger_writes(self.task_id):
+            recorded = self.ledger.mark_succeeded(
+                self.ref, self.owner, outputs, duration_ms, sha256, version=VERSIONS.get(self.pipeline, 1), earlier=self.claim.lost
+            )
+        if not recorded:
+            return superseded(self.ref, self.task_id, self.pipeline)
+        log_outcome(
+            events,
+            service,
+            self.ref,
+            self.task_id,
+            self.pipeline,
+            succeeded=True,
+            duration_ms=duration_ms,
+            outputs=len(outputs),
+            attempt=self.attempts,
+        )
+        record(self.pipeline, succeeded=True, duration_ms=duration_ms)
+        outcome = {"state": SUCCEEDED, "pipeline": self.pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": self.task_id}
+        notify(self.ref, outcome, self.s3, self.ledger)
+        return {"state": "succeeded", "key": self.ref.key, "outputs": outputs, "sha256": sha256}
+
+    def give_back(self, exc: TransientError) -> NoReturn:
+        """Give the file back to be retried after a backoff, this attempt in its history; raises Celery's Retry."""
+        countdown = backoff(self.attempts - 1)
+        reason = f"transient error: {exc}"
+        with ledger_writes(self.task_id):
+            self.ledger.release(self.ref, self.owner, ended=[*self.claim.lost, self.claim.ended(RETRIED, reason)])
+        details = {"pipeline": self.pipeline, "countdown": countdown, "attempt": self.attempts, "reason": reason}
+        log_event(events, "retry", ref=self.ref, task_id=self.task_id, state=QUEUED, level="warning", **details)
+        raise self.task.retry(exc=exc, countdown=countdown, max_retries=self.task.request.retries + 1) from exc
+
+    def split(self, parts: int, group: str, queue: str) -> dict[str, Any]:
+        """Record that the file runs as `parts` tasks of a chord, whose callback records its outcome."""
+        # From here the lease lasts as long as the parts may wait in their queue: nobody renews it.
+        with ledger_writes(self.task_id):
+            self.ledger.split(
+                self.ref, self.owner, parts, lease_seconds=settings.topology.queue(queue).retention_seconds, earlier=self.claim.lost
+            )
+        log_event(
+            events,
+            "split",
+            ref=self.ref,
+            task_id=self.task_id,
+            state=RUNNING,
+            pipeline=self.pipeline,
+            queue=queue,
+            parts=parts,
+            group=group,
+        )
+        return {"state": "split", "key": self.ref.key, "parts": parts, "group": group}
+
+
 def run_claimed(task: Any, ref: ObjectRef, pipeline: str, claim: Claim, s3: Any, ledger: Ledger, leases: Ledger) -> dict[str, Any]:
     """Run a file this attempt claimed, and record how it ended (or give it back to be retried)."""
-    task_id, owner, attempts = task.request.id, str(claim.owner), claim.attempts
-    started = time.monotonic()
-
-    def failed(reason: str) -> None:
-        with ledger_writes(task_id):
-            recorded = ledger.mark_failed(ref, owner, reason, pipeline, earlier=claim.lost)
-        if not recorded:
-            superseded(ref, task_id, pipeline)
-            return
-        duration_ms = int((time.monotonic() - started) * 1000)
-        log_outcome(events, service, ref, task_id, pipeline, succeeded=False, duration_ms=duration_ms, reason=reason, attempt=attempts)
-        record(pipeline, succeeded=False, duration_ms=duration_ms)
-        notify(ref, {"state": FAILED, "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
-
-    if attempts > settings.max_retries + 1:
+    attempt = Attempt(task, ref, pipeline, claim, s3, ledger)
+    if claim.attempts > settings.max_retries + 1:
         # Every attempt counts, however it ended: a file whose worker keeps dying stops here, with a reason.
-        reason = f"started {attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
-        failed(reason)
-        return {"state": "failed", "key": ref.key, "reason": reason}
-
-    parts: list[dict[str, Any]] = []
-    with hold(leases, ref, owner, LEASE_SECONDS) as lost:
+        return attempt.failed(
+            f"started {claim.attempts - 1} times without finishing (its worker process died each time, out of memory or killed)"
+        )
+    with hold(leases, ref, str(claim.owner), LEASE_SECONDS) as lost:
         try:
-            split = split_of(pipeline)
+            split, parts = split_of(pipeline), []
             if split is not None:
                 check_input(ref, pipeline, settings)
                 parts = parts_plan(split, ref, s3)
             if len(parts) > 1:
                 queue = (task.request.delivery_info or {}).get("routing_key") or settings.topology.default_queue
-                group = start_parts(ref, pipeline, parts, owner, queue)
+                group = start_parts(ref, pipeline, parts, str(claim.owner), queue)
             else:
                 outputs, sha256 = run_pipeline(ref, pipeline, s3, settings, lost)
         except LeaseLost:
-            return superseded(ref, task_id, pipeline)
-        except (InputError, PermanentError) as exc:
-            failed(str(exc))
-            raise
+            return superseded(ref, task.request.id, pipeline)
         except TransientError as exc:
-            if attempts > settings.max_retries:
-                failed(f"gave up after {attempts} attempts: {exc}")
-                raise
-            countdown = backoff(attempts - 1)
-            with ledger_writes(task_id):
-                ledger.release(ref, owner, ended=[*claim.lost, claim.ended(RETRIED, f"transient error: {exc}")])
-            details = {"pipeline": pipeline, "countdown": countdown, "attempt": attempts, "reason": f"transient error: {exc}"}
-            log_event(events, "retry", ref=ref, task_id=task_id, state=QUEUED, level="warning", **details)
-            raise task.retry(exc=exc, countdown=countdown, max_retries=task.request.retries + 1) from exc
-        except SoftTimeLimitExceeded:
-            failed(f"processing took longer than the {app.conf.task_soft_time_limit}s time limit; it was stopped")
+            if claim.attempts <= settings.max_retries:
+                attempt.give_back(exc)
+            attempt.failed(f"gave up after {claim.attempts} attempts: {exc}")
             raise
-        except Exception as exc:
-            failed(f"internal error in the {pipeline} pipeline: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # SoftTimeLimitExceeded among them
+            attempt.failed(failure_reason(exc, pipeline))
             raise
         if len(parts) <= 1:
-            duration_ms = int((time.monotonic() - started) * 1000)
-            with ledger_writes(task_id):
-                succeeded = ledger.mark_succeeded(
-                    ref, owner, outputs, duration_ms, sha256, version=VERSIONS.get(pipeline, 1), earlier=claim.lost
-                )
-            if not succeeded:
-                return superseded(ref, task_id, pipeline)
-            log_outcome(
-                events, service, ref, task_id, pipeline, succeeded=True, duration_ms=duration_ms, outputs=len(outputs), attempt=attempts
-            )
-            record(pipeline, succeeded=True, duration_ms=duration_ms)
-            outcome = {"state": SUCCEEDED, "pipeline": pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": task_id}
-            notify(ref, outcome, s3, ledger)
-    if len(parts) > 1:
-        # From here the lease lasts as long as the parts may wait in their queue: nobody renews it.
-        with ledger_writes(task_id):
-            ledger.split(ref, owner, len(parts), lease_seconds=settings.topology.queue(queue).retention_seconds, earlier=claim.lost)
-        log_event(events, "split", ref=ref, task_id=task_id, state=RUNNING, pipeline=pipeline, queue=queue, parts=len(parts), group=group)
-        return {"state": "split", "key": ref.key, "parts": len(parts), "group": group}
-    return {"state": "succeeded", "key": ref.key, "outputs": outputs, "sha256": sha256}
+            return attempt.succeeded(outputs, sha256)
+    return attempt.split(len(parts), group, queue)
