@@ -1,7 +1,9 @@
 """Settings read from the environment, once, at the edges (worker start, Lambda cold start, CLI).
 
-Every environment variable dropq reads is named here. The defaults are those of the local
-cloud that `dropq up` runs; a deployed stack sets the variables for its own resources.
+Every environment variable dropq reads is named here. Without DROPQ_ENDPOINT_URL a process talks to AWS, whose
+settings a deployed stack sets for its own resources (a worker or producer without them stops at start, naming
+them: `require_deployment`); `dropq up`, the local cloud's workers and the tests set the local endpoint. The other
+defaults are those of the local cloud.
 """
 
 from __future__ import annotations
@@ -207,6 +209,29 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> i
     return value
 
 
+# What a process in AWS (no DROPQ_ENDPOINT_URL) must be told, beside its region: a stack sets them all.
+AWS_REQUIRED = (ACCOUNT_ID, BUCKET, PREFIX)
+
+
+def missing_for_aws(environ: Mapping[str, str]) -> list[str]:
+    """The variables a process that talks to AWS (no endpoint set) needs and lacks; none for a local cloud."""
+    if environ.get(ENDPOINT_URL):
+        return []
+    missing = [] if environ.get(REGION) or environ.get(DEFAULT_REGION) else [f"{REGION} (or {DEFAULT_REGION})"]
+    return missing + [name for name in AWS_REQUIRED if not environ.get(name)]
+
+
+def require_deployment(environ: Mapping[str, str] | None = None) -> None:
+    """Stop a worker or producer at start, naming what is missing, when it would talk to AWS without its settings
+    (instead of defaults that name no resource of any stack)."""
+    missing = missing_for_aws(os.environ if environ is None else environ)
+    if missing:
+        raise ConfigError(
+            f"{ENDPOINT_URL} is not set, so this process talks to AWS, which needs {', '.join(missing)}: not set. A stack sets "
+            f"them for its workers and producer; for the local cloud, set {ENDPOINT_URL} (dropq up does)"
+        )
+
+
 def load_settings(environ: Mapping[str, str] | None = None, topology: Topology | None = None) -> Settings:
     """Build the settings from the environment, failing with the variable's name when one is malformed.
 
@@ -217,7 +242,8 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology |
     if profile not in PROFILES:
         raise ConfigError(f"{PROFILE}={profile!r} names no topology profile; known: {', '.join(PROFILES)}")
     topology = topology or PROFILES[profile]
-    endpoint = environ.get(ENDPOINT_URL, LOCAL_ENDPOINT)
+    # Unset or empty: AWS. The local cloud's processes are given its endpoint (`local_settings`, `dropq up`).
+    endpoint = environ.get(ENDPOINT_URL) or ""
     if endpoint:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -26,6 +26,7 @@ from dropq.settings import (
     DASHBOARD_PORT,
     DEFAULT_REGION,
     ENDPOINT_URL,
+    LOCAL_ENDPOINT,
     LOCAL_PORT,
     REGION,
     Settings,
@@ -49,7 +50,8 @@ def _deployment() -> Deployment:
     stack = click.get_current_context().find_root().params.get("stack")
     try:
         if stack is None:
-            return local_deployment(load_settings())
+            # The local cloud, at its endpoint unless the environment names another one.
+            return local_deployment(load_settings({ENDPOINT_URL: LOCAL_ENDPOINT, **os.environ}))
         # A stack lives in AWS, unless DROPQ_ENDPOINT_URL names another endpoint (a moto server in the tests),
         # in the region of the environment or else of the AWS profile.
         environ = {**os.environ, ENDPOINT_URL: os.environ.get(ENDPOINT_URL, "")}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
-from dropq.settings import load_settings
+from celery import Celery, signals
+
+from dropq.errors import ConfigError
+from dropq.settings import load_settings, require_deployment
 from dropq.signing import materialize
 from tasks.config import celery_config
 
@@ -13,3 +16,13 @@ app = Celery("dropq")
 app.config_from_object(celery_config(settings))
 if settings.signing_key:
     app.setup_security(allowed_serializers=["json"], serializer="json")
+
+
+@signals.worker_init.connect
+def _deployed(**_: Any) -> None:
+    """A worker that would talk to AWS without its settings stops at start, naming them (SystemExit: Celery logs and
+    goes past any Exception a signal handler raises)."""
+    try:
+        require_deployment()
+    except ConfigError as exc:
+        raise SystemExit(f"dropq's worker cannot start: {exc}") from exc

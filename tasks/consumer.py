@@ -1,7 +1,7 @@
 """Celery's consumer, with poison messages sent towards the dead-letter queue instead of dropped.
 
 Celery acknowledges (deletes) a message it cannot decode, so it is lost with a log line. Here it is
-rejected like an unknown task or a malformed one: tasks/sqs.py releases a rejected message, SQS counts
+rejected like an unknown task or a malformed one: tasks/broker/release.py releases a rejected message, SQS counts
 each receive, and after the queue's maxReceiveCount it moves the message to the dead-letter queue,
 where `dropq dlq list` shows it. A message over MAX_MESSAGE_BYTES is rejected before it is decoded.
 """

@@ -1,7 +1,7 @@
 """How a worker stops within its container's stop timeout (Fargate: SIGTERM, then SIGKILL).
 
 SIGTERM starts Celery's warm shutdown: the worker stops receiving, running tasks finish and are
-acknowledged, and messages it prefetched are released at once (tasks/sqs.py). A task still running
+acknowledged, and messages it prefetched are released at once (tasks/broker/release.py). A task still running
 after the pool's `shutdown_grace` is cut short: a SIGQUIT starts Celery's cold shutdown, which
 cancels it and releases its message to another worker, before the stop timeout's SIGKILL.
 Celery's own soft shutdown (`worker_soft_shutdown_timeout`) is not used: it always sleeps its whole

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -14,11 +15,15 @@ import pytest
 
 from dropq.ledger import Ledger, ledger_for
 from dropq.protocol import decode_task_message
-from dropq.settings import Settings, WebhookEndpoint, local_settings
+from dropq.settings import ENDPOINT_URL, LOCAL_ENDPOINT, Settings, WebhookEndpoint, local_settings
 from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
 from tests.webhook_server import WebhookReceiver
+
+# Settings name no endpoint by default (a process without one talks to AWS): this test process, and the workers,
+# CLIs and runtimes it starts without settings of their own, talk to the local cloud.
+os.environ.setdefault(ENDPOINT_URL, LOCAL_ENDPOINT)
 
 EVENTS = Path(__file__).parent / "events"
 

@@ -9,7 +9,7 @@ from dropq.enqueue import enqueue_objects
 from dropq.ledger import QUEUED, ledger_for
 from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.schedules import enqueue_run, is_schedule_event, parse_firing
-from dropq.settings import Settings, load_settings
+from dropq.settings import Settings, load_settings, require_deployment
 from dropq.signing import Signer, materialize, signer_for
 from lambdas.producer.events import is_queue_batch, parse_queue_batch, parse_s3_event
 
@@ -23,6 +23,7 @@ def _cold_start() -> tuple[Settings, Any, Any, Signer | None]:
     """Settings, clients and the message signer, built once per Lambda container."""
     global _settings
     if _settings is None:
+        require_deployment()
         settings = materialize(load_settings())
         _clients["sqs"] = settings.client("sqs")
         _clients["ledger"] = ledger_for(settings)

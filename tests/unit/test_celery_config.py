@@ -32,7 +32,7 @@ def test_json_only_late_acks_and_no_remote_control() -> None:
     assert config["task_serializer"] == config["result_serializer"] == "json"
     assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
     assert not config["worker_enable_remote_control"] and not config["worker_send_task_events"]
-    assert config["broker_transport"] == "tasks.sqs:Transport"
+    assert config["broker_transport"] == "tasks.broker.transport:Transport"
 
 
 def test_a_crashed_workers_lease_runs_out_before_its_message_comes_back() -> None:
