@@ -18,14 +18,14 @@ from dropq.protocol import PROCESS_TASK
 from dropq.settings import Settings
 from tasks.app import app, settings
 from tasks.backoff import backoff
-from tasks.parts import plan as parts_plan
-from tasks.parts import split_of
-from tasks.parts import start as start_parts
+from tasks.chords import plan as parts_plan
+from tasks.chords import split_of
+from tasks.chords import start as start_parts
+from tasks.notify import notify
 from tasks.pipelines import PIPELINES, VERSIONS, Job
 from tasks.services import clients, events, ledger_writes, service, superseded
 from tasks.storage import delete_keys, download, upload_folder
 from tasks.tally import record
-from tasks.webhooks import notify
 
 # S3 keys are at most 1024 bytes of UTF-8: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 S3_MAX_KEY_BYTES = 1024

@@ -18,21 +18,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
 
 from dropq.ledger import Ledger
 from dropq.objects import ObjectRef
 from dropq.settings import WebhookEndpoint
 from dropq.topology import Webhook
-from dropq.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, below, sign
+from dropq.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tasks.app import app, settings
 from tasks.backoff import backoff
+from tasks.notify import delivery_task
 from tasks.services import clients
 
 logger = logging.getLogger("dropq.worker")
 
-# The object metadata key a file names its webhook with (x-amz-meta-dropq-webhook).
-METADATA_KEY = "dropq-webhook"
 CONNECT_TIMEOUT_SECONDS = 3.05
 RETRIED_STATUSES = frozenset({408, 429})
 
@@ -79,7 +77,7 @@ def _record(ledger: Ledger, ref: ObjectRef, webhook: str, **outcome: Any) -> Non
 def _delivery_task(webhook: Webhook, endpoint: WebhookEndpoint | None) -> Any:
     rate_limit = (endpoint.rate_limit if endpoint else None) or webhook.rate_limit
 
-    @app.task(name=f"dropq.webhook.{webhook.name}", bind=True, acks_late=True, rate_limit=rate_limit, ignore_result=True)
+    @app.task(name=delivery_task(webhook.name), bind=True, acks_late=True, rate_limit=rate_limit, ignore_result=True)
     def deliver(self: Any, *, url: str, payload: dict[str, Any], **fields: Any) -> dict[str, Any]:
         ref, ledger, attempts = ObjectRef.from_dict(fields), clients()[1], self.request.retries + 1
         if endpoint is None:
@@ -105,47 +103,3 @@ def _delivery_task(webhook: Webhook, endpoint: WebhookEndpoint | None) -> Any:
 
 
 DELIVERIES = {webhook.name: _delivery_task(webhook, settings.webhook(webhook.name)) for webhook in settings.topology.webhooks}
-
-
-def destination(ref: ObjectRef, s3: Any) -> tuple[Webhook, str] | str | None:
-    """The webhook a file names and the URL to call, a reason it cannot be called, or None when it names none."""
-    topology = settings.topology
-    if not any(settings.webhook(w.name) for w in topology.webhooks):
-        return None  # none configured in this deployment: no lookup at all
-    relative = ref.key[len(topology.inbox_prefix) :] if ref.key.startswith(topology.inbox_prefix) else ref.key
-    for webhook in topology.webhooks:
-        endpoint = settings.webhook(webhook.name)
-        if endpoint and webhook.matches(relative):
-            return webhook, endpoint.url
-    try:
-        asked = s3.head_object(Bucket=ref.bucket, Key=ref.key, IfMatch=f'"{ref.etag}"').get("Metadata", {}).get(METADATA_KEY)
-    except (ClientError, BotoCoreError):
-        return None  # deleted or overwritten since: its metadata is gone with it
-    if not asked:
-        return None
-    for webhook in topology.webhooks:
-        endpoint = settings.webhook(webhook.name)
-        if endpoint and asked == webhook.name:
-            return webhook, endpoint.url
-        url = below(endpoint.url, asked) if endpoint else None
-        if url is not None:
-            return webhook, url
-    return f"its metadata asks for a webhook that is not a destination of this deployment: {asked[:200]!r}"
-
-
-def notify(ref: ObjectRef, outcome: dict[str, Any], s3: Any, ledger: Ledger) -> None:
-    """Send a recorded outcome to the file's webhook, if it names one; never raises (the outcome is recorded already)."""
-    try:
-        found = destination(ref, s3)
-        if found is None:
-            return
-        if isinstance(found, str):
-            ledger.mark_webhook(ref, {"state": "failed", "reason": found, "attempts": 0})
-            return
-        webhook, url = found
-        payload = {"event": f"file.{outcome['state']}", "bucket": ref.bucket, "key": ref.key, "etag": ref.etag, **outcome}
-        DELIVERIES[webhook.name].apply_async(
-            kwargs={**ref.to_dict(), "url": url, "payload": payload}, queue=settings.topology.default_queue
-        )
-    except Exception:  # a webhook is a courtesy: the file's outcome stands, and the log says why none was sent
-        logger.exception("webhook for %s could not be sent", ref.uri)
