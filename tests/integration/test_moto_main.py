@@ -10,8 +10,8 @@ from typing import Any
 from dropq.settings import Settings
 
 
-def _table(client: Any) -> str:
-    name = f"groups-{uuid.uuid4().hex[:8]}"
+def _table(client: Any, name: str | None = None) -> str:
+    name = name or f"groups-{uuid.uuid4().hex[:8]}"
     client.create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g", "t")],
@@ -102,17 +102,5 @@ def test_a_table_made_again_under_its_name_is_queried_afresh(moto_settings: Sett
     assert _in_index(client, table, "a") == ["old"]
     client.delete_table(TableName=table)
     client.get_waiter("table_not_exists").wait(TableName=table)
-    client.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g", "t")],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "byg",
-                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "t", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _table(client, table)
     assert _in_index(client, table, "a") == []
