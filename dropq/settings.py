@@ -218,7 +218,8 @@ def missing_for_aws(environ: Mapping[str, str]) -> list[str]:
     if environ.get(ENDPOINT_URL):
         return []
     missing = [] if environ.get(REGION) or environ.get(DEFAULT_REGION) else [f"{REGION} (or {DEFAULT_REGION})"]
-    return missing + [name for name in AWS_REQUIRED if not environ.get(name)]
+    # Set, even empty (an empty prefix is a prefix): load_settings checks each value.
+    return missing + [name for name in AWS_REQUIRED if name not in environ]
 
 
 def require_deployment(environ: Mapping[str, str] | None = None) -> None:

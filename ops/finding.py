@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dropq.errors import ActionError
-from dropq.ledger import FAILED, FAILED_INDEX, HISTORY, RECENT, STATES, Ledger, iso
+from dropq.ledger import FAILED, FAILED_INDEX, HISTORY, RECENT, STATES, Ledger, iso, last_recorded
 from dropq.shards import every_shard
 from ops.capacity import duration, parse_duration
 
@@ -201,7 +201,8 @@ def _ms_between(start: str | None, end: str | None) -> int | None:
 def last_attempt(entry: dict[str, Any]) -> dict[str, Any] | None:
     """The last attempt's start, end (None while it runs), worker and duration: the ledger keeps the last one only."""
     started, finished = entry.get("started_at"), entry.get("finished_at")
-    if not started:
+    if not started or last_recorded(entry):
+        # None yet; or it was given back (a retry, the sweep) and is in the history, the next not started.
         return None
     # An attempt that runs now has no end yet; a `finished_at` before its start is an earlier attempt's.
     if finished and finished < started:

@@ -170,7 +170,7 @@ def _sweep_one(entry: dict[str, Any], before: str, ledger: Any, sqs: Any, signer
             return 0, 1
         return 0, 0
     item = plan(ref, settings, signer)
-    if not ledger.requeue(ref, item.task_id, before):
+    if not ledger.requeue(ref, item.task_id, before, entry=entry):
         return 0, 0
     send_all(sqs, settings.queue_url(item.queue), [item])
     logger.warning("sweep: %s was stuck in %s since %s; enqueued again", ref.uri, entry["state"], entry.get("updated_at"))

@@ -47,6 +47,7 @@ from dropq.ledger.states import (
     Claim,
     attempt_record,
     closed_history,
+    last_recorded,
 )
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "file_pk",
     "hold",
     "iso",
+    "last_recorded",
     "ledger_for",
 ]
 

@@ -19,7 +19,6 @@ from dropq.ledger.states import (
     HISTORY,
     IS_FAILED,
     IS_SUCCEEDED,
-    LOST,
     MAX_REASON_CHARS,
     NEW_OR_QUEUED,
     OLDER_VERSION,
@@ -31,8 +30,8 @@ from dropq.ledger.states import (
     SUCCEEDED,
     UNVERSIONED,
     Claim,
-    attempt_record,
     closed_history,
+    lost_record,
 )
 from dropq.ledger.table import LedgerTable
 from dropq.objects import ObjectRef
@@ -90,10 +89,7 @@ class FileStates(LedgerTable):
         )
         if before is not None:
             attempts = int(before.get("attempts") or 0) + 1
-            lost = ()
-            if before.get("state") == RUNNING:
-                reason = "its worker stopped (or stalled) before it ended, and its lease ran out"
-                lost = (attempt_record(attempts - 1, before.get("started_at"), before.get("worker"), LOST, reason),)
+            lost = lost_record(before)
             return Claim(
                 acquired=True,
                 owner=owner,
@@ -308,18 +304,21 @@ class FileStates(LedgerTable):
             return False
         return True
 
-    def requeue(self, ref: ObjectRef, task_id: str, cutoff: str) -> bool:
-        """Queue again a file stuck since before `cutoff` (queued, or running with a lease run out); count the sweep."""
+    def requeue(self, ref: ObjectRef, task_id: str, cutoff: str, entry: dict[str, Any] | None = None) -> bool:
+        """Queue again a file stuck since before `cutoff` (queued, or running with a lease run out); count the sweep.
+        With the `entry` the sweep read, a running one's unfinished attempt goes into its history."""
         return self._write(
             ref,
             {"state": QUEUED, "task_id": task_id, "requeued_at": iso(codec.now()), "lease_until": None, "parts": None},
             condition=STUCK,
             extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
             add={"sweeps": 1},
+            append=lost_record(entry or {}),
         )
 
     def fail_stuck(self, ref: ObjectRef, cutoff: str, reason: str) -> bool:
-        """Record why a file that stays stuck since before `cutoff` will not be tried again."""
+        """Record why a file that stays stuck since before `cutoff` will not be tried again (a running one's attempt
+        stays its last, ended with that reason)."""
         return self._write(
             ref,
             {**self._failure(reason), **self._failed(ref, codec.now())},

@@ -92,11 +92,25 @@ def attempt_record(
     }
 
 
+def last_recorded(entry: dict[str, Any]) -> bool:
+    """Whether the entry's own last attempt is in its history already (given back to be retried, and not claimed since)."""
+    history = entry.get(HISTORY) or []
+    return bool(history) and history[-1].get("started_at") == entry.get("started_at")
+
+
+def lost_record(entry: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The record of the attempt a running entry's lapsed lease leaves unfinished, unless it is recorded already."""
+    if entry.get("state") != RUNNING or not entry.get("started_at") or last_recorded(entry):
+        return ()
+    reason = "its worker stopped (or stalled) before it ended, and its lease ran out"
+    return (attempt_record(int(entry.get("attempts") or 1), entry["started_at"], entry.get("worker"), LOST, reason),)
+
+
 def closed_history(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """An ended file's history with its last attempt added (the newest `HISTORY_KEPT`): what an operator's retry writes
     before a new attempt replaces the entry's own start, end and worker."""
     history = list(entry.get(HISTORY) or [])
-    if entry.get("started_at"):
+    if entry.get("started_at") and not last_recorded(entry):
         outcome = str(entry.get("state"))
         history.append(
             attempt_record(

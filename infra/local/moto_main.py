@@ -89,7 +89,8 @@ _table_query = Table.query
 def _query(self: Table, *args: Any, **kwargs: Any) -> Any:
     """Table.query, over the items of the partition asked for only (called under the backend's lock)."""
     index_name = args[7] if len(args) > 7 else kwargs.get("index_name")
-    conditions = kwargs.get("hash_key_conditions") or []
+    # By keyword from moto's backend; positionally when the meter (infra/local/meter.py) passes them on.
+    conditions = kwargs.get("hash_key_conditions") or (args[10] if len(args) > 10 else None) or []
     if not index_name:
         # The table's own partition: moto keeps its items by their partition key already.
         hash_key = args[0] if args else kwargs.get("hash_key")

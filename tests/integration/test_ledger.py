@@ -330,3 +330,27 @@ def test_an_operators_retries_keep_the_newest_attempts_only(moto_settings: Setti
     kept = [a["reason"] for a in version["earlier_attempts"]]
     assert kept == [f"failure {attempt}" for attempt in range(4, HISTORY_KEPT + 4)]
     assert version["reason"] == f"failure {HISTORY_KEPT + 4}"
+
+
+def test_an_attempt_given_back_or_swept_shows_once_and_a_swept_dead_attempt_is_kept(moto_settings: Settings) -> None:
+    ledger = ledger_for(moto_settings)
+    ref = _ref()
+    first = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert first.owner and ledger.release(ref, first.owner, ended=[first.ended(RETRIED, "transient error: S3 timed out")])
+    # Given back and not claimed since: the attempt is in the history, not shown again as the last one
+    (waiting,) = file_history(ledger, ref.bucket, ref.key)
+    assert [a["attempt"] for a in waiting["earlier_attempts"]] == [1] and waiting["last_attempt"] is None
+    # A worker that died with the file is swept: its attempt is kept as lost, once, and the next claim adds none
+    dying = ledger.claim(ref, "metadata", "t1", worker="w2", lease_seconds=0.3)
+    time.sleep(0.5)
+    cutoff = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert ledger.requeue(ref, "t2", cutoff, entry=ledger.get(ref.bucket, ref.key, ref.etag))
+    after = ledger.claim(ref, "metadata", "t2", worker="w3", lease_seconds=30)
+    assert after.owner and after.lost == ()
+    assert ledger.mark_succeeded(ref, after.owner, ["processed/x"], 5, "0" * 64, earlier=after.lost)
+    (done,) = file_history(ledger, ref.bucket, ref.key)
+    assert [(a["attempt"], a["outcome"], a["started_at"]) for a in done["earlier_attempts"]] == [
+        (1, RETRIED, first.started_at),
+        (2, LOST, dying.started_at),
+    ]
+    assert (done["last_attempt"]["worker"], done["attempts"]) == ("w3", 3)
