@@ -160,26 +160,31 @@ class Attempt:
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
 
-    def failed(self, reason: str) -> dict[str, Any]:
-        """Record that the file failed for `reason` (unless another attempt took it over)."""
-        with ledger_writes(self.task_id):
-            recorded = self.ledger.mark_failed(self.ref, self.owner, reason, self.pipeline, earlier=self.claim.lost)
-        if not recorded:
-            return superseded(self.ref, self.task_id, self.pipeline)
-        duration_ms = self._elapsed_ms()
+    def _told(self, outcome: dict[str, Any], duration_ms: int, **logged: Any) -> None:
+        """A recorded outcome's outcome line (and metrics), its tally, and its webhook."""
+        succeeded = outcome["state"] == SUCCEEDED
         log_outcome(
             events,
             service,
             self.ref,
             self.task_id,
             self.pipeline,
-            succeeded=False,
+            succeeded=succeeded,
             duration_ms=duration_ms,
-            reason=reason,
             attempt=self.attempts,
+            **logged,
         )
-        record(self.pipeline, succeeded=False, duration_ms=duration_ms)
-        notify(self.ref, {"state": FAILED, "pipeline": self.pipeline, "reason": reason, "task_id": self.task_id}, self.s3, self.ledger)
+        record(self.pipeline, succeeded=succeeded, duration_ms=duration_ms)
+        notify(self.ref, outcome, self.s3, self.ledger)
+
+    def failed(self, reason: str) -> dict[str, Any]:
+        """Record that the file failed for `reason` (unless another attempt took it over)."""
+        with ledger_writes(self.task_id):
+            recorded = self.ledger.mark_failed(self.ref, self.owner, reason, self.pipeline, earlier=self.claim.lost)
+        if not recorded:
+            return superseded(self.ref, self.task_id, self.pipeline)
+        outcome = {"state": FAILED, "pipeline": self.pipeline, "reason": reason, "task_id": self.task_id}
+        self._told(outcome, self._elapsed_ms(), reason=reason)
         return {"state": "failed", "key": self.ref.key, "reason": reason}
 
     def succeeded(self, outputs: list[str], sha256: str) -> dict[str, Any]:
@@ -191,20 +196,8 @@ class Attempt:
             )
         if not recorded:
             return superseded(self.ref, self.task_id, self.pipeline)
-        log_outcome(
-            events,
-            service,
-            self.ref,
-            self.task_id,
-            self.pipeline,
-            succeeded=True,
-            duration_ms=duration_ms,
-            outputs=len(outputs),
-            attempt=self.attempts,
-        )
-        record(self.pipeline, succeeded=True, duration_ms=duration_ms)
         outcome = {"state": SUCCEEDED, "pipeline": self.pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": self.task_id}
-        notify(self.ref, outcome, self.s3, self.ledger)
+        self._told(outcome, duration_ms, outputs=len(outputs))
         return {"state": "succeeded", "key": self.ref.key, "outputs": outputs, "sha256": sha256}
 
     def give_back(self, exc: TransientError) -> NoReturn:

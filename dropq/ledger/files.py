@@ -222,26 +222,22 @@ class FileStates(LedgerTable):
             ExpressionAttributeValues={":webhook": encode(delivery)},
         )
 
+    def _queued_again(self, ref: ObjectRef, task_id: str, queue: str, entry: dict[str, Any] | None) -> dict[str, Any]:
+        """What an operator's retry or reprocessing writes: queued under a new task, its attempts counted afresh, back
+        at the top of `recent` and into `open`; with the `entry` read before, its last attempt closes its history."""
+        now = codec.now()
+        closed = {HISTORY: closed_history(entry)} if entry else {}
+        return {"state": QUEUED, "task_id": task_id, "attempts": 0, **closed, **self._recent(ref, now), **self._open(ref, queue, now)}
+
     def retry(self, ref: ObjectRef, task_id: str, queue: str | None = None, entry: dict[str, Any] | None = None) -> bool:
         """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed.
 
         It comes back at the top of the `recent` index and into the `open` one, and leaves the `failed` one. With the
         `entry` read before, its last attempt goes into its history.
         """
-        now = codec.now()
-        closed = {HISTORY: closed_history(entry)} if entry else {}
         return self._write(
             ref,
-            {
-                "state": QUEUED,
-                "task_id": task_id,
-                "reason": None,
-                "parts": None,
-                "attempts": 0,
-                **closed,
-                **self._recent(ref, now),
-                **self._open(ref, queue or self.default_queue, now),
-            },
+            {"reason": None, "parts": None, **self._queued_again(ref, task_id, queue or self.default_queue, entry)},
             condition=IS_FAILED,
             extra={":failed": FAILED},
             add={"retries": 1},
@@ -260,19 +256,9 @@ class FileStates(LedgerTable):
         """Queue again a succeeded file (`dropq retry --force`), where `condition` also holds; False if it is not one
         (any more). Like a retry, it comes back at the top of `recent` and into `open` (and the `entry` read before
         closes its history); its new outputs replace the old."""
-        now = codec.now()
-        closed = {HISTORY: closed_history(entry)} if entry else {}
         return self._write(
             ref,
-            {
-                "state": QUEUED,
-                "task_id": task_id,
-                "queue": queue,
-                "attempts": 0,
-                **closed,
-                **self._recent(ref, now),
-                **self._open(ref, queue, now),
-            },
+            {"queue": queue, **self._queued_again(ref, task_id, queue, entry)},
             condition=IS_SUCCEEDED + (f" AND {condition}" if condition else ""),
             extra={":succeeded": SUCCEEDED, **(extra or {})},
             add={"reprocessed": 1},
