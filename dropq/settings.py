@@ -1,9 +1,10 @@
 """Settings read from the environment, once, at the edges (worker start, Lambda cold start, CLI).
 
-Every environment variable dropq reads is named here. Without DROPQ_ENDPOINT_URL a process talks to AWS, whose
-settings a deployed stack sets for its own resources (a worker or producer without them stops at start, naming
-them: `require_deployment`); `dropq up`, the local cloud's workers and the tests set the local endpoint. The other
-defaults are those of the local cloud.
+Every environment variable dropq reads is a row of `VARIABLES` (dropq/variables.py: Variable), from which loading,
+`Settings.environment()` and the documentation (`dropq settings`, SETTINGS.md) are derived. Without DROPQ_ENDPOINT_URL
+a process talks to AWS, whose settings a deployed stack sets for its own resources (a worker or producer without them
+stops at start, naming them: `require_deployment`); `dropq up`, the local cloud's workers and the tests set the local
+endpoint. The other defaults are those of the local cloud.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from dropq.errors import ConfigError
 from dropq.topology import PROFILES, RATE_LIMIT, SQS_MAX_DELAY_SECONDS, TOPOLOGY, Topology
+from dropq.variables import Choice, Integer, Names, Text, Url, Variable, is_http_url, markdown, table
 
 if TYPE_CHECKING:
     import boto3
@@ -26,34 +27,21 @@ REGION = "AWS_REGION"
 DEFAULT_REGION = "AWS_DEFAULT_REGION"
 ACCOUNT_ID = "DROPQ_ACCOUNT_ID"
 BUCKET = "DROPQ_BUCKET"
+PREFIX = "DROPQ_PREFIX"
+PROFILE = "DROPQ_PROFILE"
 STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
-PREFIX = "DROPQ_PREFIX"
-# Which topology of dropq/topology.py's PROFILES this deployment runs ("default", "production").
-PROFILE = "DROPQ_PROFILE"
-# The longest SQS delay one message of a task with a countdown gets (SQS allows 900 s); longer countdowns hop.
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
-# The sweep (a periodic task) enqueues again the files stuck in queued or running for longer than this.
 STUCK_AFTER_SECONDS = "DROPQ_STUCK_AFTER_SECONDS"
-# An image at least this large renders its thumbnail sizes side by side (tasks/pipelines/images.py); a smaller one
-# renders them in one task, in less time than the messages of a chord take.
 IMAGE_SPLIT_BYTES = "DROPQ_IMAGE_SPLIT_BYTES"
-# A table larger than this is converted in chunks of about this size, side by side (tasks/pipelines/tables.py).
 TABLE_CHUNK_BYTES = "DROPQ_TABLE_CHUNK_BYTES"
-# Set on each worker by its pool (infra/worker.py): which pool of the topology this worker belongs to.
 POOL = "DROPQ_POOL"
-# Extra Python modules a worker imports at start, comma-separated: where your own `@pipeline`s live.
 PIPELINE_MODULES = "DROPQ_PIPELINE_MODULES"
-# Message signing (Celery's `auth` serializer): the RSA key and certificate that sign, and the folder of
-# certificates whose signatures workers accept. Unset: plain JSON messages.
 SIGNING_KEY = "DROPQ_SIGNING_KEY"
 SIGNING_CERT = "DROPQ_SIGNING_CERT"
 SIGNING_CERT_STORE = "DROPQ_SIGNING_CERT_STORE"
-# Or, as a stack deploys it (`-c signing-secret=NAME`): a Secrets Manager secret holding the key, certificate and trusted
-# certificates as PEM (dropq/signing.py: SECRET_FIELDS), written to private files when a worker or the producer starts.
 SIGNING_SECRET = "DROPQ_SIGNING_SECRET"
-# Injected by ECS into every task: the agent's endpoint, for scale-in protection (tasks/protection.py).
 ECS_AGENT_URI = "ECS_AGENT_URI"
 
 # How every client dropq makes retries AWS's throttling, 5xx and dropped connections before dropq's own retry (a task's,
@@ -77,6 +65,149 @@ PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{0,40}$")
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+MIB = 1024 * 1024
+ACCOUNT_PATTERN = re.compile(r"^[0-9]{12}$")
+PATHS = Text(described="a path")
+
+# Every variable dropq reads, in the order they are checked and documented.
+VARIABLES = (
+    Variable(
+        ENDPOINT_URL,
+        "endpoint_url",
+        Url(hint="leave it empty to use AWS"),
+        None,
+        "Where AWS is: unset or empty for AWS itself; `dropq up` and the tests set the local cloud's.",
+    ),
+    Variable(
+        REGION, "region", Text(described="a region name"), "us-east-1", "The AWS region.", aliases=(DEFAULT_REGION,), aws_required=True
+    ),
+    Variable(
+        ACCOUNT_ID,
+        "account_id",
+        Text(ACCOUNT_PATTERN, "is not a 12-digit AWS account id", "12 digits"),
+        LOCAL_ACCOUNT_ID,
+        "The AWS account that owns the queues (moto's, locally).",
+        empty_is_value=True,
+        aws_required=True,
+    ),
+    Variable(BUCKET, "bucket", Text(described="a bucket name"), lambda t: t.bucket, "The bucket of inputs and outputs.", aws_required=True),
+    Variable(
+        PREFIX,
+        "prefix",
+        Text(PREFIX_PATTERN),
+        DEFAULT_PREFIX,
+        "Queues and tables are named <prefix><topology name> (a stack's is `<stack>-`); empty is a prefix too.",
+        empty_is_value=True,
+        aws_required=True,
+    ),
+    Variable(
+        PROFILE,
+        "profile",
+        Choice(lambda t: PROFILES, "topology profile", ", ".join(PROFILES)),
+        "default",
+        "Which topology of dropq/topology.py's PROFILES this deployment runs.",
+    ),
+    Variable(STATE_DIR, "state_dir", PATHS, ".dropq", "Where the local cloud and the CLI keep their files."),
+    Variable(MAX_RETRIES, "max_retries", Integer(0), 5, "Retries of a transient error before the file fails."),
+    Variable(
+        MAX_INPUT_BYTES,
+        "max_input_bytes",
+        Integer(1),
+        lambda t: t.max_input_bytes,
+        'A larger input fails at once ("too large") instead of being read.',
+    ),
+    Variable(
+        DELAY_HOP_SECONDS,
+        "delay_hop_seconds",
+        Integer(1, SQS_MAX_DELAY_SECONDS, "SQS's longest delay"),
+        SQS_MAX_DELAY_SECONDS,
+        "The longest SQS delay one message of a countdown gets; longer countdowns hop.",
+    ),
+    Variable(
+        TABLE_CHUNK_BYTES,
+        "table_chunk_bytes",
+        Integer(64 * 1024),
+        32 * MIB,
+        "A larger table is converted in chunks of about this size, side by side (tasks/pipelines/tables.py).",
+    ),
+    Variable(
+        IMAGE_SPLIT_BYTES,
+        "image_split_bytes",
+        Integer(0),
+        8 * MIB,
+        "An image this large renders its thumbnail sizes side by side (tasks/pipelines/images.py); "
+        "a smaller one in one task, in less time than a chord's messages take.",
+    ),
+    Variable(
+        STUCK_AFTER_SECONDS,
+        "stuck_after_seconds",
+        Integer(1),
+        60 * 60,
+        "The sweep enqueues again the files queued or running for longer than this.",
+    ),
+    Variable(
+        POOL,
+        "pool",
+        Choice(lambda t: [p.name for p in t.pools], "pool of the topology", "a pool of the topology"),
+        None,
+        "Which pool of the topology this worker belongs to; set on each worker by its pool (infra/worker.py).",
+        passed=False,
+    ),
+    Variable(
+        PIPELINE_MODULES,
+        "pipeline_modules",
+        Names(MODULE_PATTERN, "Python module path", "mypackage.pipelines"),
+        (),
+        "Extra modules a worker imports at start: where your own `@pipeline`s live.",
+    ),
+    Variable(
+        SIGNING_KEY,
+        "signing_key",
+        PATHS,
+        None,
+        "Message signing (Celery's `auth` serializer): the RSA key that signs. Unset: plain JSON messages.",
+    ),
+    Variable(SIGNING_CERT, "signing_cert", PATHS, None, "Message signing: the certificate of that key."),
+    Variable(SIGNING_CERT_STORE, "signing_cert_store", PATHS, None, "Message signing: the folder of certificates workers trust."),
+    Variable(
+        SIGNING_SECRET,
+        "signing_secret",
+        Text(described="a secret's name or ARN"),
+        None,
+        "Or, as a stack deploys it (`-c signing-secret=NAME`): a Secrets Manager secret holding the key, certificate and trusted certificates as "
+        "PEM (dropq/signing.py), written to private files when a worker or the producer starts.",
+    ),
+    Variable(
+        ECS_AGENT_URI,
+        "ecs_agent_uri",
+        Text(described="the agent's URL"),
+        None,
+        "Injected by ECS into every task: the agent's endpoint, for scale-in protection (tasks/protection.py).",
+        passed=False,
+    ),
+)
+# The family of variables each topology webhook reads, documented beside the table.
+WEBHOOK_VARIABLES = (
+    ("DROPQ_WEBHOOK_<NAME>_URL", "an http(s) URL", "", "Turns the topology webhook <NAME> on: where it posts."),
+    ("DROPQ_WEBHOOK_<NAME>_SECRET", "any text", "", "The secret its requests are signed with (needed with a URL)."),
+    ("DROPQ_WEBHOOK_<NAME>_RATE_LIMIT", "like `10/s`, `100/m`", "", "This deployment's rate limit, over the topology's."),
+)
+
+
+def reference(others: tuple[tuple[str, str, str, str], ...] = ()) -> str:
+    """The documentation of every variable (and `others`, the CLI's own), as SETTINGS.md holds it."""
+    return (
+        "# Settings\n\nEvery environment variable dropq reads, generated from dropq/settings.py (`dropq settings --markdown`);"
+        " `dropq settings` shows what this environment gives a worker or the producer. Defaults are the local cloud's;"
+        " a stack sets its own for its workers and producer.\n\n" + markdown([*table(VARIABLES, TOPOLOGY), *WEBHOOK_VARIABLES, *others])
+    )
+
+
+def variable(name: str) -> Variable:
+    """The row of the variable called `name`."""
+    return next(v for v in VARIABLES if v.name == name)
+
+
 def webhook_variable(name: str, field: str) -> str:
     """The environment variable of one field (URL, SECRET, RATE_LIMIT) of the webhook called `name`."""
     return f"DROPQ_WEBHOOK_{name.upper()}_{field}"
@@ -94,30 +225,37 @@ class WebhookEndpoint:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where dropq's resources are and how it behaves; built by `load_settings`."""
+    """Where dropq's resources are and how it behaves: a field for each row of `VARIABLES`, built by `load_settings`
+    (or `Settings.defaults`)."""
 
-    topology: Topology = TOPOLOGY
-    profile: str = "default"
-    endpoint_url: str | None = LOCAL_ENDPOINT
-    region: str = "us-east-1"
-    account_id: str = LOCAL_ACCOUNT_ID
-    bucket: str = TOPOLOGY.bucket
-    state_dir: str = ".dropq"
-    max_retries: int = 5
-    max_input_bytes: int = TOPOLOGY.max_input_bytes
-    prefix: str = DEFAULT_PREFIX
-    delay_hop_seconds: int = SQS_MAX_DELAY_SECONDS
-    table_chunk_bytes: int = 32 * 1024 * 1024
-    image_split_bytes: int = 8 * 1024 * 1024
-    stuck_after_seconds: int = 60 * 60
-    pool: str | None = None
-    pipeline_modules: tuple[str, ...] = ()
-    ecs_agent_uri: str | None = None
-    signing_key: str | None = None
-    signing_cert: str | None = None
-    signing_cert_store: str | None = None
-    signing_secret: str | None = None
+    topology: Topology
+    profile: str
+    endpoint_url: str | None
+    region: str
+    account_id: str
+    bucket: str
+    state_dir: str
+    max_retries: int
+    max_input_bytes: int
+    prefix: str
+    delay_hop_seconds: int
+    table_chunk_bytes: int
+    image_split_bytes: int
+    stuck_after_seconds: int
+    pool: str | None
+    pipeline_modules: tuple[str, ...]
+    ecs_agent_uri: str | None
+    signing_key: str | None
+    signing_cert: str | None
+    signing_cert_store: str | None
+    signing_secret: str | None
     webhook_endpoints: tuple[WebhookEndpoint, ...] = ()
+
+    @classmethod
+    def defaults(cls, topology: Topology = TOPOLOGY, **changes: Any) -> Settings:
+        """The settings of a deployment of `topology` where no variable is set, with `changes`."""
+        values = {v.field: v.default_for(topology) for v in VARIABLES}
+        return cls(topology=topology, **{**values, **changes})
 
     def webhook(self, name: str) -> WebhookEndpoint | None:
         """The deployment's endpoint of the topology webhook `name`, or None when it is off."""
@@ -166,27 +304,10 @@ class Settings:
 
     def environment(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in another process."""
-        env = {
-            ENDPOINT_URL: self.endpoint_url or "",
-            REGION: self.region,
-            DEFAULT_REGION: self.region,
-            ACCOUNT_ID: self.account_id,
-            BUCKET: self.bucket,
-            STATE_DIR: self.state_dir,
-            MAX_RETRIES: str(self.max_retries),
-            MAX_INPUT_BYTES: str(self.max_input_bytes),
-            PREFIX: self.prefix,
-            PROFILE: self.profile,
-            DELAY_HOP_SECONDS: str(self.delay_hop_seconds),
-            TABLE_CHUNK_BYTES: str(self.table_chunk_bytes),
-            IMAGE_SPLIT_BYTES: str(self.image_split_bytes),
-            STUCK_AFTER_SECONDS: str(self.stuck_after_seconds),
-            PIPELINE_MODULES: ",".join(self.pipeline_modules),
-            SIGNING_KEY: self.signing_key or "",
-            SIGNING_CERT: self.signing_cert or "",
-            SIGNING_CERT_STORE: self.signing_cert_store or "",
-            SIGNING_SECRET: self.signing_secret or "",
-        }
+        env: dict[str, str] = {}
+        for v in VARIABLES:
+            if v.passed:
+                env.update(v.environment(getattr(self, v.field)))
         for endpoint in self.webhook_endpoints:
             env[webhook_variable(endpoint.name, "URL")] = endpoint.url
             env[webhook_variable(endpoint.name, "SECRET")] = endpoint.secret
@@ -196,30 +317,12 @@ class Settings:
         return env
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} is below its minimum {minimum}")
-    return value
-
-
-# What a process in AWS (no DROPQ_ENDPOINT_URL) must be told, beside its region: a stack sets them all.
-AWS_REQUIRED = (ACCOUNT_ID, BUCKET, PREFIX)
-
-
 def missing_for_aws(environ: Mapping[str, str]) -> list[str]:
     """The variables a process that talks to AWS (no endpoint set) needs and lacks; none for a local cloud."""
     if environ.get(ENDPOINT_URL):
         return []
-    missing = [] if environ.get(REGION) or environ.get(DEFAULT_REGION) else [f"{REGION} (or {DEFAULT_REGION})"]
-    # Set, even empty (an empty prefix is a prefix): load_settings checks each value.
-    return missing + [name for name in AWS_REQUIRED if name not in environ]
+    required = [v for v in VARIABLES if v.aws_required and v.raw(environ) is None]
+    return [" (or ".join((v.name, *v.aliases)) + ")" * len(v.aliases) for v in required]
 
 
 def require_deployment(environ: Mapping[str, str] | None = None) -> None:
@@ -234,47 +337,31 @@ def require_deployment(environ: Mapping[str, str] | None = None) -> None:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, topology: Topology | None = None) -> Settings:
-    """Build the settings from the environment, failing with the variable's name when one is malformed.
+    """Build the settings from the environment, each variable as its row of `VARIABLES` says, failing with the
+    variable's name when one is malformed.
 
     The topology is the profile's that DROPQ_PROFILE names (dropq/topology.py: PROFILES), unless one is given.
     """
     environ = os.environ if environ is None else environ
-    profile = environ.get(PROFILE) or "default"
-    if profile not in PROFILES:
-        raise ConfigError(f"{PROFILE}={profile!r} names no topology profile; known: {', '.join(PROFILES)}")
-    topology = topology or PROFILES[profile]
-    # Unset or empty: AWS. The local cloud's processes are given its endpoint (`local_settings`, `dropq up`).
-    endpoint = environ.get(ENDPOINT_URL) or ""
-    if endpoint:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{ENDPOINT_URL}={endpoint!r} is not an http(s) URL; leave it empty to use AWS")
-    account = environ.get(ACCOUNT_ID, LOCAL_ACCOUNT_ID)
-    if not (account.isdigit() and len(account) == 12):
-        raise ConfigError(f"{ACCOUNT_ID}={account!r} is not a 12-digit AWS account id")
-    prefix = environ.get(PREFIX, DEFAULT_PREFIX)
-    if not PREFIX_PATTERN.match(prefix):
-        raise ConfigError(f"{PREFIX}={prefix!r} must match {PREFIX_PATTERN.pattern}")
-    hop = _int(environ, DELAY_HOP_SECONDS, SQS_MAX_DELAY_SECONDS, 1)
-    if hop > SQS_MAX_DELAY_SECONDS:
-        raise ConfigError(f"{DELAY_HOP_SECONDS}={hop} is above SQS's longest delay, {SQS_MAX_DELAY_SECONDS}")
-    pool = environ.get(POOL) or None
-    if pool is not None and pool not in {p.name for p in topology.pools}:
-        raise ConfigError(f"{POOL}={pool!r} names no pool of the topology; known: {', '.join(p.name for p in topology.pools)}")
-    modules = pipeline_modules(environ)
-    signing = {name: environ.get(name) or None for name in (SIGNING_KEY, SIGNING_CERT, SIGNING_CERT_STORE)}
+    topology = topology or PROFILES[variable(PROFILE).load(environ, TOPOLOGY)]
+    values = {v.field: v.load(environ, topology) for v in VARIABLES}
+    signing = {v.name: values[v.field] for v in map(variable, (SIGNING_KEY, SIGNING_CERT, SIGNING_CERT_STORE))}
     if any(signing.values()) and not all(signing.values()):
         missing = ", ".join(name for name, value in signing.items() if not value)
         raise ConfigError(f"message signing needs {SIGNING_KEY}, {SIGNING_CERT} and {SIGNING_CERT_STORE}; missing: {missing}")
-    signing_secret = environ.get(SIGNING_SECRET) or None
-    if signing_secret and any(signing.values()):
+    if values["signing_secret"] and any(signing.values()):
         raise ConfigError(f"message signing takes its keys from {SIGNING_SECRET} or from files ({SIGNING_KEY}, ...), not both")
+    return Settings(topology=topology, webhook_endpoints=webhook_endpoints(environ, topology), **values)
+
+
+def webhook_endpoints(environ: Mapping[str, str], topology: Topology) -> tuple[WebhookEndpoint, ...]:
+    """The topology webhooks this deployment turns on (DROPQ_WEBHOOK_<NAME>_URL), each checked."""
     endpoints = []
     for webhook in topology.webhooks:
         url, secret, rate = (environ.get(webhook_variable(webhook.name, f)) or "" for f in ("URL", "SECRET", "RATE_LIMIT"))
         if not url:
             continue
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        if not is_http_url(url):
             raise ConfigError(f"{webhook_variable(webhook.name, 'URL')}={url!r} is not an http(s) URL")
         if not secret:
             raise ConfigError(
@@ -283,41 +370,21 @@ def load_settings(environ: Mapping[str, str] | None = None, topology: Topology |
         if rate and not RATE_LIMIT.match(rate):
             raise ConfigError(f"{webhook_variable(webhook.name, 'RATE_LIMIT')}={rate!r} is not like '10/s' or '100/m'")
         endpoints.append(WebhookEndpoint(name=webhook.name, url=url, secret=secret, rate_limit=rate or None))
-    return Settings(
-        topology=topology,
-        profile=profile,
-        endpoint_url=endpoint.rstrip("/") or None,
-        region=environ.get(REGION) or environ.get(DEFAULT_REGION) or "us-east-1",
-        account_id=account,
-        bucket=environ.get(BUCKET) or topology.bucket,
-        state_dir=environ.get(STATE_DIR) or ".dropq",
-        max_retries=_int(environ, MAX_RETRIES, 5, 0),
-        max_input_bytes=_int(environ, MAX_INPUT_BYTES, topology.max_input_bytes, 1),
-        prefix=prefix,
-        delay_hop_seconds=hop,
-        table_chunk_bytes=_int(environ, TABLE_CHUNK_BYTES, Settings.table_chunk_bytes, 64 * 1024),
-        image_split_bytes=_int(environ, IMAGE_SPLIT_BYTES, Settings.image_split_bytes, 0),
-        stuck_after_seconds=_int(environ, STUCK_AFTER_SECONDS, Settings.stuck_after_seconds, 1),
-        pool=pool,
-        pipeline_modules=modules,
-        ecs_agent_uri=environ.get(ECS_AGENT_URI) or None,
-        signing_key=signing[SIGNING_KEY],
-        signing_cert=signing[SIGNING_CERT],
-        signing_cert_store=signing[SIGNING_CERT_STORE],
-        signing_secret=signing_secret,
-        webhook_endpoints=tuple(endpoints),
-    )
+    return tuple(endpoints)
 
 
 def pipeline_modules(environ: Mapping[str, str]) -> tuple[str, ...]:
     """The modules of your own pipelines that DROPQ_PIPELINE_MODULES names (comma-separated), checked."""
-    modules = tuple(m.strip() for m in environ.get(PIPELINE_MODULES, "").split(",") if m.strip())
-    for module in modules:
-        if not MODULE_PATTERN.match(module):
-            raise ConfigError(f"{PIPELINE_MODULES}: {module!r} is not a Python module path like 'mypackage.pipelines'")
+    modules: tuple[str, ...] = variable(PIPELINE_MODULES).load(environ, TOPOLOGY)
     return modules
 
 
 def local_settings(port: int = LOCAL_PORT, state_dir: str = ".dropq", **changes: Any) -> Settings:
     """The settings of a local cloud on `port`."""
-    return replace(Settings(), endpoint_url=f"http://127.0.0.1:{port}", state_dir=state_dir, **changes)
+    return Settings.defaults(endpoint_url=f"http://127.0.0.1:{port}", state_dir=state_dir, **changes)
+
+
+# Each field of Settings but the topology and the webhooks is a variable's, and each variable fills one.
+_FILLED = {f.name for f in fields(Settings)} - {"topology", "webhook_endpoints"}
+if sorted(v.field for v in VARIABLES) != sorted(_FILLED):
+    raise ConfigError(f"VARIABLES fill {sorted(v.field for v in VARIABLES)}, Settings has {sorted(_FILLED)}")

@@ -29,14 +29,24 @@ from dropq.settings import (
     LOCAL_ENDPOINT,
     LOCAL_PORT,
     REGION,
+    VARIABLES,
     Settings,
     load_settings,
     local_settings,
+    missing_for_aws,
     pipeline_modules,
+    reference,
+    webhook_variable,
 )
 from ops.finding import PAGE_SIZE
 
 STACK_VARIABLE = "DROPQ_STACK"
+DASHBOARD_TOKEN = "DROPQ_DASHBOARD_TOKEN"
+# The CLI's own variables, documented with the settings (SETTINGS.md).
+CLI_VARIABLES = (
+    (STACK_VARIABLE, "a stack name", "", "The CLI's `--stack`: operate this CloudFormation stack instead of the local cloud."),
+    (DASHBOARD_TOKEN, "any text", "", "`dropq dashboard --token`: the token its API calls need (made up beyond loopback)."),
+)
 # Files `dropq put` uploads at once.
 UPLOAD_THREADS = 8
 # `dropq files` and `dropq retry --state`: the period they look back over unless --since says.
@@ -595,7 +605,7 @@ def _stack_args() -> list[str]:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs a token.")
 @click.option("--port", default=DASHBOARD_PORT, show_default=True, help="Port to listen on.")
-@click.option("--token", envvar="DROPQ_DASHBOARD_TOKEN", default=None, help="The token API calls need (made up beyond loopback).")
+@click.option("--token", envvar=DASHBOARD_TOKEN, default=None, help="The token API calls need (made up beyond loopback).")
 @click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(min=0.5), help="Seconds between readings.")
 def dashboard(host: str, port: int, token: str | None, interval: float) -> None:
     """Serve a live dashboard of queues, pools and files, with redrive, retry and purge, until Ctrl-C."""
@@ -702,6 +712,26 @@ def plan(
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(result.markdown() if markdown else result.render())
+
+
+@main.command(name="settings")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the reference of every variable (SETTINGS.md).")
+def settings_(as_markdown: bool) -> None:
+    """Show each setting as this environment gives it to a worker or the producer: variable, value, where from."""
+    if as_markdown:
+        click.echo(reference(CLI_VARIABLES), nl=False)
+        return
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for v in VARIABLES:
+        value = v.parser.text(getattr(settings, v.field)) or "-"
+        click.echo(f"{v.name:<28} {value:<40} {'set' if v.raw(os.environ) is not None else 'default'}")
+    for endpoint in settings.webhook_endpoints:
+        click.echo(f"{webhook_variable(endpoint.name, 'URL'):<28} {endpoint.url:<40} set")
+    if missing := missing_for_aws(os.environ):
+        click.echo(f"no endpoint, so AWS: a worker or the producer here stops at start, lacking {', '.join(missing)}")
 
 
 @main.group()

@@ -20,17 +20,14 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from dropq.errors import InputError, PermanentError, TransientError
-from dropq.ledger import FAILED, SUCCEEDED
 from dropq.objects import ObjectRef
-from dropq.observe import log_outcome
+from tasks import outcomes
 from tasks.app import app, settings
 from tasks.backoff import backoff
 from tasks.chords import COMBINE_TASK, PART_TASK, read_range, split_of
-from tasks.notify import notify
 from tasks.pipelines import VERSIONS, Job
-from tasks.services import clients, events, ledger_writes, service, superseded
+from tasks.services import clients, ledger_writes, superseded
 from tasks.storage import delete_keys, download, upload_folder
-from tasks.tally import record
 
 logger = logging.getLogger("dropq.worker")
 
@@ -120,12 +117,6 @@ def combine(self: Any, parts: list[dict[str, Any]], *, pipeline: str, owner: str
             recorded = ledger.mark_failed(ref, owner, reason, pipeline)
     if not recorded:
         return superseded(ref, task_id, pipeline)
-    log_outcome(events, service, ref, task_id, pipeline, succeeded=reason is None, duration_ms=duration_ms, reason=reason, parts=len(parts))
-    record(pipeline, succeeded=reason is None, duration_ms=duration_ms)
     if reason is not None:
-        notify(ref, {"state": FAILED, "pipeline": pipeline, "reason": reason, "task_id": task_id}, s3, ledger)
-        return {"state": FAILED, "key": ref.key, "reason": reason}
-    notify(
-        ref, {"state": SUCCEEDED, "pipeline": pipeline, "outputs": everything, "duration_ms": duration_ms, "task_id": task_id}, s3, ledger
-    )
-    return {"state": SUCCEEDED, "key": ref.key, "outputs": everything}
+        return outcomes.failed(ref, pipeline, task_id, reason, duration_ms, s3, ledger, parts=len(parts))
+    return outcomes.succeeded(ref, pipeline, task_id, everything, duration_ms, s3, ledger, parts=len(parts))

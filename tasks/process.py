@@ -11,21 +11,20 @@ from typing import Any, NoReturn
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from dropq.errors import InputError, PermanentError, TransientError
-from dropq.ledger import FAILED, QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold
+from dropq.ledger import QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold
 from dropq.objects import ObjectRef
-from dropq.observe import log_event, log_outcome
+from dropq.observe import log_event
 from dropq.protocol import PROCESS_TASK
 from dropq.settings import Settings
+from tasks import outcomes
 from tasks.app import app, settings
 from tasks.backoff import backoff
 from tasks.chords import plan as parts_plan
 from tasks.chords import split_of
 from tasks.chords import start as start_parts
-from tasks.notify import notify
 from tasks.pipelines import PIPELINES, VERSIONS, Job
-from tasks.services import clients, events, ledger_writes, service, superseded
+from tasks.services import clients, events, ledger_writes, superseded
 from tasks.storage import delete_keys, download, upload_folder
-from tasks.tally import record
 
 # S3 keys are at most 1024 bytes of UTF-8: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
 S3_MAX_KEY_BYTES = 1024
@@ -160,32 +159,15 @@ class Attempt:
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
 
-    def _told(self, outcome: dict[str, Any], duration_ms: int, **logged: Any) -> None:
-        """A recorded outcome's outcome line (and metrics), its tally, and its webhook."""
-        succeeded = outcome["state"] == SUCCEEDED
-        log_outcome(
-            events,
-            service,
-            self.ref,
-            self.task_id,
-            self.pipeline,
-            succeeded=succeeded,
-            duration_ms=duration_ms,
-            attempt=self.attempts,
-            **logged,
-        )
-        record(self.pipeline, succeeded=succeeded, duration_ms=duration_ms)
-        notify(self.ref, outcome, self.s3, self.ledger)
-
     def failed(self, reason: str) -> dict[str, Any]:
         """Record that the file failed for `reason` (unless another attempt took it over)."""
         with ledger_writes(self.task_id):
             recorded = self.ledger.mark_failed(self.ref, self.owner, reason, self.pipeline, earlier=self.claim.lost)
         if not recorded:
             return superseded(self.ref, self.task_id, self.pipeline)
-        outcome = {"state": FAILED, "pipeline": self.pipeline, "reason": reason, "task_id": self.task_id}
-        self._told(outcome, self._elapsed_ms(), reason=reason)
-        return {"state": "failed", "key": self.ref.key, "reason": reason}
+        return outcomes.failed(
+            self.ref, self.pipeline, self.task_id, reason, self._elapsed_ms(), self.s3, self.ledger, attempt=self.attempts
+        )
 
     def succeeded(self, outputs: list[str], sha256: str) -> dict[str, Any]:
         """Record the file's outputs (unless another attempt took it over)."""
@@ -196,9 +178,8 @@ class Attempt:
             )
         if not recorded:
             return superseded(self.ref, self.task_id, self.pipeline)
-        outcome = {"state": SUCCEEDED, "pipeline": self.pipeline, "outputs": outputs, "duration_ms": duration_ms, "task_id": self.task_id}
-        self._told(outcome, duration_ms, outputs=len(outputs))
-        return {"state": "succeeded", "key": self.ref.key, "outputs": outputs, "sha256": sha256}
+        told = outcomes.succeeded(self.ref, self.pipeline, self.task_id, outputs, duration_ms, self.s3, self.ledger, attempt=self.attempts)
+        return {**told, "sha256": sha256}
 
     def give_back(self, exc: TransientError) -> NoReturn:
         """Give the file back to be retried after a backoff, this attempt in its history; raises Celery's Retry."""

@@ -50,8 +50,8 @@ class DropqStack(cdk.Stack):
         self.storage = Storage(self, "Storage", topology, self.prefix, existing_bucket)
         self.queues = Queues(self, "Queues", topology, self.prefix)
         self.signing = MessageSigning(self, "Signing")
-        self.settings = Settings(
-            topology=topology,
+        self.settings = Settings.defaults(
+            topology,
             profile=profile,
             endpoint_url=None,
             region=cdk.Aws.REGION,

@@ -17,3 +17,16 @@ def test_a_malformed_setting_is_named() -> None:
     result = CliRunner().invoke(main, ["status"], env={"DROPQ_MAX_RETRIES": "lots"})
     assert result.exit_code == 1
     assert "DROPQ_MAX_RETRIES='lots' is not an integer" in result.output
+
+
+def test_settings_shows_each_variable_its_value_and_whether_it_was_set() -> None:
+    result = CliRunner().invoke(main, ["settings"], env={"DROPQ_ENDPOINT_URL": "http://127.0.0.1:4600", "DROPQ_MAX_RETRIES": "2"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()}
+    assert lines["DROPQ_MAX_RETRIES"] == ["2", "set"]
+    assert lines["DROPQ_ENDPOINT_URL"] == ["http://127.0.0.1:4600", "set"]
+    assert lines["DROPQ_DELAY_HOP_SECONDS"] == ["900", "default"]
+    malformed = CliRunner().invoke(main, ["settings"], env={"DROPQ_STUCK_AFTER_SECONDS": "0"})
+    assert malformed.exit_code == 1 and "DROPQ_STUCK_AFTER_SECONDS=0 is below its minimum 1" in malformed.output
+    aws = CliRunner().invoke(main, ["settings"], env={"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1"})
+    assert "lacking DROPQ_ACCOUNT_ID, DROPQ_BUCKET, DROPQ_PREFIX" in aws.output
