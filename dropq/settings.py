@@ -174,8 +174,8 @@ VARIABLES = (
         "signing_secret",
         Text(described="a secret's name or ARN"),
         None,
-        "Or, as a stack deploys it (`-c signing-secret=NAME`): a Secrets Manager secret holding the key, certificate and trusted certificates as "
-        "PEM (dropq/signing.py), written to private files when a worker or the producer starts.",
+        "Or, as a stack deploys it (`-c signing-secret=NAME`): a Secrets Manager secret holding the key, certificate "
+        "and trusted certificates as PEM (dropq/signing.py), written to private files when a worker or the producer starts.",
     ),
     Variable(
         ECS_AGENT_URI,
