@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from dropq.observe import PRODUCER
 from dropq.settings import Settings
@@ -96,24 +97,25 @@ def queue_batch(s3_events: list[dict[str, Any]]) -> dict[str, Any]:
 def measure(settings: Settings, server: MotoServer, records: int, per_event: int, batched: bool = False) -> ProducerCost:
     """Call the handler on `records` records, `per_event` to an event (an S3 event's records, or, `batched`, a queue
     batch's messages of one record each); count the requests at the server."""
-    os.environ.update(settings.environment())
-    from lambdas.producer.handler import handler
+    # The handler reads its settings at its cold start; the environment is given back as it was after.
+    with patch.dict(os.environ, settings.environment()):
+        from lambdas.producer.handler import handler
 
-    bucket, inbox, run = settings.topology.bucket, settings.topology.inbox_prefix, uuid.uuid4().hex[:6]
-    keys = [[f"{inbox}producer-{run}/{e:05d}-{r}.jpg" for r in range(per_event)] for e in range(records // per_event)]
-    if batched:
-        events = [queue_batch([{"Records": [s3_record(bucket, key)]} for key in event]) for event in keys]
-    else:
-        events = [{"Records": [s3_record(bucket, key) for key in event]} for event in keys]
-    assert server.record_to is not None
-    with lines_to(Path(settings.state_dir) / "producer.log"):
-        handler(events[0], None)  # cold start outside the measurement
-        server.reset_recording()
-        started = time.monotonic()
-        for event in events[1:]:
-            response = handler(event, None)
-            assert not (response or {}).get("batchItemFailures"), response
-        seconds = time.monotonic() - started
+        bucket, inbox, run = settings.topology.bucket, settings.topology.inbox_prefix, uuid.uuid4().hex[:6]
+        keys = [[f"{inbox}producer-{run}/{e:05d}-{r}.jpg" for r in range(per_event)] for e in range(records // per_event)]
+        if batched:
+            events = [queue_batch([{"Records": [s3_record(bucket, key)]} for key in event]) for event in keys]
+        else:
+            events = [{"Records": [s3_record(bucket, key) for key in event]} for event in keys]
+        assert server.record_to is not None
+        with lines_to(Path(settings.state_dir) / "producer.log"):
+            handler(events[0], None)  # cold start outside the measurement
+            server.reset_recording()
+            started = time.monotonic()
+            for event in events[1:]:
+                response = handler(event, None)
+                assert not (response or {}).get("batchItemFailures"), response
+            seconds = time.monotonic() - started
     measured = records - per_event
     return ProducerCost(per_event, measured, seconds, recorded_actions(server.record_to), batched)
 

@@ -16,6 +16,7 @@ from importlib.resources import files
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, redirect, request
+from werkzeug.exceptions import HTTPException
 
 from dropq.errors import ActionError
 from dropq.ledger import FAILED, STATES, iso
@@ -134,6 +135,13 @@ def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | 
         if request.path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response | tuple[Response, int]:
+        # Every refusal as JSON saying why, which the page shows whichever call met it first (a redirect stays one).
+        if exc.code is None or exc.code < 400:
+            return exc.get_response()
+        return jsonify(error=exc.description), exc.code
 
     @app.errorhandler(ActionError)
     def refused(exc: ActionError) -> tuple[Response, int]:

@@ -91,6 +91,10 @@ def test_beyond_loopback_every_api_call_needs_the_token(exposed: FlaskClient) ->
     assert exposed.post("/api/queues/default/redrive", headers=headers, json={}).status_code == 403
     assert exposed.post("/api/queues/default/redrive", headers={**headers, TOKEN_HEADER: "s3cret"}, json={}).status_code == 200
     assert exposed.get("/outputs/processed/x", headers=headers).status_code == 403
+    # Each refusal says why, as JSON, whichever call the page made first
+    why = "this dashboard needs its token: open the URL `dropq dashboard` printed"
+    for path in ("/api/state", "/api/find-options", "/outputs/processed/x"):
+        assert exposed.get(path, headers=headers).get_json() == {"error": why}
 
 
 def test_bound_beyond_loopback_the_dashboard_makes_up_a_token_and_puts_it_in_its_url(moto_settings: Settings) -> None:

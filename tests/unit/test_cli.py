@@ -20,7 +20,9 @@ def test_a_malformed_setting_is_named() -> None:
 
 
 def test_settings_shows_each_variable_its_value_and_whether_it_was_set() -> None:
-    result = CliRunner().invoke(main, ["settings"], env={"DROPQ_ENDPOINT_URL": "http://127.0.0.1:4600", "DROPQ_MAX_RETRIES": "2"})
+    # (None unsets what this process's environment may hold)
+    env: dict[str, str | None] = {"DROPQ_ENDPOINT_URL": "http://127.0.0.1:4600", "DROPQ_MAX_RETRIES": "2", "DROPQ_DELAY_HOP_SECONDS": None}
+    result = CliRunner().invoke(main, ["settings"], env=env)
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()}
     assert lines["DROPQ_MAX_RETRIES"] == ["2", "set"]
@@ -28,5 +30,6 @@ def test_settings_shows_each_variable_its_value_and_whether_it_was_set() -> None
     assert lines["DROPQ_DELAY_HOP_SECONDS"] == ["900", "default"]
     malformed = CliRunner().invoke(main, ["settings"], env={"DROPQ_STUCK_AFTER_SECONDS": "0"})
     assert malformed.exit_code == 1 and "DROPQ_STUCK_AFTER_SECONDS=0 is below its minimum 1" in malformed.output
-    aws = CliRunner().invoke(main, ["settings"], env={"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1"})
+    unset: dict[str, str | None] = {"DROPQ_ACCOUNT_ID": None, "DROPQ_BUCKET": None, "DROPQ_PREFIX": None}
+    aws = CliRunner().invoke(main, ["settings"], env={"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1", **unset})
     assert "lacking DROPQ_ACCOUNT_ID, DROPQ_BUCKET, DROPQ_PREFIX" in aws.output

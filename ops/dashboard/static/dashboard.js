@@ -175,9 +175,7 @@ function renderFiles(state) {
 
 async function refresh() {
   try {
-    const response = await fetch("/api/state", { headers });
-    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
-    const state = await response.json();
+    const state = await getJson("/api/state", {});
     document.getElementById("deployment").textContent = state.deployment;
     document.getElementById("updated").textContent = `updated ${state.at}`;
     const link = document.getElementById("console");
@@ -216,7 +214,7 @@ function fileHash(key) {
 async function getJson(path, params) {
   const response = await fetch(`${path}?${new URLSearchParams(params)}`, { headers });
   const answer = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
-  if (!response.ok) throw new Error(answer.error || String(response.status));
+  if (!response.ok) throw new Error(`${response.status} ${answer.error || ""}`.trim());
   return answer;
 }
 
