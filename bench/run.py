@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import click
 
-from bench import costs, latency, partitions, pipelines, producer, throughput
+from bench import costs, latency, partitions, pipelines, producer, stopping, throughput
 from bench.throughput import Drain, Idle
 from dropq.settings import local_settings
 from dropq.topology import DYNAMODB_PARTITION_READS, DYNAMODB_PARTITION_WRITES, TOPOLOGY, WorkerPool
@@ -30,6 +30,7 @@ from infra.local.cloud import LocalCloud
 from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port
 from ops import capacity
+from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS
 
 T = TypeVar("T")
 
@@ -98,6 +99,7 @@ class Results:
     partitions: list[partitions.PhaseLoad]
     refreshes: list[partitions.RefreshCost]
     costs: list[costs.FileCosts]
+    stops: list[stopping.Stop]
 
     def comparisons(self, compute: costs.Compute | None = None) -> list[costs.Comparison]:
         """Each cost workload's bill beside its peers', on the default pool's capacity (or `compute`)."""
@@ -318,6 +320,17 @@ def targets(r: Results) -> str:
         row(f"consumer SQS requests per task, backlog {backlog}", "≤ 0.25", f"{requests:.2f}", requests <= 0.25)
     zero = r.idle.per_hour(r.idle.scaled_to_zero, "sqs")
     row("SQS requests while scaled to zero", "0", f"{zero:.0f}", zero == 0)
+    for stop in r.stops:
+        if stop.scenario.startswith("dropq worker, idle"):
+            row(
+                "an idle worker: SIGTERM to exit, worst",
+                f"≤ {stopping.IDLE_WORKER_TARGET_SECONDS:g} s",
+                f"{stop.worst:.2f} s",
+                stop.worst <= 2,
+            )
+        elif stop.scenario.startswith("`dropq up`"):
+            target = stopping.UP_TARGET_SECONDS
+            row("`dropq up`, idle: Ctrl-C to exit, worst", f"≤ {target:g} s", f"{stop.worst:.2f} s", stop.worst <= target)
     p50, p95 = r.latency.percentile(50), r.latency.percentile(95)
     row("end-to-end latency p50", "< 250 ms", f"{p50 * 1000:.0f} ms", p50 < 0.25)
     row("end-to-end latency p95", "< 600 ms", f"{p95 * 1000:.0f} ms", p95 < 0.6)
@@ -507,6 +520,17 @@ with one DeleteMessageBatch. Each figure is the median of {sizes.rounds} runs.
 
 {throughput_tables(r.drains)}
 
+## Stopping
+
+{stopping.__doc__.split(chr(10) + chr(10))[1].replace(chr(10), " ").replace("`rounds`", str(sizes.rounds))}
+An idle worker cuts its open long poll instead of waiting it out (up to 20 s before): what that poll would have
+received is visible again within {RECEIVE_VISIBILITY_SECONDS} s (tasks/broker/visibility.py), which tests/e2e/test_consuming.py proves.
+What is left of a worker's stop is Celery's own: its prefork processes each sleep a second before they exit
+(billiard), and the pool's timer thread up to half a second. A busy worker finishes its running tasks first and
+gives back at once what it prefetched.
+
+{stopping.stop_table(r.stops)}
+
 ## End-to-end latency
 
 The real flow with one warm worker: PutObject, S3 notification, producer handler, SQS, worker, outputs in S3,
@@ -573,8 +597,9 @@ def main(argv: list[str] | None = None) -> None:
     sizes = SMOKE if args.smoke else FULL
     state = Path(tempfile.mkdtemp(prefix="dropq-bench-"))
 
-    # A drain per backlog, then idle, producer, a dashboard refresh, partition load, cost per file, latency, the two pipelines.
-    steps = len(sizes.backlogs) + 8
+    # A drain per backlog, then idle, stopping, producer, a dashboard refresh, partition load, cost per file, latency, the
+    # two pipelines.
+    steps = len(sizes.backlogs) + 9
     with click.progressbar(length=steps, label="benchmarks", file=sys.stderr, item_show_func=lambda name: name) as bar:
 
         def step(name: str, measure: Callable[[], T]) -> T:
@@ -594,6 +619,7 @@ def main(argv: list[str] | None = None) -> None:
                 for b in sizes.backlogs
             }
             idle = step("idle workers", partial(throughput.idle, settings, server, sizes.idle_seconds, state))
+            stops = step("stopping", partial(stopping.measure, settings, state / "stops", sizes.rounds))
             producer_costs = step(
                 "producer",
                 lambda: producer.measure_shapes(settings, server, sizes.producer_records, PRODUCER_SHAPES, sizes.rounds + 2),
@@ -632,7 +658,7 @@ def main(argv: list[str] | None = None) -> None:
             ]
 
     queues = len(settings.topology.pools[0].queues)
-    results = Results(drains, idle, producer_costs, lat, efficiency, processes, queues, loads, refreshes, measured_costs)
+    results = Results(drains, idle, producer_costs, lat, efficiency, processes, queues, loads, refreshes, measured_costs, stops)
     command = "python -m bench.run" + (" --smoke" if args.smoke else "")
     text = report(results, command, sizes)
     print(text)

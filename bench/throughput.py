@@ -82,7 +82,7 @@ def _drained(sqs: Any, url: str) -> bool:
 
 @contextmanager
 def running_worker(name: str, command: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A `celery worker` process, once it says it is ready; stopped (SIGTERM, its last long poll waited out) after."""
+    """A `celery worker` process, once it says it is ready; stopped (SIGTERM) after."""
     worker = start_process(command, log, env)
     try:
         deadline = time.monotonic() + READY_SECONDS

@@ -1,5 +1,6 @@
 """What the benchmarks run in dropq's own workers (DROPQ_PIPELINE_MODULES=bench.workloads): a no-op task, for what the
-worker costs per task, and a `wait` pipeline, a file that takes as many seconds as it says (a long file's bookkeeping)."""
+worker costs per task, a short sleep, for what a busy worker's stop waits for, and a `wait` pipeline, a file that takes
+as many seconds as it says (a long file's bookkeeping)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from tasks.pipelines import pipeline
 from tasks.pipelines.base import Job
 
 NOOP_TASK = "bench.noop"
+SLEEP_TASK = "bench.sleep"
 
 
 @app.task(name=NOOP_TASK, ignore_result=True)
 def noop() -> None:
     """Do nothing: what remains is the worker's own cost (no result stored: the naive app has no backend)."""
+
+
+@app.task(name=SLEEP_TASK, ignore_result=True)
+def sleep(seconds: float = 0.5) -> None:
+    """Take `seconds` and no CPU: a short task a stopping worker must finish."""
+    time.sleep(seconds)
 
 
 @pipeline("wait")

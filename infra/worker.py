@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dropq.settings import POOL
 from dropq.topology import WorkerPool
 
@@ -31,7 +33,7 @@ def worker_arguments(pool: WorkerPool, hostname: str) -> list[str]:
         "--hostname",
         hostname,
         "--loglevel",
-        "INFO",
+        os.environ.get("DBG_LEVEL", "INFO"),
         # Gossip, mingle and heartbeats need a broadcast exchange; SQS has none.
         "--without-gossip",
         "--without-mingle",

@@ -1,7 +1,7 @@
 """The private parts of kombu and Celery that dropq's worker leans on, in one list, checked before a worker starts.
 
 kombu's SQS transport has no public hook for what tasks/broker/ fixes (releasing given-back messages, keeping held
-ones invisible, batched deletes, delays that hop, draining at close), so it overrides private methods and reads
+ones invisible, batched deletes, delays that hop, receives a stopping worker may cut), so it overrides private methods and reads
 private attributes. An override of a method kombu has renamed is never called, and nothing says so: the worker
 would run without the fix. `problems()` looks up each name and, for a method, the parameters dropq calls it with
 or is called with; `require()` stops the worker, naming each one, when any has gone or changed. pyproject.toml
@@ -46,7 +46,12 @@ CONTRACT = (
     # tasks/broker/transport.py overrides these: renamed, they would silently never be called.
     Private(SQS_CHANNEL, "_restore", ("message", "unwanted_delivery_info"), "a message given back is released, not copied"),
     Private(SQS_CHANNEL, "_delete_rejected_message", ("delivery_tag",), "a rejected message goes to the dead-letter queue"),
-    Private(SQS_CHANNEL, "_get_from_sqs", ("queue_name", "queue_url", "connection", "count", "callback"), "open long polls are tracked"),
+    Private(
+        SQS_CHANNEL,
+        "_get_from_sqs",
+        ("queue_name", "queue_url", "connection", "count", "callback"),
+        "a receive hides what it brings for seconds only",
+    ),
     Private(SQS_CHANNEL, "_on_messages_ready", ("queue", "qname", "messages"), "failed receives poll again; early messages hop"),
     Private(SQS_CHANNEL, "_put", ("queue", "message", "kwargs"), "countdowns wait in SQS as per-message delays"),
     Private(SQS_CHANNEL, "_schedule_queue", ("queue",), "a worker receives only when a whole batch fits"),
@@ -59,6 +64,12 @@ CONTRACT = (
     Private(SQS_CHANNEL, "_has_redrive_policy", ("queue", "queue_url"), "a rejected message is released only with a DLQ"),
     Private(SQS_CHANNEL, "canonical_queue_name", ("queue_name",), "queue names as kombu keys them"),
     Private(SQS_CHANNEL, "asynsqs", ("queue",), "acknowledgements go out on the event loop's connection"),
+    Private(
+        SQS_CONNECTION,
+        "receive_message",
+        ("queue", "queue_url", "number_messages", "visibility_timeout", "attributes", "wait_time_seconds", "callback"),
+        "a receive hides what it brings for seconds only",
+    ),
     Private(VIRTUAL_CHANNEL, "_active_queues", None, "the queues a channel consumes"),
     Private(VIRTUAL_QOS, "_delivered", None, "the messages a worker holds (the keeper extends them)"),
     Private(VIRTUAL_QOS, "_dirty", None, "held messages already settled"),
@@ -69,11 +80,11 @@ CONTRACT = (
     Private(SQS_CONNECTION, "_on_obj_ready", ("parent", "operation", "response"), "a batched delete's answer, parsed"),
     Private("kombu.asynchronous.aws.sqs.connection", "_query_object_encode", ("items",), "a batched delete's query form"),
     Private("kombu.asynchronous.http", "get_client", ("hub", "kwargs"), "the event loop's HTTP client"),
-    Private(CURL, "_on_hub_close", ("hub",), "a closing worker waits out its open long polls"),
-    Private(CURL, "_process_pending_requests", (), "open long polls driven by hand at close"),
-    Private(CURL, "_fds", None, "open long polls driven by hand at close"),
-    Private(CURL, "_multi", None, "open long polls driven by hand at close"),
-    Private(CURL, "_closed", None, "open long polls driven by hand at close"),
+    Private(CURL, "_on_hub_close", ("hub",), "a closing worker waits for its deletes in flight"),
+    Private(CURL, "_process_pending_requests", (), "deletes in flight driven by hand at close"),
+    Private(CURL, "_fds", None, "deletes in flight driven by hand at close"),
+    Private(CURL, "_multi", None, "deletes in flight driven by hand at close"),
+    Private(CURL, "_closed", None, "deletes in flight driven by hand at close"),
     # Celery.
     Private("celery.worker.state", "should_terminate", None, "a cold shutdown waits less"),
     Private("celery.worker.state", "all_total_count", None, "tasks per minute in heartbeats"),

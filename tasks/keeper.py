@@ -3,7 +3,9 @@
 One thread per consuming channel (started by tasks/broker/transport.py). Every third of the visibility timeout it
 extends the visibility of every message the worker has received and not yet acknowledged (running,
 prefetched or waiting for an ETA), so a task may run for an hour on a queue whose messages come back
-a minute after a worker crashes. When the worker holds anything it turns on ECS task scale-in
+a minute after a worker crashes. A receive hides what it brings for a few seconds only (tasks/broker/visibility.py):
+while the worker holds any message, the keeper looks twice a second for one held past FIRST_EXTENSION_SECONDS, and
+extends everything held then. When the worker holds anything it turns on ECS task scale-in
 protection, and turns it off once it is idle, so scale-in stops idle workers, not busy ones.
 """
 
@@ -12,13 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.protection import ProtectionError, TaskProtection
 
+if TYPE_CHECKING:  # the channel (tasks/broker/transport.py) starts the keeper: no import back at run time
+    from tasks.broker.visibility import Held
+
 logger = logging.getLogger("dropq.worker")
+
+# While the worker holds messages, the keeper looks this often for one due its first extension.
+FIRST_EXTENSION_CHECK_SECONDS = 0.5
 
 
 class Keeper:
@@ -33,6 +41,9 @@ class Keeper:
         self.protection = protection
         self.timeouts = {queue.name: queue.visibility_timeout for queue in settings.topology.queues}
         self.interval = min(queue.extend_every for queue in settings.topology.queues)
+        self._next_extension = time.monotonic() + self.interval
+        self._extended: set[str] = set()  # receipt handles of the held messages extended at least once
+        self.holding = False  # whether the worker held any message at the last tick
         self._woken = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dropq-keeper", daemon=True)
@@ -54,35 +65,48 @@ class Keeper:
         self._protect(False)
 
     def _run(self) -> None:
-        next_extension = time.monotonic() + self.interval
         while not self._stopped.is_set():
-            self._woken.wait(max(0.0, next_extension - time.monotonic()))
+            wait = max(0.0, self._next_extension - time.monotonic())
+            self._woken.wait(min(wait, FIRST_EXTENSION_CHECK_SECONDS) if self.holding else wait)
             self._woken.clear()
             if self._stopped.is_set():
                 return
             try:
-                held = self.channel.held()
-                if held is None:
-                    continue
-                self._protect(bool(held))
-                if time.monotonic() >= next_extension:
-                    next_extension = time.monotonic() + self.interval
-                    if held:
-                        self._extend(held)
+                self.tick(time.monotonic())
             except Exception:  # the keeper must outlive any one bad tick, or held messages come back mid-task
                 logger.exception("the keeper's tick failed; it carries on")
 
-    def _extend(self, held: list[Any]) -> None:
-        by_timeout: dict[int, list[Any]] = {}
+    def tick(self, now: float) -> None:
+        """Look at what the worker holds: protection on or off, and everything held extended when any is due."""
+        held = self.channel.held()
+        if held is None:
+            return
+        self.holding = bool(held)
+        self._protect(self.holding)
+        self._extended &= {message.receipt_handle for message in held}
+        first_due = any(m.receipt_handle not in self._extended and m.due_first_extension(now) for m in held)
+        if now >= self._next_extension or first_due:
+            # Everything held goes to its queue's timeout at once: one batch, and nothing due again before the next
+            # interval.
+            self._next_extension = now + self.interval
+            self._extended |= self._extend(held)
+
+    def _extend(self, held: list[Held]) -> set[str]:
+        """Extend `held` to their queues' visibility timeouts; return the receipt handles of those SQS was asked to change."""
+        asked: set[str] = set()
+        by_timeout: dict[int, list[Held]] = {}
         for message in held:
             by_timeout.setdefault(self.timeouts.get(message.queue, min(self.timeouts.values())), []).append(message)
         for seconds, messages in by_timeout.items():
             try:
                 self.channel.change_visibility(messages, seconds)
+                asked |= {message.receipt_handle for message in messages}
             except (ClientError, BotoCoreError, OSError) as exc:
-                # Retried at the next tick, a third of the timeout later; a broker outage longer than that
-                # lets the messages come back, and the ledger's lease keeps their files from running twice.
+                # Tried again at the next tick (within a second for a first extension, a third of the timeout later
+                # for the others); a broker outage longer than their visibility lets the messages come back, and the
+                # ledger's lease keeps their files from running twice.
                 logger.warning("could not extend the visibility of %d held messages: %s", len(messages), exc)
+        return asked
 
     def _protect(self, busy: bool) -> None:
         if self.protection is None:

@@ -169,22 +169,22 @@ class LocalCloud:
             self.autoscalers.append(autoscaler.start())
 
     def stop(self) -> None:
-        """Stop everything this cloud started: the scheduler and workers first, then the producer, then the server."""
+        """Stop everything this cloud started: the scheduler, then the workers and the producer side by side, then the
+        server (after saving the state)."""
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
         for autoscaler in self.autoscalers:
             autoscaler.stop()
         self.autoscalers.clear()
-        # Side by side: each pool's workers may take their stop timeout, as Fargate stops services independently.
+        # Side by side: each pool's workers may take their stop timeout, as Fargate stops services independently, and
+        # the producer needs nothing of them to stop.
         stopping = [threading.Thread(target=workers.stop, name=f"stop-{workers.pool.name}") for workers in self.pools]
+        stopping.append(threading.Thread(target=self._stop_producer, name="stop-producer"))
         for thread in stopping:
             thread.start()
         for thread in stopping:
             thread.join()
-        if self.producer is not None:
-            stop_process(self.producer, timeout=10)
-            self.producer = None
         if self.keep_state and self.started and self.server.process is not None:
             try:
                 self.saved = state.save(self._direct)
@@ -192,6 +192,11 @@ class LocalCloud:
                 logger.warning("could not save the local cloud's state in %s: %s", state.folder(self.settings), exc)
         self.server.stop()
         self.started = False
+
+    def _stop_producer(self) -> None:
+        if self.producer is not None:
+            stop_process(self.producer, timeout=10)
+            self.producer = None
 
     def _restore(self) -> None:
         """Put the saved state back with the bucket's inbox notification off, so restored files are not processed again."""

@@ -35,9 +35,10 @@ class WorkerSet:
         self.processes = {i: p for i, p in self.processes.items() if p.poll() is None}
         return len(self.processes)
 
-    def scale_to(self, count: int) -> None:
-        """Start or stop workers (highest numbers first) until `count` run; stopping is Fargate's SIGTERM, stop timeout, SIGKILL."""
-        if self.on_scale is not None:
+    def scale_to(self, count: int, record: bool = True) -> None:
+        """Start or stop workers (highest numbers first) until `count` run; stopping is Fargate's SIGTERM, stop timeout, SIGKILL.
+        `record` tells `on_scale` the new count."""
+        if record and self.on_scale is not None:
             self.on_scale(count)
         while self.running < count:
             index = next(i for i in range(1, count + 1) if i not in self.processes)
@@ -48,5 +49,6 @@ class WorkerSet:
             stop_processes(stopping, timeout=self.pool.stop_timeout)
 
     def stop(self) -> None:
-        """Warm-shut-down every worker (SIGTERM, then SIGKILL after the stop timeout)."""
-        self.scale_to(0)
+        """Warm-shut-down every worker (SIGTERM, then SIGKILL after the stop timeout), as the cloud stops: no count is
+        recorded for a service that goes with it."""
+        self.scale_to(0, record=False)

@@ -4,9 +4,11 @@
   instead of kombu's next `polling_interval` tick, and only when a whole batch fits: fewer, fuller receives.
 - A receive that fails (the endpoint is unreachable) is tried again after the polling interval, and one never answered
   is polled again after STALE_POLL_SECONDS, instead of the polling ending while the worker lives on.
-- A closing channel waits out its open long polls (driving the event loop's HTTP client by hand) and releases what they
-  return: SQS hands messages to a poll even when the process that opened it is exiting, and they would stay hidden a
-  whole visibility timeout.
+- A closing channel cuts its open long polls: an idle worker stops within a second or two of SIGTERM instead of
+  waiting up to 20 s for them. SQS may still hand a cut poll a message (it does not notice that the client went), but
+  a receive hides what it brings for RECEIVE_VISIBILITY_SECONDS only (visibility.py), so such a message is back in
+  seconds, not a visibility timeout later. The channel still waits for its deletes in flight (driving the event
+  loop's HTTP client by hand), and gives back at once what a poll answered meanwhile (release.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kombu.asynchronous.hub import READ, WRITE
 
 from dropq.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH
 from tasks.broker.acks import ACK_WAIT_SECONDS, Acks
+from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS as RECEIVE_VISIBILITY
 
 logger = logging.getLogger("dropq.worker")
 
@@ -87,11 +90,6 @@ class Polls:
         parked, self.parked = self.parked, set()
         return parked
 
-    def pending_seconds(self) -> float:
-        """How long the longest ReceiveMessage this channel still has open at SQS may go on."""
-        now = self._clock()
-        return max([0.0, *(until - now for until in self.open.values())])
-
     def take_stale(self, names: Mapping[str, str]) -> list[str]:
         """The queues (of `names`: queue -> its canonical name) whose receive was never answered, forgotten so that they
         are polled again.
@@ -108,20 +106,20 @@ class Polls:
                 stale.append(queue)
         return stale
 
-    def wait_out(self, client: Any, acks: Acks) -> None:
-        """Drive the event loop's HTTP client until the open polls and the deletes in flight have returned, or time is up.
+    def wait_for_deletes(self, client: Any, acks: Acks) -> None:
+        """Drive the event loop's HTTP client until the deletes in flight have returned, or time is up.
 
-        At most one long poll's wait (ACK_WAIT_SECONDS for deletes alone), and less in a cold shutdown: the stop
-        timeout's SIGKILL is at most SHUTDOWN_MARGIN away. What an unfinished poll brings stays hidden a visibility
-        timeout; the messages held are released after it (release.py).
+        At most ACK_WAIT_SECONDS, and less in a cold shutdown: the stop timeout's SIGKILL is at most SHUTDOWN_MARGIN
+        away. Open long polls are not waited for: they are cut when the client closes. A delete that never returns
+        leaves its message to come back, and the ledger skips a file that already succeeded.
         """
-        wait = max(self.pending_seconds(), ACK_WAIT_SECONDS if acks.in_flight else 0)
+        wait = ACK_WAIT_SECONDS
         if worker_state.should_terminate not in (None, False):
             wait = min(wait, COLD_SHUTDOWN_WAIT_SECONDS)
-        deadline = time.monotonic() + wait
-        if self.open and not client._closed:
-            logger.info("stopping: waiting up to %.0fs for %d open long polls to return", deadline - time.monotonic(), len(self.open))
-        _drive(client, deadline, lambda: bool(self.open or acks.in_flight))
+        if self.open:
+            cut = len(self.open)
+            logger.info("stopping: %d open long polls cut (what SQS hands them is visible again within %ds)", cut, RECEIVE_VISIBILITY)
+        _drive(client, time.monotonic() + wait, lambda: acks.in_flight > 0)
 
 
 def _drive(client: Any, deadline: float, waiting: Callable[[], bool]) -> None:
@@ -142,17 +140,17 @@ def _drive(client: Any, deadline: float, waiting: Callable[[], bool]) -> None:
                 if status != pycurl.E_CALL_MULTI_PERFORM:
                     break
             client._process_pending_requests()
-        except Exception as exc:  # what is held is still released at close, delayed past the polls
-            logger.warning("could not wait out the open long polls: %s", exc)
+        except Exception as exc:  # a delete that never returns leaves its message to come back, and to be skipped
+            logger.warning("could not wait for the deletes in flight: %s", exc)
             return
 
 
 def before_hub_closes(hub: Any, before: Callable[[Any], None]) -> None:
     """Have the worker's event loop (hub) call `before(client)`, with its HTTP client still open, when it closes.
 
-    The hub closes before the channel, and closes its HTTP client with it: an open ReceiveMessage is cut, but SQS still
-    hands it messages, which then stay hidden for a visibility timeout. So the hub's close first runs `before` (which
-    waits out the polls, `Polls.wait_out`), then closes the client as kombu would, even when `before` raised.
+    The hub closes before the channel, and closes its HTTP client with it, which would cut the DeleteMessageBatch
+    requests still in flight. So the hub's close first runs `before` (which waits for them, `Polls.wait_for_deletes`),
+    then closes the client as kombu would, even when `before` raised.
     """
     client = get_client(hub)
     close_client = client._on_hub_close

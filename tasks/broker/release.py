@@ -23,11 +23,8 @@ logger = logging.getLogger("dropq.worker")
 class Release:
     """Makes the messages a channel gives back visible again, through its `Visibility`."""
 
-    def __init__(self, visibility: Visibility, *, delay: Callable[[], int], has_dead_letter_queue: Callable[[Held], bool]) -> None:
+    def __init__(self, visibility: Visibility, *, has_dead_letter_queue: Callable[[Held], bool]) -> None:
         self.visibility = visibility
-        # The seconds a message given back now stays hidden: 0, except while its channel closes with a long poll
-        # still open at SQS, which would take the message back into a process that is exiting (polls.py).
-        self._delay = delay
         self._has_dead_letter_queue = has_dead_letter_queue
 
     def release(self, message: Any) -> bool:
@@ -35,14 +32,13 @@ class Release:
         held = held_of(message)
         if held is None:
             return False
-        delay = self._delay()
         try:
-            released = self.visibility.change([held], delay) == 1
+            released = self.visibility.change([held], 0) == 1
         except (ClientError, BotoCoreError, OSError) as exc:
             # It becomes visible again when its visibility timeout expires: delayed, not lost.
             logger.warning("could not release a message of %s: %s", held.url, exc)
             return False
-        logger.info("gave a message back to %s: visible to other workers in %ds", held.queue or held.url, delay)
+        logger.info("gave a message back to %s: visible to other workers at once", held.queue or held.url)
         return released
 
     def release_rejected(self, message: Any) -> bool:

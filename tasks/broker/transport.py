@@ -7,7 +7,6 @@ kombu methods overridden or called are listed in tasks/contract.py, which checks
 
 from __future__ import annotations
 
-import math
 from functools import cached_property
 from typing import Any
 
@@ -17,7 +16,8 @@ from tasks.broker.acks import Acks
 from tasks.broker.delays import Delays, hop_seconds
 from tasks.broker.polls import POLL_CHECK_SECONDS, Polls, before_hub_closes, may_receive, receive_batch
 from tasks.broker.release import Release
-from tasks.broker.visibility import Held, Visibility, held_messages, held_of, is_busy
+from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS, Held, Visibility, held_messages, held_of, is_busy, stamp_received
+from tasks.broker.wake import Waker
 
 
 class QoS(SQS.QoS):
@@ -43,14 +43,13 @@ class Channel(SQS.Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Whether the channel is closing: acknowledgements are then deleted at once, what polls bring is given back,
-        # and what is released stays hidden until this channel's open polls are over.
+        # Whether the channel is closing: acknowledgements are then deleted at once, and what polls bring is given back.
         self._closing = False
         self._poll_check: Any = None
         self.polls = Polls()
         self.visibility = Visibility(lambda: self._new_release_client(self.sqs()))
         self.acks = Acks(hub=self.hub, client=self.sqs, connection=self._async_connection, closing=lambda: self._closing)
-        self.giving_back = Release(self.visibility, delay=self._release_delay, has_dead_letter_queue=self._has_dead_letter_queue)
+        self.giving_back = Release(self.visibility, has_dead_letter_queue=self._has_dead_letter_queue)
 
     # What the keeper (tasks/keeper.py) calls, from its own thread.
 
@@ -67,11 +66,6 @@ class Channel(SQS.Channel):
     def release(self, message: Any) -> bool:
         """Make a received message visible again; False when it is not an SQS message or SQS refused."""
         return self.giving_back.release(message)
-
-    def _release_delay(self) -> int:
-        # Visible at once, except while this channel closes with a long poll of its own still open at SQS: that poll
-        # would take the message back into a process that is exiting, hiding it for a whole visibility timeout.
-        return math.ceil(self.polls.pending_seconds()) if self._closing else 0
 
     def _has_dead_letter_queue(self, held: Held) -> bool:
         return self._has_redrive_policy(self.canonical_queue_name(held.queue) if held.queue else None, held.url)
@@ -120,8 +114,16 @@ class Channel(SQS.Channel):
         return receive_batch(self.transport_options)
 
     def _get_from_sqs(self, queue_name: str, queue_url: str, connection: Any, count: int = 1, callback: Any = None) -> Any:
+        # kombu's receive, hiding what it brings for seconds only (visibility.py): a closing channel may cut it.
         self.polls.opened(queue_name, self.wait_time_seconds)
-        return super()._get_from_sqs(queue_name, queue_url, connection, count=count, callback=callback)
+        return connection.receive_message(
+            queue_name,
+            queue_url,
+            number_messages=count,
+            visibility_timeout=RECEIVE_VISIBILITY_SECONDS,
+            wait_time_seconds=self.wait_time_seconds,
+            callback=callback,
+        )
 
     def _on_messages_ready(self, queue: str, qname: str, messages: Any) -> int:
         name = self.canonical_queue_name(qname)
@@ -136,6 +138,7 @@ class Channel(SQS.Channel):
             self.giving_back.give_back(queue, qname, messages.get("Messages") or ())
             return 0
         if messages.get("Messages"):
+            stamp_received(messages["Messages"])
             messages = {**messages, "Messages": self.delays.hop_early(queue, name, messages["Messages"])}
         return super()._on_messages_ready(queue, qname, messages)
 
@@ -177,17 +180,19 @@ class Channel(SQS.Channel):
         from tasks.keeper import Keeper  # at first consume: it reads the worker's settings (tasks/app.py)
 
         if self.visibility.start_keeper(lambda: Keeper(self)) and self.hub is not None:
+            Waker(self.hub)
             before_hub_closes(self.hub, self._on_hub_close)
             self._poll_check = self.hub.call_repeatedly(POLL_CHECK_SECONDS, self._check_polls)
         return super().basic_consume(queue, no_ack, callback, consumer_tag, *args, **kwargs)
 
     def _on_hub_close(self, client: Any) -> None:
-        # The worker's event loop is closing, before this channel: its open long polls are waited out (polls.py).
+        # The worker's event loop is closing, before this channel: its open long polls are cut with the client, and
+        # the deletes it has in flight are waited for (polls.py).
         if self._poll_check is not None:
             self._poll_check.cancel()
-        self.acks.flush_all()  # still asynchronous: waiting out the polls sends them
+        self.acks.flush_all()  # still asynchronous: waiting for the deletes sends them
         self._closing = True
-        self.polls.wait_out(client, self.acks)
+        self.polls.wait_for_deletes(client, self.acks)
 
     def close(self) -> None:
         # The keeper stops first: an extension racing the release below would hide a message again.

@@ -2,18 +2,34 @@
 
 kombu knows what a channel holds only as its QoS's private `_delivered` and `_dirty`; the keeper (tasks/keeper.py) reads
 them through `held_messages` on its own thread, and extends them with `Visibility.change` every third of their timeout.
+
+A receive hides what it brings for RECEIVE_VISIBILITY_SECONDS only, not the queue's visibility timeout: a stopping
+worker cuts its open long poll instead of waiting it out (up to 20 s), and SQS may still hand that poll a message
+nobody will read. Such a message is visible again seconds later, not a visibility timeout (a minute) later. A message
+the worker still holds FIRST_EXTENSION_SECONDS after it arrived is extended to its queue's timeout then: most files are
+done before, so most receives cost no extension.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from dropq.topology import SQS_MAX_BATCH
 
 logger = logging.getLogger("dropq.worker")
+
+# Seconds a receive hides the messages it brings (ReceiveMessage's VisibilityTimeout): how long a message taken by the
+# cut long poll of a stopping worker stays hidden. Long enough for the keeper to extend what the worker keeps.
+RECEIVE_VISIBILITY_SECONDS = 5
+# A message still held this long after it arrived is extended to its queue's visibility timeout: well before
+# RECEIVE_VISIBILITY_SECONDS, so a slow extension (the release client gives up after 5 s) rarely lets one come back.
+FIRST_EXTENSION_SECONDS = 2
+# The key under which a received SQS message records when it arrived (time.monotonic()), for the keeper.
+RECEIVED = "dropq_received"
 
 
 @dataclass(frozen=True)
@@ -23,6 +39,19 @@ class Held:
     queue: str
     url: str
     receipt_handle: str
+    # When it arrived (time.monotonic()); None for one not stamped by `stamp_received`, which needs no early extension.
+    received: float | None = None
+
+    def due_first_extension(self, now: float) -> bool:
+        """Whether this message has been held long enough that its short first visibility must be extended now."""
+        return self.received is not None and now - self.received >= FIRST_EXTENSION_SECONDS
+
+
+def stamp_received(messages: Iterable[dict[str, Any]], now: float | None = None) -> None:
+    """Record on each SQS message (as ReceiveMessage returned it) when it arrived."""
+    now = time.monotonic() if now is None else now
+    for message in messages:
+        message[RECEIVED] = now
 
 
 def held_of(message: Any) -> Held | None:
@@ -31,7 +60,9 @@ def held_of(message: Any) -> Held | None:
     sqs_message, url = info.get("sqs_message"), info.get("sqs_queue")
     if not sqs_message or not url:
         return None
-    return Held(queue=info.get("routing_key") or "", url=url, receipt_handle=sqs_message["ReceiptHandle"])
+    return Held(
+        queue=info.get("routing_key") or "", url=url, receipt_handle=sqs_message["ReceiptHandle"], received=sqs_message.get(RECEIVED)
+    )
 
 
 def held_messages(qos: Any) -> list[Held] | None:

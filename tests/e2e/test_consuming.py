@@ -22,6 +22,7 @@ from infra.local.provision import provision
 from infra.local.server import MotoServer, free_port, recorded_actions
 from infra.worker import worker_arguments, worker_environment
 from ops.status import queue_counts
+from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -67,19 +68,35 @@ def test_a_worker_receives_ten_at_a_time_and_deletes_ten_at_a_time(server: tuple
     assert sqs_requests["ReceiveMessage"] <= 16, sqs_requests
 
 
-def test_a_stopping_worker_gives_back_what_its_last_long_poll_brings(server: tuple[Settings, MotoServer], tmp_path: Path) -> None:
-    settings, _ = server
+def test_an_idle_worker_cuts_its_long_poll_and_what_it_would_have_received_is_not_held(
+    server: tuple[Settings, MotoServer], tmp_path: Path
+) -> None:
+    settings, moto = server
     sqs, url = settings.client("sqs"), settings.queue_url("default")
     log = tmp_path / "worker.log"
     worker = start_worker(settings, log)
+    receives = lambda: recorded_actions(moto.record_to or Path()).get(("sqs", "ReceiveMessage"), 0)  # noqa: E731
     try:
+        # Given an idle worker with a 20 s long poll open at SQS,
+        wait_for(receives, 30, "the worker's first long poll")
+        # when it is told to stop, it exits without waiting that poll out (how soon: `make bench`, "Stopping"),
         worker.send_signal(signal.SIGTERM)
-        # Stopped consuming, with a ReceiveMessage still open at SQS: it takes whatever is sent now.
-        wait_for(lambda: "open long polls to return" in log.read_text(errors="replace"), 30, "the worker to wait out its poll")
-        fill(sqs, url, NOOP_TASK, "default", 3)
-        assert worker.wait(timeout=30) == 0
+        assert worker.wait(timeout=15) == 0
     finally:
         stop_process(worker, timeout=10)
-    assert "gave back 3 of 3 messages" in log.read_text(errors="replace")
-    # Visible at once, not a visibility timeout (60 s) later, and not run by the stopping worker.
-    assert queue_counts(sqs, url)["visible"] == 3
+    assert receives() == 1
+    # and messages sent in what is left of the poll's 20 s, which SQS hands to it although nobody reads the answer,
+    fill(sqs, url, NOOP_TASK, "default", 3)
+
+    # are visible again within seconds (a receive hides what it brings for RECEIVE_VISIBILITY_SECONDS), well before
+    # the queue's visibility timeout (60 s), which is what kept them hidden when the poll itself hid them.
+    bound = settings.topology.queue("default").visibility_timeout / 4
+
+    def received() -> list[dict]:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["ApproximateReceiveCount"])
+        return batch.get("Messages", [])
+
+    assert bound > RECEIVE_VISIBILITY_SECONDS
+    messages = wait_for(received, bound, "the messages to be visible again")
+    assert len(messages) == 3
+    assert {m["Attributes"]["ApproximateReceiveCount"] for m in messages} == {"2"}, "taken by the cut poll first"

@@ -97,8 +97,8 @@ def test_a_sigterm_lets_running_tasks_finish_and_gives_back_what_the_worker_pref
     started = time.monotonic()
     stopping.send_signal(signal.SIGTERM)
     assert stopping.wait(timeout=40) == 0
-    # Its running tasks take 4 s, and its last long poll may have up to 20 s to go (tasks/broker/polls.py waits it out).
-    assert time.monotonic() - started < 30, "the worker waited for its running tasks and its last poll, not for the stop timeout"
+    # Its running tasks take 4 s; its last long poll is cut, not waited out (tasks/broker/polls.py).
+    assert time.monotonic() - started < 30, "the worker waited for its running tasks, not for the stop timeout"
     workers.scale_to(2)
 
     row = account("SIGTERM (scale-in, Spot notice), tasks finish", settings, list(refs), timeout=90)
@@ -130,8 +130,8 @@ def test_tasks_cut_short_by_the_shutdown_deadline_go_back_to_the_queue_at_once(f
         entries = {k: ledger.get(settings.bucket, k) or {} for k in cut}
         return all(e.get("started_at") != started[k] or e.get("state") == "succeeded" for k, e in entries.items())
 
-    # Given back, a cut task runs again once its lease (24 s, tasks/process.py) and the stopped worker's last long poll
-    # (20 s, tasks/broker/polls.py) are over; left to its visibility timeout it would wait 40 to 60 s.
+    # Given back, a cut task runs again once its lease (24 s, tasks/process.py) is over; left to its visibility timeout
+    # it would wait 40 to 60 s.
     wait_for(taken_over, 35, "another worker to take over the cut tasks")
     row = account("SIGTERM, tasks cut short", settings, list(refs), timeout=90)
     assert (row.lost, row.duplicated, row.succeeded) == (0, 0, len(refs)), row

@@ -1,4 +1,4 @@
-"""Long polls (tasks/broker/polls.py): open polls and their end, parked queues, failed or lost receives, and waiting out at close."""
+"""Long polls (tasks/broker/polls.py): open polls, parked queues, failed or lost receives, and waiting for deletes at close."""
 
 from __future__ import annotations
 
@@ -20,20 +20,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_an_open_poll_may_go_on_for_its_wait_and_a_second_more() -> None:
-    clock = Clock()
-    polls = Polls(clock)
-    assert polls.pending_seconds() == 0
-    polls.opened("dropq-default", 20)
-    polls.opened("dropq-heavy", 5)
-    clock.now += 4
-    assert polls.pending_seconds() == 17
-    polls.answered("dropq-default", ok=True)
-    assert polls.pending_seconds() == 2
-    clock.now += 10
-    assert polls.pending_seconds() == 0, "overdue polls count as none"
 
 
 def test_a_failed_receive_has_its_queue_polled_again_after_the_interval_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -112,56 +98,52 @@ def idle_acks(in_flight: int = 0) -> Acks:
     return acks
 
 
-def test_a_closing_channel_drives_the_client_until_its_open_polls_return(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_closing_channel_cuts_its_open_polls_and_drives_the_client_until_its_deletes_return(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="dropq.worker")
     polls = Polls()
     polls.opened("dropq-default", 20)
-    client = FakeCurlClient(on_pass=lambda n: n == 3 and polls.answered("dropq-default", ok=True))
-
-    started = time.monotonic()
-    polls.wait_out(client, idle_acks())
-
-    assert client.passes == 3 and time.monotonic() - started < 5
-    assert "waiting up to 21s for 1 open long polls to return" in caplog.text
-
-
-def test_deletes_in_flight_are_waited_for_too() -> None:
     acks = idle_acks(in_flight=1)
     client = FakeCurlClient(on_pass=lambda n: n == 2 and setattr(acks, "in_flight", 0))
-    Polls().wait_out(client, acks)
-    assert client.passes == 2
+
+    started = time.monotonic()
+    polls.wait_for_deletes(client, acks)
+
+    assert client.passes == 2 and time.monotonic() - started < 5
+    assert "1 open long polls cut (what SQS hands them is visible again within 5s)" in caplog.text
 
 
-def test_waiting_out_ends_at_the_deadline_when_nothing_returns() -> None:
+def test_with_no_delete_in_flight_a_closing_channel_waits_for_nothing() -> None:
     polls = Polls()
-    polls.opened("dropq-default", 0)  # a poll with a second to go
+    polls.opened("dropq-default", 20)
     client = FakeCurlClient()
     started = time.monotonic()
-    polls.wait_out(client, idle_acks())
+    polls.wait_for_deletes(client, idle_acks())
+    assert client.passes == 0 and time.monotonic() - started < 0.5, "the open poll is not waited out"
+
+
+def test_waiting_for_deletes_ends_at_the_deadline_when_nothing_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(polls_module, "ACK_WAIT_SECONDS", 1)
+    client = FakeCurlClient()
+    started = time.monotonic()
+    Polls().wait_for_deletes(client, idle_acks(in_flight=1))
     assert 0.8 < time.monotonic() - started < 3 and client.passes > 1
-    assert polls.open, "never answered"
 
 
 def test_a_cold_shutdown_waits_no_longer_than_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_state, "should_terminate", True)
     monkeypatch.setattr(polls_module, "COLD_SHUTDOWN_WAIT_SECONDS", 0)
-    polls = Polls()
-    polls.opened("dropq-default", 20)
     client = FakeCurlClient()
     started = time.monotonic()
-    polls.wait_out(client, idle_acks())
+    Polls().wait_for_deletes(client, idle_acks(in_flight=1))
     assert client.passes == 0 and time.monotonic() - started < 1
 
 
 def test_a_client_that_fails_while_driven_ends_the_wait_without_raising() -> None:
-    polls = Polls()
-    polls.opened("dropq-default", 20)
-
     def broken(_: int) -> None:
         raise OSError("bad file descriptor")
 
     client = FakeCurlClient(on_pass=broken)
-    polls.wait_out(client, idle_acks())
+    Polls().wait_for_deletes(client, idle_acks(in_flight=1))
     assert client.passes == 1
 
 

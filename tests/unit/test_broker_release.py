@@ -15,8 +15,8 @@ from tests.unit.fake_sqs import FakeSQS, kombu_message
 URL = "http://sqs.local/123456789012/dropq-default"
 
 
-def release_on(sqs: FakeSQS, delay: int = 0, dlq: bool = True) -> Release:
-    return Release(Visibility(lambda: sqs), delay=lambda: delay, has_dead_letter_queue=lambda held: dlq)
+def release_on(sqs: FakeSQS, dlq: bool = True) -> Release:
+    return Release(Visibility(lambda: sqs), has_dead_letter_queue=lambda held: dlq)
 
 
 def test_a_message_given_back_is_made_visible_at_once_and_never_copied() -> None:
@@ -27,13 +27,6 @@ def test_a_message_given_back_is_made_visible_at_once_and_never_copied() -> None
 
     assert sqs.queues[URL][receipt].visibility_timeout == 0
     assert [name for name, _ in sqs.calls] == ["ChangeMessageVisibilityBatch"], "no SendMessage: kombu's copy is not made"
-
-
-def test_a_message_given_back_while_polls_are_open_stays_hidden_until_they_are_over() -> None:
-    sqs = FakeSQS()
-    receipt = sqs.receive(URL)
-    assert release_on(sqs, delay=17).release(kombu_message(URL, receipt))
-    assert sqs.queues[URL][receipt].visibility_timeout == 17
 
 
 def test_a_release_that_fails_says_so_and_leaves_the_message_to_its_visibility_timeout() -> None:
@@ -48,7 +41,7 @@ def test_a_rejected_message_is_released_only_when_its_queue_has_a_dead_letter_qu
     sqs = FakeSQS()
     receipt = sqs.receive(URL, "not a task")
     asked: list[Held] = []
-    without = Release(Visibility(lambda: sqs), delay=lambda: 0, has_dead_letter_queue=lambda held: asked.append(held) or False)
+    without = Release(Visibility(lambda: sqs), has_dead_letter_queue=lambda held: asked.append(held) or False)
 
     assert not without.release_rejected(kombu_message(URL, receipt)), "left to kombu, which deletes it"
     assert asked == [Held("default", URL, receipt)]
@@ -63,7 +56,7 @@ def test_what_a_poll_brings_while_closing_is_given_back_at_once(caplog: pytest.L
     caplog.set_level(logging.INFO, logger="dropq.worker")
     sqs = FakeSQS()
     received = [{"ReceiptHandle": sqs.receive(URL), "Body": "b"} for _ in range(3)] + [{"ReceiptHandle": "gone", "Body": "b"}]
-    release = release_on(sqs, delay=17)  # the closing delay is for held messages, not for these
+    release = release_on(sqs)
 
     assert release.give_back(URL, "default", received) == 3
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kombu import Connection
 
 from tasks.broker.transport import Channel, Transport
-from tasks.broker.visibility import Held
+from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS, Held, held_of
 from tests.unit.fake_sqs import FakeSQS, kombu_message
 
 URL = "http://127.0.0.1:9/123456789012/dropq-default"
@@ -43,7 +47,7 @@ def test_a_failed_receive_is_polled_again_later_and_a_message_given_back_is_rele
     assert sqs.queues[URL][receipt].visibility_timeout == 0 and sqs.params("SendMessage") == [], "released, not copied"
 
 
-def test_while_closing_what_a_poll_brings_is_given_back_and_what_is_released_waits_for_the_open_polls(channel: Channel) -> None:
+def test_while_closing_what_a_poll_brings_and_what_is_released_are_visible_at_once(channel: Channel) -> None:
     sqs: FakeSQS = channel.fake_sqs  # type: ignore[attr-defined]
     channel._closing = True
     brought = sqs.receive(URL)
@@ -54,7 +58,33 @@ def test_while_closing_what_a_poll_brings_is_given_back_and_what_is_released_wai
     channel.polls.opened("default", 20)
     held = sqs.receive(URL)
     assert channel.release(kombu_message(URL, held))
-    assert sqs.queues[URL][held].visibility_timeout == 21, "hidden until this channel's own poll is over"
+    assert sqs.queues[URL][held].visibility_timeout == 0, "the open poll is cut, not waited for"
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.receives: list[dict[str, Any]] = []
+
+    def receive_message(self, queue: str, queue_url: str, **kwargs: Any) -> None:
+        self.receives.append({"queue": queue, "url": queue_url, **kwargs})
+
+
+def test_a_receive_hides_what_it_brings_for_seconds_and_stamps_when_it_arrived(channel: Channel, monkeypatch: pytest.MonkeyPatch) -> None:
+    connection = FakeConnection()
+    channel._get_from_sqs("default", URL, connection, count=4)
+    (receive,) = connection.receives
+    assert receive["visibility_timeout"] == RECEIVE_VISIBILITY_SECONDS and receive["wait_time_seconds"] == channel.wait_time_seconds
+    assert receive["number_messages"] == 4 and channel.polls.open.keys() == {"default"}
+
+    delivered: list[Any] = []
+    monkeypatch.setattr(channel.connection, "_callbacks", {"default": delivered.append})
+    monkeypatch.setattr(time, "monotonic", lambda: 1234.5)
+    payload = {"body": "{}", "content-type": "application/json", "content-encoding": "utf-8", "headers": {}, "properties": {}}
+    message = {"ReceiptHandle": "r1", "Body": base64.b64encode(json.dumps(payload).encode()).decode(), "MessageId": "m1"}
+    assert channel._on_messages_ready(URL, "default", {"Messages": [message]}) == 1
+    (payload,) = delivered  # as kombu hands it to the consumer, which makes the message of it
+    held = held_of(SimpleNamespace(**payload["properties"]))
+    assert held is not None and (held.receipt_handle, held.received) == ("r1", 1234.5)
 
 
 def test_a_rejected_message_is_released_when_its_queue_has_a_dead_letter_queue(channel: Channel, monkeypatch: pytest.MonkeyPatch) -> None:
