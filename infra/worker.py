@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from dropq.settings import POOL
 from dropq.topology import WorkerPool
 
@@ -33,7 +31,7 @@ def worker_arguments(pool: WorkerPool, hostname: str) -> list[str]:
         "--hostname",
         hostname,
         "--loglevel",
-        os.environ.get("DBG_LEVEL", "INFO"),
+        "INFO",
         # Gossip, mingle and heartbeats need a broadcast exchange; SQS has none.
         "--without-gossip",
         "--without-mingle",
