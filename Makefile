@@ -66,7 +66,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CURL_CONFIG) $(CHECKOV) lint
-	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -ra --durations=25
+	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -n 2 --dist loadfile -ra --durations=25
 
 # Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.
 bench: $(STAMP)

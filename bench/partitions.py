@@ -315,14 +315,15 @@ def measure(cloud: LocalCloud, workload: Workload, count: int, run: str, counted
     return PhaseLoad(workload.name, workload.pipeline, count, seconds, workers, processes, worker_cpu, loads, share)
 
 
-def measure_all(cloud: LocalCloud, files: int, waiting: int, seconds: float) -> list[PhaseLoad]:
+def measure_all(cloud: LocalCloud, files: int, waiting: int, seconds: float, warm: bool = True) -> list[PhaseLoad]:
     """Each small workload with `files` files on the running pools, then `waiting` files of `seconds` each on as many
-    urgent workers as they need to run at once."""
+    urgent workers as they need to run at once; `warm`: each after a warm-up (the smoke run goes without)."""
     phases = []
     processes = sum(w.running * w.pool.concurrency for w in cloud.pools)
     for workload in small_workloads():
         # Each worker process's first files of a kind pay for its imports and clients: a warm pool is measured.
-        measure(cloud, workload, 2 * processes, f"warmup-{workload.pipeline}", counted=False)
+        if warm:
+            measure(cloud, workload, 2 * processes, f"warmup-{workload.pipeline}", counted=False)
         phases.append(measure(cloud, workload, files, f"partitions-{workload.pipeline}"))
     urgent = next(workers for workers in cloud.pools if workers.pool.name == "urgent")
     urgent.scale_to(-(-waiting // urgent.pool.concurrency))
@@ -330,7 +331,8 @@ def measure_all(cloud: LocalCloud, files: int, waiting: int, seconds: float) -> 
     while sum(w.get("pool") == "urgent" for w in ledger.workers()) < urgent.running and time.monotonic() < deadline:
         time.sleep(0.5)  # started, not yet consuming: their start is not the workload's
     try:
-        measure(cloud, waiting_workload(WARMUP_WAIT_SECONDS), waiting, "warmup-wait", counted=False)
+        if warm:
+            measure(cloud, waiting_workload(WARMUP_WAIT_SECONDS), waiting, "warmup-wait", counted=False)
         phases.append(measure(cloud, waiting_workload(seconds), waiting, "partitions-wait"))
     finally:
         urgent.scale_to(0)

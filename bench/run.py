@@ -641,7 +641,8 @@ def main(argv: list[str] | None = None) -> None:
         partition_settings = local_settings(port=free_port(), state_dir=str(state / "partitions"), pipeline_modules=("bench.workloads",))
         with LocalCloud(partition_settings, workers={"default": 2}, meter=True) as cloud:
             loads = step(
-                "partition load", partial(partitions.measure_all, cloud, sizes.partition_files, sizes.waiting_files, sizes.waiting_seconds)
+                "partition load",
+                partial(partitions.measure_all, cloud, sizes.partition_files, sizes.waiting_files, sizes.waiting_seconds, not args.smoke),
             )
 
         cost_settings = local_settings(port=free_port(), state_dir=str(state / "costs"))

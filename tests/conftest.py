@@ -28,6 +28,21 @@ os.environ.setdefault(ENDPOINT_URL, LOCAL_ENDPOINT)
 EVENTS = Path(__file__).parent / "events"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A pytest-xdist worker finished: the fault suite's rows it accounted for join the table printed at the end."""
+    from tests.faults import conftest as faults
+
+    faults.add_rows(getattr(node, "workeroutput", {}).get("fault_rows", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault suite's table, whichever process ran its scenarios."""
+    from tests.faults import conftest as faults
+
+    faults.print_table(terminalreporter)
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A recorded S3 event from tests/events/."""
     return json.loads((EVENTS / name).read_text())

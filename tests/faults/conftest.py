@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,21 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist (`make test` runs two) the scenarios run in a worker process: its rows go back to the
+    # controller, which prints the table (tests/conftest.py: pytest_testnodedown).
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["fault_rows"] = [dataclasses.asdict(row) for row in ROWS]
+
+
+def add_rows(rows: list[dict[str, Any]]) -> None:
+    """Rows a worker process accounted for (pytest-xdist), to be printed with this process's."""
+    ROWS.extend(Row(**row) for row in rows)
+
+
+def print_table(terminalreporter: Any) -> None:
+    """The suite's table, at the end of the run (tests/conftest.py calls it, once)."""
     if ROWS:
         total = Row("total", *(sum(getattr(r, c) for r in ROWS) for c in COLUMNS[1:]))
         terminalreporter.write_sep("=", "fault injection")
