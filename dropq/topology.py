@@ -22,6 +22,10 @@ SQS_MIN_RETENTION = 60
 SQS_MAX_RETENTION = 14 * 24 * 60 * 60
 # Long polling: a receive waits up to this long for a message (SQS's maximum).
 SQS_MAX_WAIT_SECONDS = 20
+# A worker's receive hides what it brings this long only (ReceiveMessage's VisibilityTimeout), not its queue's visibility
+# timeout: a stopping worker cuts its open long poll, and a message SQS hands to that poll is visible again this soon.
+# The worker extends what it keeps within seconds (tasks/broker/visibility.py, tasks/keeper.py).
+RECEIVE_VISIBILITY_SECONDS = 10
 # A message can be delayed (DelaySeconds) at most 15 minutes.
 SQS_MAX_DELAY_SECONDS = 15 * 60
 # ReceiveMessage and every *Batch call take at most 10 messages.

@@ -23,6 +23,7 @@ _stop = threading.Event()
 # The ledger the heartbeats write to, made at start: a client made while the worker stops would add a third of a
 # second to every stop.
 _ledger: Any = None
+_thread: threading.Thread | None = None
 
 
 class TaskRate:
@@ -56,15 +57,18 @@ def start_heartbeat(sender: Any = None, **_: Any) -> None:
     """Start beating once the worker consumes."""
     queues = sorted(q.name for q in sender.app.amqp.queues.consume_from.values()) if sender else []
     info = {"pid": os.getpid(), "pool": settings.pool, "queues": queues, "concurrency": sender.controller.concurrency if sender else 0}
-    global _ledger
+    global _ledger, _thread
     _ledger = ledger_for(settings)
-    threading.Thread(target=_beat, args=(sender.hostname, info, _ledger), name="dropq-heartbeat", daemon=True).start()
+    _thread = threading.Thread(target=_beat, args=(sender.hostname, info, _ledger), name="dropq-heartbeat", daemon=True)
+    _thread.start()
 
 
 @worker_shutdown.connect
 def stop_heartbeat(sender: Any = None, **_: Any) -> None:
     """Stop beating and remove this worker from the list."""
     _stop.set()
+    if _thread is not None:
+        _thread.join(timeout=2)  # a beat in flight would put the worker back after it is forgotten
     try:
         (_ledger or ledger_for(settings)).forget_worker(sender.hostname)
     except Exception as exc:

@@ -77,19 +77,20 @@ class Keeper:
                 logger.exception("the keeper's tick failed; it carries on")
 
     def tick(self, now: float) -> None:
-        """Look at what the worker holds: protection on or off, and everything held extended when any is due."""
+        """Look at what the worker holds: everything held extended when any is due, then protection on or off."""
         held = self.channel.held()
         if held is None:
+            self.holding = True  # changed while read: look again at the next check, not an interval later
             return
         self.holding = bool(held)
-        self._protect(self.holding)
         self._extended &= {message.receipt_handle for message in held}
         first_due = any(m.receipt_handle not in self._extended and m.due_first_extension(now) for m in held)
         if now >= self._next_extension or first_due:
             # Everything held goes to its queue's timeout at once: one batch, and nothing due again before the next
-            # interval.
+            # interval. Before protection: an ECS agent slow to answer must not let a first visibility run out.
             self._next_extension = now + self.interval
             self._extended |= self._extend(held)
+        self._protect(self.holding)
 
     def _extend(self, held: list[Held]) -> set[str]:
         """Extend `held` to their queues' visibility timeouts; return the receipt handles of those SQS was asked to change."""

@@ -33,7 +33,8 @@ LONGEST_OUTPUT_NAME = 16
 # A claimed file's lease, renewed every third of it while its task runs (a file done sooner is never renewed).
 # No chattier than it must be: a renewal may fail once and the lease still holds. No longer than it may be: a
 # crashed worker's lease runs out before its message comes back (two thirds of a visibility timeout at the
-# soonest), and a task cut short at shutdown, whose message comes back at once, waits this long at most.
+# soonest, once extended; one crashed in its first seconds comes back sooner, and waits for the lease), and a task
+# cut short at shutdown, whose message comes back at once, waits this long at most.
 LEASE_SECONDS = 24
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -21,7 +22,7 @@ from dropq.ledger import ledger_for
 from dropq.schedules import SCHEDULE_FIELD, TIME_FIELD, period_id
 from dropq.settings import Settings
 from dropq.signing import signer_for
-from dropq.topology import Schedule
+from dropq.topology import RECEIVE_VISIBILITY_SECONDS, Schedule
 from infra.local import state
 from infra.local.autoscaler import Autoscaler
 from infra.local.processes import start_process, stop_process
@@ -186,12 +187,27 @@ class LocalCloud:
         for thread in stopping:
             thread.join()
         if self.keep_state and self.started and self.server.process is not None:
+            self._settle_in_flight()
             try:
                 self.saved = state.save(self._direct)
             except Exception as exc:  # stopping goes on: the state saved before stays
                 logger.warning("could not save the local cloud's state in %s: %s", state.folder(self.settings), exc)
         self.server.stop()
         self.started = False
+
+    def _settle_in_flight(self) -> None:
+        """Wait until no message is in flight, RECEIVE_VISIBILITY_SECONDS and a second at most: with the workers and the
+        producer stopped, one is only in a stopped worker's cut long poll, visible again that soon, and saved then."""
+        sqs, direct = self._direct.client("sqs"), self._direct
+        urls = [direct.queue_url(q.name) for q in direct.topology.queues]
+
+        def in_flight() -> int:
+            names = ["ApproximateNumberOfMessagesNotVisible"]
+            return sum(int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"][names[0]]) for url in urls)
+
+        deadline = time.monotonic() + RECEIVE_VISIBILITY_SECONDS + 1
+        while in_flight() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def _stop_producer(self) -> None:
         if self.producer is not None:

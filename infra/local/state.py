@@ -1,7 +1,8 @@
 """What `dropq up` keeps across restarts: moto holds the local cloud in memory, so its state is saved when the cloud
 stops and put back when it starts again (`dropq up --fresh` starts empty).
 
-Saved under `<state dir>/state/`, once the workers and the producer have stopped (nothing changes meanwhile):
+Saved under `<state dir>/state/`, once the workers and the producer have stopped, and the messages a stopped worker's
+cut long poll took are visible again (seconds: infra/local/cloud.py), so nothing changes meanwhile:
 - the bucket's objects, with their content type and metadata (`s3/`, and `s3.json` naming them);
 - every table's items, as DynamoDB's JSON (`dynamodb/<table>.jsonl`);
 - the messages waiting in every queue, with their attributes (`sqs/<queue>.jsonl`).

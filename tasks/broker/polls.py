@@ -24,9 +24,9 @@ from celery.worker import state as worker_state
 from kombu.asynchronous.http import get_client
 from kombu.asynchronous.hub import READ, WRITE
 
+from dropq.topology import RECEIVE_VISIBILITY_SECONDS as RECEIVE_VISIBILITY
 from dropq.topology import SHUTDOWN_MARGIN, SQS_MAX_BATCH
 from tasks.broker.acks import ACK_WAIT_SECONDS, Acks
-from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS as RECEIVE_VISIBILITY
 
 logger = logging.getLogger("dropq.worker")
 

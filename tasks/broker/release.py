@@ -53,8 +53,8 @@ class Release:
     def give_back(self, url: str, queue: str, messages: Iterable[dict[str, Any]]) -> int:
         """Release at once what a long poll brought while the channel was closing; return how many SQS accepted.
 
-        SQS hands messages to a poll even when the process that opened it is exiting: kept, they would stay hidden a
-        whole visibility timeout.
+        SQS hands messages to a poll even when the process that opened it is exiting: kept, they would stay hidden until
+        the receive's visibility (RECEIVE_VISIBILITY_SECONDS) runs out.
         """
         received = [Held(queue=queue, url=url, receipt_handle=m["ReceiptHandle"]) for m in messages]
         if not received:

@@ -12,11 +12,12 @@ from typing import Any
 
 from kombu.transport import SQS, virtual
 
+from dropq.topology import RECEIVE_VISIBILITY_SECONDS
 from tasks.broker.acks import Acks
 from tasks.broker.delays import Delays, hop_seconds
 from tasks.broker.polls import POLL_CHECK_SECONDS, Polls, before_hub_closes, may_receive, receive_batch
 from tasks.broker.release import Release
-from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS, Held, Visibility, held_messages, held_of, is_busy, stamp_received
+from tasks.broker.visibility import Held, Visibility, held_messages, held_of, is_busy, stamp_received
 from tasks.broker.wake import Waker
 
 

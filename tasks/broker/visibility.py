@@ -3,11 +3,11 @@
 kombu knows what a channel holds only as its QoS's private `_delivered` and `_dirty`; the keeper (tasks/keeper.py) reads
 them through `held_messages` on its own thread, and extends them with `Visibility.change` every third of their timeout.
 
-A receive hides what it brings for RECEIVE_VISIBILITY_SECONDS only, not the queue's visibility timeout: a stopping
-worker cuts its open long poll instead of waiting it out (up to 20 s), and SQS may still hand that poll a message
-nobody will read. Such a message is visible again seconds later, not a visibility timeout (a minute) later. A message
-the worker still holds FIRST_EXTENSION_SECONDS after it arrived is extended to its queue's timeout then: most files are
-done before, so most receives cost no extension.
+A receive hides what it brings for RECEIVE_VISIBILITY_SECONDS only (dropq/topology.py), not the queue's visibility
+timeout: a stopping worker cuts its open long poll instead of waiting it out (up to 20 s), and SQS may still hand that
+poll a message nobody will read. Such a message is visible again seconds later, not a visibility timeout (a minute)
+later. A message the worker still holds FIRST_EXTENSION_SECONDS after it arrived is extended to its queue's timeout
+then, with everything else held: most files are done before, so most receives cost no extension.
 """
 
 from __future__ import annotations
@@ -22,11 +22,8 @@ from dropq.topology import SQS_MAX_BATCH
 
 logger = logging.getLogger("dropq.worker")
 
-# Seconds a receive hides the messages it brings (ReceiveMessage's VisibilityTimeout): how long a message taken by the
-# cut long poll of a stopping worker stays hidden. Long enough for the keeper to extend what the worker keeps.
-RECEIVE_VISIBILITY_SECONDS = 5
-# A message still held this long after it arrived is extended to its queue's visibility timeout: well before
-# RECEIVE_VISIBILITY_SECONDS, so a slow extension (the release client gives up after 5 s) rarely lets one come back.
+# A message still held this long after it arrived is extended to its queue's visibility timeout: RECEIVE_VISIBILITY_SECONDS
+# leaves the keeper 8 s more, time for one visibility change on a client that gives up after 5 s (connect or read).
 FIRST_EXTENSION_SECONDS = 2
 # The key under which a received SQS message records when it arrived (time.monotonic()), for the keeper.
 RECEIVED = "dropq_received"

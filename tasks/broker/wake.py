@@ -19,27 +19,33 @@ class Waker:
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
-        hub.add_reader(self._read, self._drain)
+        self._fds: tuple[int, int] | None = os.pipe()
+        read, write = self._fds
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        hub.add_reader(read, self._drain)
         hub.on_close.add(self._close)
         worker_shutting_down.connect(self.wake, weak=False)
 
     def wake(self, **_: Any) -> None:
         """Make the event loop's poll return now (safe in a signal handler: one non-blocking write)."""
-        with contextlib.suppress(OSError):  # full (it is awake already) or closed (it has stopped)
-            os.write(self._write, b"\0")
+        fds = self._fds
+        if fds is not None:
+            with contextlib.suppress(OSError):  # full: it is awake already
+                os.write(fds[1], b"\0")
 
     def _drain(self) -> None:
-        with contextlib.suppress(OSError):
-            while os.read(self._read, 512):
-                pass
+        fds = self._fds
+        if fds is not None:
+            with contextlib.suppress(OSError):
+                while os.read(fds[0], 512):
+                    pass
 
     def _close(self, _hub: Any) -> None:
+        # Once: the hub is reset on a connection error and closed at the end, and its readers are gone by then.
+        self.hub.on_close.discard(self._close)
         worker_shutting_down.disconnect(self.wake)
-        with contextlib.suppress(OSError, KeyError, ValueError):
-            self.hub.remove(self._read)
-        for fd in (self._read, self._write):
+        fds, self._fds = self._fds, None
+        for fd in fds or ():
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -33,6 +33,18 @@ def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.Captur
     assert (one[2], one[3]) == ("1.00", "1.00"), "an invocation and a SendMessageBatch per single-record event"
     assert (ten[2], ten[3]) == ("0.10", "0.10"), "one invocation and one SendMessageBatch per batch of ten"
     assert "| a pool scaled to zero | 0 |" in report
+    stops = [
+        row
+        for name in (
+            "dropq worker, idle",
+            "Celery as in tutorials, idle",
+            "dropq worker, busy with 0.5 s tasks",
+            "`dropq up`, idle, Ctrl-C",
+        )
+        for row in _rows(report, name)
+    ]
+    assert len(stops) == 4 and all(row[1] == "1" and 0 < float(row[2]) <= float(row[3]) for row in stops), stops
+    assert "| an idle worker: SIGTERM to exit, worst | ≤ 2 s |" in report
     assert "## Targets" in report and "## What a million files cost" in report
     assert not report.startswith("{"), "no log line in the report"
 

@@ -10,6 +10,7 @@ import pytest
 from celery.worker import state as worker_state
 
 import tasks.broker.polls as polls_module
+from dropq.topology import RECEIVE_VISIBILITY_SECONDS
 from tasks.broker.acks import Acks
 from tasks.broker.polls import STALE_POLL_SECONDS, Polls, before_hub_closes, may_receive, receive_batch
 
@@ -109,7 +110,7 @@ def test_a_closing_channel_cuts_its_open_polls_and_drives_the_client_until_its_d
     polls.wait_for_deletes(client, acks)
 
     assert client.passes == 2 and time.monotonic() - started < 5
-    assert "1 open long polls cut (what SQS hands them is visible again within 5s)" in caplog.text
+    assert f"1 open long polls cut (what SQS hands them is visible again within {RECEIVE_VISIBILITY_SECONDS}s)" in caplog.text
 
 
 def test_with_no_delete_in_flight_a_closing_channel_waits_for_nothing() -> None:

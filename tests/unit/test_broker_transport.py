@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from kombu import Connection
 
+from dropq.topology import RECEIVE_VISIBILITY_SECONDS
 from tasks.broker.transport import Channel, Transport
-from tasks.broker.visibility import RECEIVE_VISIBILITY_SECONDS, Held, held_of
+from tasks.broker.visibility import Held, held_of
 from tests.unit.fake_sqs import FakeSQS, kombu_message
 
 URL = "http://127.0.0.1:9/123456789012/dropq-default"

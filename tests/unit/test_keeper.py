@@ -3,7 +3,8 @@ once, together with everything else held; the others every third of their queue'
 
 from __future__ import annotations
 
-from tasks.broker.visibility import FIRST_EXTENSION_SECONDS, RECEIVE_VISIBILITY_SECONDS, Held
+from dropq.topology import RECEIVE_VISIBILITY_SECONDS
+from tasks.broker.visibility import FIRST_EXTENSION_SECONDS, Held
 from tasks.keeper import FIRST_EXTENSION_CHECK_SECONDS, Keeper
 
 URL = "http://sqs.local/123456789012/dropq-default"
@@ -72,3 +73,33 @@ def test_a_first_extension_that_failed_is_tried_again_at_the_next_check() -> Non
     keeper.tick(1000.0 + FIRST_EXTENSION_SECONDS)
     keeper.tick(1000.0 + FIRST_EXTENSION_SECONDS + FIRST_EXTENSION_CHECK_SECONDS)
     assert channel.changes == [([], 0), (["new"], 60)]
+
+
+def test_a_due_extension_goes_out_before_the_ecs_agent_is_asked_for_protection() -> None:
+    order: list[str] = []
+
+    class Recording(FakeChannel):
+        def change_visibility(self, messages: list[Held], seconds: int) -> int:
+            order.append("extend")
+            return super().change_visibility(messages, seconds)
+
+    class Protection:
+        def update(self, busy: bool) -> None:
+            order.append(f"protect {busy}")
+
+    channel = Recording()
+    keeper = Keeper(channel, protection=Protection())  # type: ignore[arg-type]
+    channel.messages = [Held("default", URL, "new", received=1000.0)]
+    keeper._next_extension = 2000.0
+    keeper.tick(1000.0 + FIRST_EXTENSION_SECONDS)
+    assert order == ["extend", "protect True"]
+
+
+def test_held_messages_changed_while_read_are_looked_at_again_at_the_next_check() -> None:
+    class Changing(FakeChannel):
+        def held(self) -> list[Held] | None:  # type: ignore[override]
+            return None
+
+    keeper = Keeper(Changing())
+    keeper.tick(1000.0)
+    assert keeper.holding, "the keeper checks again within FIRST_EXTENSION_CHECK_SECONDS, not an interval later"
