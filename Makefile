@@ -65,8 +65,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Two pytest-xdist processes, a test file each at a time; a process that dies fails the run (replaced, it could hang it).
 test: $(STAMP) $(NODE_STAMP) $(CHROMIUM) $(CURL_CONFIG) $(CHECKOV) lint
-	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -n 2 --dist loadfile -ra --durations=25
+	DROPQ_CHECKOV=$(abspath $(CHECKOV)) $(BIN)/python -m pytest -n 2 --dist loadfile --max-worker-restart 0 -ra --durations=25
 
 # Benchmarks side by side against one local moto server; the table goes to BENCHMARKS.md.
 bench: $(STAMP)

@@ -43,9 +43,11 @@ class Waker:
 
     def _close(self, _hub: Any) -> None:
         # Once: the hub is reset on a connection error and closed at the end, and its readers are gone by then.
+        fds, self._fds = self._fds, None
+        if fds is None:
+            return
         self.hub.on_close.discard(self._close)
         worker_shutting_down.disconnect(self.wake)
-        fds, self._fds = self._fds, None
-        for fd in fds or ():
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
