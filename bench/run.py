@@ -517,7 +517,8 @@ with one DeleteMessageBatch. Each figure is the median of {sizes.rounds} runs.
 
 ## Stopping
 
-{stopping.__doc__.split(chr(10) + chr(10))[1].replace(chr(10), " ").replace("`rounds`", str(sizes.rounds))}
+{stopping.__doc__.split(chr(10) + chr(10))[1].strip().replace("`rounds`", str(sizes.rounds))}
+
 An idle worker cuts its open long poll instead of waiting it out (up to 20 s before): what that poll would have
 received is visible again within {RECEIVE_VISIBILITY_SECONDS} s (tasks/broker/visibility.py), which tests/e2e/test_consuming.py proves.
 What is left of a worker's stop is Celery's own: its prefork processes each sleep a second before they exit
