@@ -187,8 +187,8 @@ class LocalCloud:
         for thread in stopping:
             thread.join()
         if self.keep_state and self.started and self.server.process is not None:
-            self._settle_in_flight()
             try:
+                self._settle_in_flight()
                 self.saved = state.save(self._direct)
             except Exception as exc:  # stopping goes on: the state saved before stays
                 logger.warning("could not save the local cloud's state in %s: %s", state.folder(self.settings), exc)
