@@ -24,6 +24,7 @@ from dropq.settings import Settings, local_settings
 from infra.local.processes import start_process, stop_process
 from infra.local.server import free_port
 from infra.worker import worker_arguments, worker_environment
+from ops.dlq import purge
 from ops.status import queue_counts
 
 READY_SECONDS = 60
@@ -98,13 +99,7 @@ def busy_worker_stop(settings: Settings, log: Path) -> float:
         return _signal_and_time(worker, signal.SIGTERM)
     finally:
         stop_process(worker, timeout=1)
-        _purge(sqs, url)
-
-
-def _purge(sqs: object, url: str) -> None:
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):  # type: ignore[attr-defined]
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        sqs.delete_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[attr-defined]
+        purge(sqs, url)
 
 
 def up_stop(log: Path) -> float:
