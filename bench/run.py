@@ -521,9 +521,10 @@ with one DeleteMessageBatch. Each figure is the median of {sizes.rounds} runs.
 
 An idle worker cuts its open long poll instead of waiting it out (up to 20 s before): what that poll would have
 received is visible again within {RECEIVE_VISIBILITY_SECONDS} s (tasks/broker/visibility.py), which tests/e2e/test_consuming.py proves.
-What is left of a worker's stop is Celery's own: its prefork processes each sleep a second before they exit
-(billiard), and the pool's timer thread up to half a second. A busy worker finishes its running tasks first and
-gives back at once what it prefetched.
+An idle pool's processes end as soon as their shutdown handlers are done, where Celery leaves each to sleep out a
+second and its stop thread half a second more (tasks/pool.py), and the stopped worker exits without the interpreter's
+last garbage collection over its heap, another half second (tasks/shutdown.py). A busy worker finishes its running
+tasks first, gives back at once what it prefetched, then stops its pool as Celery does.
 
 {stopping.stop_table(r.stops)}
 

@@ -87,6 +87,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # Messages that cannot be run are rejected towards the dead-letter queue, not dropped (tasks/consumer.py).
         "worker_consumer": "tasks.consumer:Consumer",
+        # Celery's prefork pool, ending an idle pool's processes at once when the worker stops (tasks/pool.py).
+        "worker_pool": "tasks.pool:TaskPool",
         "task_time_limit": time_limit,
         "task_soft_time_limit": max(1, int(time_limit * 0.9)),
         # One message per process, plus the pool's `prefetch` in hand (10: one ReceiveMessage); the worker's

@@ -1,11 +1,12 @@
-"""The private parts of kombu and Celery that dropq's worker leans on, in one list, checked before a worker starts.
+"""The private parts of kombu, Celery and billiard that dropq's worker leans on, in one list, checked before it starts.
 
 kombu's SQS transport has no public hook for what tasks/broker/ fixes (releasing given-back messages, keeping held
 ones invisible, batched deletes, delays that hop, receives a stopping worker may cut), so it overrides private methods and reads
 private attributes. An override of a method kombu has renamed is never called, and nothing says so: the worker
-would run without the fix. `problems()` looks up each name and, for a method, the parameters dropq calls it with
+would run without the fix. Celery's prefork pool has no hook for ending an idle pool's processes at once either
+(tasks/pool.py reads billiard's). `problems()` looks up each name and, for a method, the parameters dropq calls it with
 or is called with; `require()` stops the worker, naming each one, when any has gone or changed. pyproject.toml
-pins kombu and Celery to the minor versions this list was checked on.
+pins the three to the minor versions this list was checked on.
 
 kombu's public `AsyncSQSConnection.delete_message_batch` is not used for acknowledgements: on an HTTP error it
 raises inside the worker's event loop (its `get_object` parses the response before any callback of ours runs).
@@ -41,6 +42,10 @@ VIRTUAL_QOS = "kombu.transport.virtual.base:QoS"
 VIRTUAL_CHANNEL = "kombu.transport.virtual.base:Channel"
 CURL = "kombu.asynchronous.http.curl:CurlClient"
 SQS_CONNECTION = "kombu.asynchronous.aws.sqs.connection:AsyncSQSConnection"
+ASYNPOOL = "celery.concurrency.asynpool:AsynPool"
+
+# The packages whose private parts are listed here, each pinned to the minor version the list was checked on.
+PINNED = ("kombu", "celery", "billiard")
 
 CONTRACT = (
     # tasks/broker/transport.py overrides these: renamed, they would silently never be called.
@@ -93,6 +98,16 @@ CONTRACT = (
     Private("celery.worker.consumer:Consumer", "create_task_handler", ("promise",), "oversized messages go to the DLQ"),
     Private("celery.backends.dynamodb:DynamoDBBackend", "_get_client", ("access_key_id", "secret_access_key"), "waiting for DynamoDB"),
     Private("celery.backends.dynamodb:DynamoDBBackend", "_client", None, "waiting for DynamoDB"),
+    # tasks/pool.py: an idle pool's processes end at once.
+    Private(ASYNPOOL, "_stop_task_handler", ("task_handler",), "an idle pool's processes are told to stop at once"),
+    Private(ASYNPOOL, "_task_handler", None, "an idle pool's processes are told to stop at once"),
+    Private(ASYNPOOL, "_result_handler", None, "an idle pool's processes end when they say they are done"),
+    Private(ASYNPOOL, "_cache", None, "a pool is stopped early only when it runs nothing"),
+    Private(ASYNPOOL, "_state", None, "a pool is stopped early only when it runs nothing"),
+    Private(ASYNPOOL, "_pool", None, "an idle pool's processes end when they say they are done"),
+    Private("billiard.pool:ResultHandler", "on_state_change", None, "an idle pool's processes end when they say they are done"),
+    Private("billiard.pool:Worker", "outq", None, "an idle pool's processes end when they say they are done"),
+    Private("billiard.pool", "DEATH", None, "an idle pool's processes end when they say they are done"),
 )
 
 
@@ -107,7 +122,7 @@ def _has_attribute(owner: object, name: str) -> bool:
     if hasattr(owner, name):
         return True
     if inspect.isclass(owner):
-        return any(f"self.{name}" in inspect.getsource(cls) for cls in owner.__mro__ if cls.__module__.split(".")[0] in ("kombu", "celery"))
+        return any(f"self.{name}" in inspect.getsource(cls) for cls in owner.__mro__ if cls.__module__.split(".")[0] in PINNED)
     return False
 
 
@@ -137,7 +152,7 @@ def require() -> None:
     """Stop here, naming what has changed, unless every private name dropq relies on is as expected."""
     found = problems()
     if found:
-        installed = f"kombu {version('kombu')}, celery {version('celery')}"
+        installed = ", ".join(f"{package} {version(package)}" for package in PINNED)
         raise RuntimeError(
             f"dropq's worker cannot run on {installed}: it relies on private parts of them that have changed, and would "
             "run without its fixes: " + "; ".join(found) + ". Install the versions pyproject.toml pins."

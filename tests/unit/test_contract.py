@@ -1,4 +1,4 @@
-"""The private parts of kombu and Celery dropq relies on: all there on the versions pinned, and any change named."""
+"""The private parts of kombu, Celery and billiard dropq relies on: all there on the versions pinned, and any change named."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from kombu.transport import SQS
 
-from tasks.contract import CONTRACT, problems, require
+from tasks.contract import CONTRACT, PINNED, problems, require
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,9 +19,9 @@ def test_every_private_name_dropq_relies_on_is_there_as_expected() -> None:
     assert problems() == []
 
 
-def test_the_installed_kombu_and_celery_are_within_the_narrow_pins_the_contract_was_checked_on() -> None:
+def test_the_installed_kombu_celery_and_billiard_are_within_the_narrow_pins_the_contract_was_checked_on() -> None:
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    for package in ("kombu", "celery"):
+    for package in PINNED:
         (pin,) = [d for d in dependencies if re.match(rf"^{package}(\[.*\])?[<>=]", d)]
         low, high = re.search(r">=([\d.]+),<([\d.]+)", pin).groups()  # type: ignore[union-attr]
         minor = ".".join(version(package).split(".")[:2])
@@ -35,7 +35,8 @@ def test_a_method_gone_or_changed_is_named_with_what_it_is_for(monkeypatch: pyte
     gone = "kombu.transport.SQS.Channel._has_redrive_policy is gone (needed so that a rejected message is released only with a DLQ)"
     assert gone in found
     assert any(p.startswith("kombu.transport.SQS.Channel._restore takes (message), not (message, unwanted_delivery_info)") for p in found)
-    with pytest.raises(RuntimeError, match=r"dropq's worker cannot run on kombu [\d.]+, celery [\d.]+: .*_has_redrive_policy is gone"):
+    installed = r"kombu [\d.]+, celery [\d.]+, billiard [\d.]+"
+    with pytest.raises(RuntimeError, match=rf"dropq's worker cannot run on {installed}: .*_has_redrive_policy is gone"):
         require()
 
 

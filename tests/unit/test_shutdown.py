@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 import time
@@ -31,3 +32,11 @@ def test_a_warm_shutdown_cancels_what_still_runs_once_the_pools_grace_is_over(mo
     assert sent == [], "tasks get the whole grace"
     time.sleep(1.0)
     assert sent == [(os.getpid(), signal.SIGQUIT)], "one SIGQUIT, however many SIGTERMs"
+
+
+def test_a_stopped_worker_leaves_its_heap_out_of_the_exits_collection() -> None:
+    try:
+        shutdown.skip_the_last_collection(sender=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
