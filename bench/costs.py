@@ -22,7 +22,6 @@ Lambda that sends one message per file, no ledger). S3's requests are the same f
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 import uuid
@@ -42,7 +41,7 @@ from bench.producer import ProducerCost
 from bench.throughput import Drain, cpu_ms
 from dropq.ledger import ledger_for
 from dropq.objects import ObjectRef
-from dropq.observe import WORKER, event_logger, log_event, log_outcome, outcome_metrics
+from dropq.observe import PRODUCER, WORKER, event_logger, log_event, log_outcome
 from dropq.settings import Settings
 from dropq.topology import TOPOLOGY, WorkerPool
 from infra import prices
@@ -140,7 +139,7 @@ def _log_bytes(state_dir: Path) -> dict[str, int]:
 def _invocations(lambda_log: Path, start: int) -> int:
     """Producer invocations from line `start` of the local runtime's log: one `handled` line each."""
     with lambda_log.open() as lines:
-        return sum(1 for number, line in enumerate(lines) if number >= start and '"event":"handled"' in line)
+        return sum(1 for number, line in enumerate(lines) if number >= start and '"message":"handled"' in line)
 
 
 @dataclass
@@ -536,28 +535,33 @@ def compute_table(measured: list[FileCosts], producer: ProducerCost, pool: Worke
     return "\n".join(lines)
 
 
-def outcome_log_bytes() -> tuple[int, int]:
-    """A worker's log bytes for one succeeded file, through its own logger: before, a `started` line, the outcome's
-    line and a separate EMF record; now, the outcome's one line that is its EMF record (`started` is at DEBUG)."""
+# Log bytes before each line carried each fact once (dropq/observe.py), from `make bench` at commit 4970eed
+# (BENCHMARKS.md, 2026-12-07): a worker's outcome line for the sample file below, the producer's `enqueued` line
+# it logged for every file at INFO, and the logs of a small image end to end (producer and worker, measured).
+OUTCOME_LINE_BYTES_BEFORE = 810
+ENQUEUED_LINE_BYTES_BEFORE = 413
+LOG_BYTES_PER_SMALL_IMAGE_BEFORE = 1_296
+
+
+def sample_log_bytes() -> tuple[int, int]:
+    """The bytes a worker and the producer log for one succeeded file of the sample, through their own loggers: the
+    worker's outcome line (`started` is at DEBUG) and the producer's lines for it (its `enqueued` is at DEBUG)."""
     ref = ObjectRef("dropq-local", "incoming/photos/2026/IMG_0001.jpg", "0123456789abcdef0123456789abcdef", 123_456)
-    task_id, fields = str(uuid.uuid4()), {"outputs": 3, "attempt": 1}
+    task_id = str(uuid.uuid4())
 
-    def written(log: Callable[[Logger], None]) -> int:
+    def written(service: str, log: Callable[[Logger], None]) -> int:
         stream = io.StringIO()
-        log(event_logger(f"{WORKER}-{uuid.uuid4().hex[:6]}", stream))
-        return len(stream.getvalue().replace(f"{WORKER}-", WORKER, 1).encode())
+        log(event_logger(f"{service}-{uuid.uuid4().hex[:6]}", stream))
+        return len(stream.getvalue().replace(f"{service}-", service, 1).encode())
 
-    def before(logger: Logger) -> None:
-        log_event(logger, "started", ref=ref, task_id=task_id, state="running", pipeline="images", queue="default", attempt=1)
-        log_event(logger, "succeeded", ref=ref, task_id=task_id, state="succeeded", pipeline="images", duration_ms=120, **fields)
-        record = outcome_metrics("dropq", "images", ref, task_id, succeeded=True, duration_ms=120)
-        logger.registered_handler.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-    def now(logger: Logger) -> None:
+    def worker(logger: Logger) -> None:
         log_event(logger, "started", ref=ref, task_id=task_id, state="running", level="debug", pipeline="images", attempt=1)
-        log_outcome(logger, "dropq", ref, task_id, "images", succeeded=True, duration_ms=120, **fields)
+        log_outcome(logger, "dropq", ref, task_id, "images", succeeded=True, duration_ms=120, outputs=3)
 
-    return written(before), written(now)
+    def producer(logger: Logger) -> None:
+        log_event(logger, "enqueued", ref=ref, task_id=task_id, state="queued", level="debug", pipeline="images", queue="default")
+
+    return written(WORKER, worker), written(PRODUCER, producer)
 
 
 def where_the_money_goes(costs: FileCosts) -> str:

@@ -270,7 +270,8 @@ def before_after(r: Results) -> str:
         return f"{cost.invocations_per_record:.2f} invocations, {cost.requests[('sqs', 'SendMessageBatch')] / cost.records:.2f} sends"
 
     results = sum(u for label, u in small.costs.write_units.items() if "results" in label) / small.costs.files
-    logs_before, logs_after = costs.outcome_log_bytes()
+    outcome_line, enqueued_line = costs.sample_log_bytes()
+    logs_per_file = small.costs.log_bytes / small.costs.files
     rows = [
         (
             "producer: an invocation per file (S3 invoking it) → a batch of 10 from the inbox events queue",
@@ -285,10 +286,23 @@ def before_after(r: Results) -> str:
             prices.DYNAMODB.write_million + prices.DYNAMODB.read_million,
         ),
         (
-            "a worker's lines per file: `started`, the outcome, an EMF record → the outcome's one line, its EMF record",
-            f"{logs_before:,} bytes",
-            f"{logs_after:,} bytes",
-            costs.logs_usd(logs_before - logs_after),
+            "a worker's outcome line, its EMF record: each fact once (no `location`, `timestamp`, `bucket`, `event` beside "
+            "`message`, `state` beside the event, `duration_ms` beside the metric; the count that happened only, one number a metric)",
+            f"{costs.OUTCOME_LINE_BYTES_BEFORE:,} bytes",
+            f"{outcome_line:,} bytes",
+            costs.logs_usd(costs.OUTCOME_LINE_BYTES_BEFORE - outcome_line),
+        ),
+        (
+            "the producer's `enqueued` line per file → at DEBUG (the ledger has it; the batch's `handled` line counts it)",
+            f"{costs.ENQUEUED_LINE_BYTES_BEFORE:,} bytes",
+            f"{enqueued_line:,} bytes",
+            costs.logs_usd(costs.ENQUEUED_LINE_BYTES_BEFORE - enqueued_line),
+        ),
+        (
+            "logs per small image, producer and workers together (measured: the bytes their logs grew by, over the files)",
+            f"{costs.LOG_BYTES_PER_SMALL_IMAGE_BEFORE:,} bytes",
+            f"{logs_per_file:,.0f} bytes",
+            costs.logs_usd(costs.LOG_BYTES_PER_SMALL_IMAGE_BEFORE - logs_per_file),
         ),
         (
             "workers on demand → Spot (the default and heavy pools; the first task on demand)",

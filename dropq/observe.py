@@ -5,8 +5,15 @@ event. A file's outcome (`succeeded` or `failed`) is one line that is also an EM
 `_aws` directive and metric members into metrics, and bills its bytes once (logs are most of a file's fixed cost
 after the ledger: BENCHMARKS.md). Lines go to the process's real stdout: a Celery worker replaces `sys.stdout` with
 a proxy that logs each write as a WARNING line, and CloudWatch extracts metrics only from a log event that is a bare
-JSON object. Events an operator rarely needs (a worker's `started`) are logged at DEBUG, off unless
-POWERTOOLS_LOG_LEVEL=DEBUG. Powertools and the standard library only: the producer's Lambda bundle ships this module.
+JSON object. Events an operator rarely needs (a worker's `started`, the producer's `enqueued` per file: the ledger
+has both) are logged at DEBUG, off unless POWERTOOLS_LOG_LEVEL=DEBUG. Powertools and the standard library only: the
+producer's Lambda bundle ships this module.
+
+CloudWatch Logs bills every byte ingested, so a line carries each fact once. Its `message` is the event's name
+(`succeeded`, `retry`, …), its other members what the event is about: a file's `key` and `etag` (the bucket is the
+deployment's, in the ledger), its `state` where it differs from the event, a `reason`; an outcome's duration and
+size are its metric members, one number each. No `timestamp`: CloudWatch Logs stamps each event it ingests, and an
+outcome's EMF record carries its own. No `location`: each event is logged from one place, and its name says which.
 """
 
 from __future__ import annotations
@@ -27,13 +34,12 @@ WORKER = "dropq-worker"
 NAMESPACE = "dropq"
 DEPLOYMENT, PIPELINE = "deployment", "pipeline"
 DURATION, SUCCEEDED, FAILED, BYTES = "Duration", "Succeeded", "Failed", "Bytes"
-# Powertools' logger reports the line that logged: the caller of `log_event` or `log_outcome`, two frames above it.
-_CALLER = 4
 
 
 def event_logger(service: str, stream: IO[str] | None = None) -> Logger:
     """A Powertools logger that writes one JSON object per line to `stream` (the real stdout by default)."""
     logger = Logger(service=service, stream=stream or sys.__stdout__)
+    logger.remove_keys(["location", "timestamp"])
     # Its own handler writes the line; propagated, it would be printed again by the root logger Celery sets up.
     logging.getLogger(service).propagate = False
     return logger
@@ -42,16 +48,10 @@ def event_logger(service: str, stream: IO[str] | None = None) -> Logger:
 def _log(
     logger: Logger, event: str, ref: ObjectRef | None, task_id: str | None, state: str | None, level: str, fields: dict[str, Any]
 ) -> None:
-    where = {"key": ref.key, "bucket": ref.bucket, "etag": ref.etag} if ref is not None else {}
+    where = {"key": ref.key, "etag": ref.etag} if ref is not None else {}
     # Powertools leaves out the fields that are None.
-    extra = {"event": event, **where, "task_id": task_id, "state": state, **fields}
-    if ref is not None:
-        message = f"{event} {ref.uri}"
-    else:
-        message = " ".join([event, *(f"{k}={v}" for k, v in fields.items() if v is not None and k != "reason")])
-    if fields.get("reason"):
-        message += f": {fields['reason']}"
-    getattr(logger, level)(message, extra=extra, stacklevel=_CALLER)
+    extra = {**where, "task_id": task_id, "state": None if state == event else state, **fields}
+    getattr(logger, level)(event, extra=extra)
 
 
 def log_event(
@@ -81,20 +81,26 @@ def outcome_metrics(
 ) -> dict[str, Any]:
     """The EMF members of one finished file: Succeeded or Failed, its input's Bytes, and how long a success took.
 
-    Failures are counted, not timed: files refused at once would pull the duration of real work down.
+    Each record counts what happened only (Succeeded 1 or Failed 1, not the other at 0): a minute without failures has
+    no Failed datum, which the dashboard's sums and the alarms (missing data is not breaching) read as none. Failures
+    are counted, not timed: files refused at once would pull the duration of real work down.
     """
     metrics = EphemeralMetrics(namespace=NAMESPACE)
     metrics.add_dimension(name=DEPLOYMENT, value=service)
     metrics.add_dimension(name=PIPELINE, value=pipeline)
-    metrics.add_metric(name=SUCCEEDED, unit=MetricUnit.Count, value=int(succeeded))
-    metrics.add_metric(name=FAILED, unit=MetricUnit.Count, value=int(not succeeded))
+    metrics.add_metric(name=SUCCEEDED if succeeded else FAILED, unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=BYTES, unit=MetricUnit.Bytes, value=ref.size)
     if succeeded and duration_ms is not None:
         metrics.add_metric(name=DURATION, unit=MetricUnit.Milliseconds, value=duration_ms)
     # Searchable in the logs, not dimensions: which file and task the record is about.
     metrics.add_metadata(key="key", value=ref.key)
     metrics.add_metadata(key="task_id", value=task_id)
-    return dict(metrics.serialize_metric_set())
+    record = dict(metrics.serialize_metric_set())
+    # One value a metric: EMF takes a number as well as Powertools' list of floats, in fewer bytes.
+    for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+        (value,) = record[metric["Name"]]
+        record[metric["Name"]] = int(value) if float(value).is_integer() else value
+    return record
 
 
 def log_outcome(
@@ -111,5 +117,4 @@ def log_outcome(
     """A file's final outcome: its `succeeded` or `failed` event, one line that is also its EMF metrics record."""
     state = "succeeded" if succeeded else "failed"
     metrics = outcome_metrics(service, pipeline, ref, task_id, succeeded=succeeded, duration_ms=duration_ms)
-    fields = {**fields, **metrics, "duration_ms": duration_ms}
-    _log(logger, state, ref, task_id, state, "info" if succeeded else "warning", fields)
+    _log(logger, state, ref, task_id, state, "info" if succeeded else "warning", {**fields, **metrics})

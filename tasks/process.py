@@ -160,6 +160,11 @@ class Attempt:
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
 
+    @property
+    def _retried(self) -> int | None:
+        """The attempt's number for its outcome line, left out for a first attempt (most files: the ledger has it)."""
+        return self.attempts if self.attempts > 1 else None
+
     def failed(self, reason: str) -> dict[str, Any]:
         """Record that the file failed for `reason` (unless another attempt took it over)."""
         with ledger_writes(self.task_id):
@@ -167,7 +172,7 @@ class Attempt:
         if not recorded:
             return superseded(self.ref, self.task_id, self.pipeline)
         return outcomes.failed(
-            self.ref, self.pipeline, self.task_id, reason, self._elapsed_ms(), self.s3, self.ledger, attempt=self.attempts
+            self.ref, self.pipeline, self.task_id, reason, self._elapsed_ms(), self.s3, self.ledger, attempt=self._retried
         )
 
     def succeeded(self, outputs: list[str], sha256: str) -> dict[str, Any]:
@@ -179,7 +184,7 @@ class Attempt:
             )
         if not recorded:
             return superseded(self.ref, self.task_id, self.pipeline)
-        told = outcomes.succeeded(self.ref, self.pipeline, self.task_id, outputs, duration_ms, self.s3, self.ledger, attempt=self.attempts)
+        told = outcomes.succeeded(self.ref, self.pipeline, self.task_id, outputs, duration_ms, self.s3, self.ledger, attempt=self._retried)
         return {**told, "sha256": sha256}
 
     def give_back(self, exc: TransientError) -> NoReturn:

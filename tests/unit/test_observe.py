@@ -73,35 +73,33 @@ def test_a_file_event_is_one_json_line_with_the_key_task_and_ledger_state(events
     log_event(events, "started", ref=REF, task_id="task-1", state="running", pipeline="images", queue="default", reason=None)
 
     (line,) = lines(stream)
-    assert {k: line[k] for k in ("event", "key", "bucket", "etag", "task_id", "state", "pipeline", "queue")} == {
-        "event": "started",
+    assert line == {
+        "level": "INFO",
+        "message": "started",
+        "service": events.service,
         "key": REF.key,
-        "bucket": "dropq-local",
         "etag": "abc123",
         "task_id": "task-1",
         "state": "running",
         "pipeline": "images",
         "queue": "default",
-    }
-    assert "reason" not in line, "a field that is not set is left out"
-    assert line["level"] == "INFO" and line["message"] == f"started {REF.uri}"
-    assert line["location"].startswith("test_a_file_event_is_one_json_line"), "the line that logged, not observe.py"
+    }, "each fact once: no location, no timestamp (CloudWatch stamps each event), no bucket (the deployment's)"
 
 
 def test_a_file_event_without_a_task_leaves_the_task_out(events: Any, stream: io.StringIO) -> None:
     log_event(events, "skipped", ref=REF, state="skipped", level="warning", reason="already running or done")
 
     (line,) = lines(stream)
-    assert "task_id" not in line and line["state"] == "skipped" and line["level"] == "WARNING"
-    assert line["message"] == f"skipped {REF.uri}: already running or done"
+    assert "task_id" not in line and line["level"] == "WARNING" and "state" not in line, "the state is the event's name"
+    assert (line["message"], line["reason"]) == ("skipped", "already running or done")
 
 
-def test_an_event_of_no_file_says_what_happened_in_its_message(events: Any, stream: io.StringIO) -> None:
+def test_an_event_of_no_file_has_its_facts_as_members(events: Any, stream: io.StringIO) -> None:
     log_event(events, "scheduled", task_id="t", state="queued", schedule="sweep", scheduled_time="2025-01-01T00:10:00Z")
 
     (line,) = lines(stream)
-    assert line["message"] == "scheduled schedule=sweep scheduled_time=2025-01-01T00:10:00Z"
-    assert (line["task_id"], line["state"], line["schedule"]) == ("t", "queued", "sweep") and "key" not in line
+    assert line["message"] == "scheduled" and "key" not in line
+    assert (line["task_id"], line["state"], line["schedule"], line["scheduled_time"]) == ("t", "queued", "sweep", "2025-01-01T00:10:00Z")
 
 
 def test_event_lines_are_not_printed_again_by_the_root_logger(events: Any, stream: io.StringIO) -> None:
@@ -125,8 +123,9 @@ def test_a_success_is_a_valid_emf_record_in_the_dropq_namespace_by_deployment_an
     assert directive["Namespace"] == "dropq"
     assert directive["Dimensions"] == [["deployment", "pipeline"]]
     assert (record["deployment"], record["pipeline"]) == ("dropq", "images")
-    assert metric_units(record) == {"Duration": "Milliseconds", "Succeeded": "Count", "Failed": "Count", "Bytes": "Bytes"}
-    assert (record["Duration"], record["Succeeded"], record["Failed"], record["Bytes"]) == ([250], [1], [0], [4096])
+    assert metric_units(record) == {"Duration": "Milliseconds", "Succeeded": "Count", "Bytes": "Bytes"}, "no Failed at 0"
+    assert (record["Duration"], record["Succeeded"], record["Bytes"]) == (250, 1, 4096)
+    assert all(type(record[name]) is int for name in metric_units(record)), "one number a metric, not a list of floats"
     assert (record["key"], record["task_id"]) == (REF.key, "task-1"), "which file, for Logs Insights (not a dimension)"
 
 
@@ -134,33 +133,34 @@ def test_a_failure_is_counted_with_its_bytes_but_not_timed() -> None:
     record = outcome_metrics("mystack", "tables", REF, "task-2", succeeded=False, duration_ms=3)
 
     assert emf_errors(record) == []
-    assert metric_units(record) == {"Succeeded": "Count", "Failed": "Count", "Bytes": "Bytes"}
-    assert (record["Succeeded"], record["Failed"], record["Bytes"], record["deployment"]) == ([0], [1], [4096], "mystack")
+    assert metric_units(record) == {"Failed": "Count", "Bytes": "Bytes"}
+    assert (record["Failed"], record["Bytes"], record["deployment"]) == (1, 4096, "mystack")
 
 
 def test_an_outcome_is_one_line_its_event_and_its_emf_record(events: Any, stream: io.StringIO) -> None:
     log_outcome(events, "dropq", REF, "task-3", "images", succeeded=False, duration_ms=12, reason="corrupt or truncated image")
 
     (line,) = lines(stream)
-    assert (line["event"], line["state"], line["task_id"], line["level"]) == ("failed", "failed", "task-3", "WARNING")
-    assert (line["reason"], line["duration_ms"], line["pipeline"], line["key"]) == ("corrupt or truncated image", 12, "images", REF.key)
-    assert emf_errors(line) == [] and line["Failed"] == [1] and line["deployment"] == "dropq"
+    assert (line["message"], line["task_id"], line["level"]) == ("failed", "task-3", "WARNING")
+    assert (line["reason"], line["pipeline"], line["key"]) == ("corrupt or truncated image", "images", REF.key)
+    assert emf_errors(line) == [] and line["Failed"] == 1 and line["deployment"] == "dropq"
     assert line["service"] == events.service, "the logger's own member is left as it is"
 
 
-def test_a_success_line_is_valid_emf_with_its_duration(events: Any, stream: io.StringIO) -> None:
+def test_a_success_line_is_valid_emf_with_its_duration_each_fact_once(events: Any, stream: io.StringIO) -> None:
     log_outcome(events, "dropq", REF, "task-4", "images", succeeded=True, duration_ms=250, outputs=3)
 
     (line,) = lines(stream)
-    assert emf_errors(line) == [] and (line["Succeeded"], line["Duration"], line["outputs"]) == ([1], [250], 3)
-    assert line["message"] == f"succeeded {REF.uri}" and line["level"] == "INFO"
+    assert emf_errors(line) == [] and (line["Succeeded"], line["Duration"], line["outputs"]) == (1, 250, 3)
+    assert line["message"] == "succeeded" and line["level"] == "INFO"
+    assert not {"duration_ms", "state", "event", "bucket", "timestamp", "location", "Failed"} & set(line), "said elsewhere on the line"
 
 
 def test_debug_events_are_off_by_default(events: Any, stream: io.StringIO) -> None:
     log_event(events, "started", ref=REF, task_id="t", state="running", level="debug")
     log_event(events, "skipped", ref=REF, state="skipped")
 
-    assert [line["event"] for line in lines(stream)] == ["skipped"]
+    assert [line["message"] for line in lines(stream)] == ["skipped"]
 
 
 @pytest.mark.parametrize(("prefix", "service"), [("dropq-", "dropq"), ("my-stack-", "my-stack"), ("", "dropq")])
