@@ -353,6 +353,11 @@ def ledger_units(units: dict[str, float]) -> float:
     return sum(u for label, u in units.items() if label.split("/")[0].endswith(TOPOLOGY.ledger_table.name))
 
 
+def storage_usd(bytes_per_file: float, days: float) -> float:
+    """The ledger's storage per million files of `bytes_per_file` at rest, each kept `days` (its TTL)."""
+    return bytes_per_file / prices.GIB * days / DAYS_PER_MONTH * prices.DYNAMODB.storage_gb_month * MILLION
+
+
 def logs_usd(bytes_per_file: float) -> float:
     """CloudWatch Logs per million files of `bytes_per_file`: ingested, then kept for LOG_RETENTION_MONTHS."""
     return bytes_per_file / 1e9 * (prices.LOGS.ingest_gb + prices.LOGS.storage_gb_month * LOG_RETENTION_MONTHS) * MILLION
@@ -401,7 +406,7 @@ def dropq_bill(
         bill.usd[DYNAMODB] += ledger_reads * (
             prices.DYNAMODB_PROVISIONED.read_million(PROVISIONED_UTILISATION) - prices.DYNAMODB.read_million
         )
-    bill.usd[STORAGE] = costs.stored_bytes / prices.GIB * ledger_ttl_days / DAYS_PER_MONTH * prices.DYNAMODB.storage_gb_month * MILLION
+    bill.usd[STORAGE] = storage_usd(costs.stored_bytes, ledger_ttl_days)
     bill.usd[LAMBDA] = producer_usd_per_file(producer, invocations) * MILLION
     cpu_seconds = costs.worker_cpu_ms / costs.files / 1000
     per_cpu_second = compute.usd_per_cpu_second(pool)
@@ -539,6 +544,8 @@ def compute_table(measured: list[FileCosts], producer: ProducerCost, pool: Worke
 # (BENCHMARKS.md, 2026-12-07): a worker's outcome line for the sample file below, the producer's `enqueued` line
 # it logged for every file at INFO, and the logs of a small image end to end (producer and worker, measured).
 OUTCOME_LINE_BYTES_BEFORE = 810
+# How long a succeeded file's entry was kept before its TTL followed what it is kept for (dropq/topology.py).
+LEDGER_TTL_DAYS_BEFORE = 90
 ENQUEUED_LINE_BYTES_BEFORE = 413
 LOG_BYTES_PER_SMALL_IMAGE_BEFORE = 1_296
 

@@ -305,6 +305,12 @@ def before_after(r: Results) -> str:
             costs.logs_usd(costs.LOG_BYTES_PER_SMALL_IMAGE_BEFORE - logs_per_file),
         ),
         (
+            "a succeeded file's entry kept 90 days → as long as a message could bring its file back (a failed one 90)",
+            f"{costs.LEDGER_TTL_DAYS_BEFORE} days",
+            f"{days} days",
+            costs.storage_usd(small.costs.stored_bytes, costs.LEDGER_TTL_DAYS_BEFORE) - costs.storage_usd(small.costs.stored_bytes, days),
+        ),
+        (
             "workers on demand → Spot (the default and heavy pools; the first task on demand)",
             f"${fargate_before:.3f}",
             f"${small.dropq.usd[costs.FARGATE]:.3f}",

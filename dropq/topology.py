@@ -511,7 +511,15 @@ class Topology:
     # Where periodic tasks write what they produce (the daily report).
     reports_prefix: str = "reports/"
     result_ttl_seconds: int = 7 * 24 * 60 * 60
-    ledger_ttl_seconds: int = 90 * 24 * 60 * 60
+    # How long the ledger keeps a file's entry after its last write (DynamoDB's TTL then deletes it, at no charge).
+    # Most entries are files that succeeded, and their storage is a fixed cost of every file (BENCHMARKS.md): they are
+    # kept 35 days, as long as a message can still bring their file back (a repeated notification waiting in the inbox
+    # events queue, a task message in its queue and then its dead-letter queue, redriven: the entry is what keeps it
+    # from running again; `message_life_seconds`), which is also a month of history for `dropq file` and the dashboard.
+    ledger_ttl_seconds: int = 35 * 24 * 60 * 60
+    # A failed file's entry is kept longer: it is what operators retry (`dropq retry`, the dashboard's retry-all) and the
+    # daily report lists, often once its pipeline is fixed weeks later; few files fail, so it costs little.
+    failed_ttl_seconds: int = 90 * 24 * 60 * 60
     # Where events the producer could not handle end: the inbox events queue's dead letters, and schedule firings that
     # failed Lambda's retries (their on-failure destination).
     producer_failure_queue: str = "producer-failures"
@@ -563,6 +571,22 @@ class Topology:
             )
         _check(self.max_input_bytes > 0, f"max_input_bytes {self.max_input_bytes} must be positive")
         _check(0 <= self.producer_retries <= 2, f"producer_retries {self.producer_retries} is outside Lambda's range 0..2")
+        _check(
+            self.ledger_ttl_seconds >= self.message_life_seconds,
+            f"ledger_ttl_seconds ({self.ledger_ttl_seconds}) must be at least the {self.message_life_seconds} s a message can "
+            "bring a file back (the inbox events queue's retention, then a task queue's and its DLQ's): an entry gone "
+            "sooner lets that message run its file again",
+        )
+        _check(
+            self.failed_ttl_seconds >= self.ledger_ttl_seconds,
+            f"failed_ttl_seconds ({self.failed_ttl_seconds}) must be at least ledger_ttl_seconds ({self.ledger_ttl_seconds})",
+        )
+
+    @property
+    def message_life_seconds(self) -> int:
+        """The longest a message can bring a file back after its entry was last written: a repeated notification
+        waiting in the inbox events queue, or a task message in its queue, then its dead-letter queue, redriven."""
+        return self.inbox_events.retention_seconds + max(q.retention_seconds + q.dlq_retention_seconds for q in self.queues)
 
     def pool(self, name: str) -> WorkerPool:
         """The pool called `name`."""

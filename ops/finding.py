@@ -132,8 +132,10 @@ def find_files(
     index = _index(state)
     cursor: Row | None = decode_page(page, state) if page else None
     now = now or datetime.now(UTC)
-    # Nothing is older than the ledger keeps (its TTL): a `since` further back reads no more days than that.
-    since = max(since, now - timedelta(seconds=ledger.ttl_seconds))
+    # Nothing is older than the ledger keeps (its TTL, longer for failed files): a `since` further back reads no more
+    # days than that.
+    kept = ledger.ttl_seconds if state not in (None, FAILED) else ledger.failed_ttl_seconds
+    since = max(since, now - timedelta(seconds=kept))
     # Filtered, the index is read in BatchGetItem's chunks (and more), not only as many entries as the page misses.
     filtered = (state is not None and state != FAILED) or pipeline is not None or prefix is not None
     budget = max(examine, 10 * limit)

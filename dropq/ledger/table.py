@@ -10,7 +10,7 @@ from typing import Any
 
 from dropq.ledger import codec
 from dropq.ledger.codec import decode_item, encode, file_pk, iso
-from dropq.ledger.states import CONDITION_NAMES, FAILED_INDEX, HISTORY, OPEN, RECENT
+from dropq.ledger.states import CONDITION_NAMES, FAILED, FAILED_INDEX, HISTORY, OPEN, RECENT
 from dropq.objects import ObjectRef
 from dropq.shards import sharded
 from dropq.topology import TableSpec
@@ -19,12 +19,27 @@ from dropq.topology import TableSpec
 class LedgerTable:
     """The ledger's table: its spec, name, client and TTL, its index keys, its conditional writes and its paged reads."""
 
-    def __init__(self, table: TableSpec, table_name: str, client: Any, ttl_seconds: int, default_queue: str = "default") -> None:
+    def __init__(
+        self,
+        table: TableSpec,
+        table_name: str,
+        client: Any,
+        ttl_seconds: int,
+        default_queue: str = "default",
+        failed_ttl_seconds: int | None = None,
+    ) -> None:
         self.table = table
         self.table_name = table_name
         self.client = client
+        # How long an entry is kept after the write that gave it its state: a failed one `failed_ttl_seconds`, any
+        # other `ttl_seconds` (dropq/topology.py says why). The longer is as far back as anything is found.
         self.ttl_seconds = ttl_seconds
+        self.failed_ttl_seconds = max(ttl_seconds, failed_ttl_seconds or ttl_seconds)
         self.default_queue = default_queue
+
+    def _expires(self, state: str | None, now: datetime) -> int:
+        """When an entry left in `state` by a write at `now` expires."""
+        return int(now.timestamp()) + (self.failed_ttl_seconds if state == FAILED else self.ttl_seconds)
 
     # Index keys: the attributes that place an entry in each index (dropq/topology.py names them).
 
@@ -61,14 +76,12 @@ class LedgerTable:
         to counters and REMOVE attributes on an object's entry; return the updated attributes' new values (or, with
         `returns="ALL_OLD"`, the entry as it was), or None when `condition` does not hold (and nothing was written)."""
         now = codec.now()
-        values = {
-            **values,
-            "bucket": ref.bucket,
-            "key": ref.key,
-            "size": ref.size,
-            "updated_at": iso(now),
-            self.table.ttl_attribute: int(now.timestamp()) + self.ttl_seconds,
-        }
+        expires = {self.table.ttl_attribute: self._expires(values.get("state"), now)}
+        if "state" not in values:
+            # A write that leaves the state as it is (a split) leaves its expiry too: a failed entry keeps its longer one.
+            keep = {**expires, **(keep or {})}
+            expires = {}
+        values = {**values, "bucket": ref.bucket, "key": ref.key, "size": ref.size, "updated_at": iso(now), **expires}
         names = {f"#a{i}": name for i, name in enumerate(values)}
         placeholders = {f":v{i}": encode(value) for i, value in enumerate(values.values())}
         sets = [f"#a{i} = :v{i}" for i in range(len(values))]

@@ -354,3 +354,29 @@ def test_an_attempt_given_back_or_swept_shows_once_and_a_swept_dead_attempt_is_k
         (2, LOST, dying.started_at),
     ]
     assert (done["last_attempt"]["worker"], done["attempts"]) == ("w3", 3)
+
+
+def test_an_entry_expires_a_ttl_after_the_write_that_gave_it_its_state_longer_once_failed(moto_settings: Settings) -> None:
+    ledger, topology = ledger_for(moto_settings), moto_settings.topology
+    ttl, failed_ttl = topology.ledger_ttl_seconds, topology.failed_ttl_seconds
+    assert failed_ttl > ttl
+
+    def expires(ref: ObjectRef) -> float:
+        entry = ledger.get(ref.bucket, ref.key, ref.etag)
+        assert entry is not None
+        return entry[topology.ledger_table.ttl_attribute] - time.time()
+
+    done, broken = _ref(), _ref()
+    for ref in (done, broken):
+        assert ledger.mark_queued(ref, "metadata", "default", "t1")
+        assert abs(expires(ref) - ttl) < 60
+    ok, bad = ledger.claim(done, "metadata", "t1", "w1", 30), ledger.claim(broken, "metadata", "t1", "w1", 30)
+    assert ok.owner and bad.owner
+    assert ledger.mark_succeeded(done, ok.owner, ["processed/x"], 5, "0" * 64)
+    assert ledger.mark_failed(broken, bad.owner, "corrupt")
+    assert abs(expires(done) - ttl) < 60, "a succeeded entry is kept as long as a message could bring its file back"
+    assert abs(expires(broken) - failed_ttl) < 60, "a failed one as long as operators retry"
+
+    # A retry gives it the state (and expiry) of a queued file again
+    assert ledger.retry(broken, "t2")
+    assert abs(expires(broken) - ttl) < 60

@@ -124,3 +124,14 @@ def test_provisioned_capacity_is_bounded_as_dynamodb_bounds_it(fields: dict[str,
 
     with pytest.raises(TopologyError, match=message):
         Provisioned(**fields)
+
+
+def test_the_ledger_keeps_an_entry_as_long_as_a_message_can_bring_its_file_back_and_a_failed_one_longer() -> None:
+    life = TOPOLOGY.message_life_seconds
+    # a repeated notification kept 14 days, then a task message in its queue and its dead-letter queue
+    assert life == TOPOLOGY.inbox_events.retention_seconds + max(q.retention_seconds + q.dlq_retention_seconds for q in TOPOLOGY.queues)
+    assert life <= TOPOLOGY.ledger_ttl_seconds <= TOPOLOGY.failed_ttl_seconds
+    with pytest.raises(TopologyError, match=r"ledger_ttl_seconds \(86400\) must be at least the \d+ s a message can bring a file back"):
+        dataclasses.replace(TOPOLOGY, ledger_ttl_seconds=86400)
+    with pytest.raises(TopologyError, match=r"failed_ttl_seconds \(\d+\) must be at least ledger_ttl_seconds"):
+        dataclasses.replace(TOPOLOGY, failed_ttl_seconds=TOPOLOGY.ledger_ttl_seconds - 1)
