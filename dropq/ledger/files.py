@@ -152,7 +152,7 @@ class FileStates(LedgerTable):
         record, after any it found lost) goes into its history."""
         return self._write(
             ref,
-            {"state": QUEUED, "lease_until": None},
+            {"state": QUEUED, "lease_until": None, "lease_owner": None},
             condition=HELD,
             extra={":running": RUNNING, ":owner": owner},
             append=ended,
@@ -181,6 +181,7 @@ class FileStates(LedgerTable):
                 "sha256": sha256,
                 "reason": None,
                 "lease_until": None,
+                "lease_owner": None,
             },
             condition=HELD,
             extra={":running": RUNNING, ":owner": owner},
@@ -192,7 +193,7 @@ class FileStates(LedgerTable):
     def _failure(self, reason: str) -> dict[str, Any]:
         if len(reason) > MAX_REASON_CHARS:
             reason = reason[: MAX_REASON_CHARS - 1] + "…"
-        return {"state": FAILED, "reason": reason, "finished_at": iso(codec.now()), "lease_until": None}
+        return {"state": FAILED, "reason": reason, "finished_at": iso(codec.now()), "lease_until": None, "lease_owner": None}
 
     def mark_failed(
         self, ref: ObjectRef, owner: str, reason: str, pipeline: str | None = None, earlier: Sequence[dict[str, Any]] = ()
@@ -295,7 +296,7 @@ class FileStates(LedgerTable):
         With the `entry` the sweep read, a running one's unfinished attempt goes into its history."""
         return self._write(
             ref,
-            {"state": QUEUED, "task_id": task_id, "requeued_at": iso(codec.now()), "lease_until": None, "parts": None},
+            {"state": QUEUED, "task_id": task_id, "requeued_at": iso(codec.now()), "lease_until": None, "lease_owner": None, "parts": None},
             condition=STUCK,
             extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
             add={"sweeps": 1},

@@ -72,10 +72,14 @@ class LedgerTable:
         append: Sequence[dict[str, Any]] = (),
         returns: str = "UPDATED_NEW",
     ) -> dict[str, Any] | None:
-        """Set attributes, set others only where they are missing (`keep`), add records to its `history` (`append`), ADD
-        to counters and REMOVE attributes on an object's entry; return the updated attributes' new values (or, with
-        `returns="ALL_OLD"`, the entry as it was), or None when `condition` does not hold (and nothing was written)."""
+        """Set attributes (removing those set to None), set others only where they are missing (`keep`), add records to
+        its `history` (`append`), ADD to counters and REMOVE attributes on an object's entry; return the updated
+        attributes' new values (or, with `returns="ALL_OLD"`, the entry as it was), or None when `condition` does not
+        hold (and nothing was written)."""
         now = codec.now()
+        # An attribute set to None is removed: nothing is stored (and paid for, for as long as the entry is kept) for it.
+        remove = [*remove, *(name for name, value in values.items() if value is None)]
+        values = {name: value for name, value in values.items() if value is not None}
         expires = {self.table.ttl_attribute: self._expires(values.get("state"), now)}
         if "state" not in values:
             # A write that leaves the state as it is (a split) leaves its expiry too: a failed entry keeps its longer one.

@@ -143,7 +143,7 @@ def test_retry_queues_a_failed_file_of_the_stack_again(moto_settings: Settings, 
 
     assert result.exit_code == 0, result.output
     entry = ledger.get(settings.bucket, key)
-    assert entry["state"] == QUEUED and entry["reason"] is None
+    assert entry["state"] == QUEUED and entry.get("reason") is None
     assert result.output.strip() == f"{key}: queued again on shop-default (task {entry['task_id']})"
     (message,) = drain(settings, "default")
     assert decode_task_message(message["Body"])["body"]["kwargs"]["key"] == key

@@ -153,7 +153,7 @@ def test_a_retried_file_is_queued_with_its_attempts_counted_afresh(moto_settings
     assert ledger.retry(ref, "t2")
 
     entry = ledger.get(ref.bucket, ref.key) or {}
-    assert (entry["state"], entry["task_id"], entry["reason"], entry["retries"]) == (QUEUED, "t2", None, 1)
+    assert (entry["state"], entry["task_id"], entry.get("reason"), entry["retries"]) == (QUEUED, "t2", None, 1)
     assert ledger.claim(ref, "metadata", "t2", worker="w1", lease_seconds=30).attempts == 1
 
 
