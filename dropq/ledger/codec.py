@@ -63,13 +63,23 @@ def decode(attr: dict[str, Any]) -> Any:
 
 
 def decode_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as plain Python values."""
-    return {name: decode(attr) for name, attr in item.items()}
+    """A DynamoDB item as plain Python values; a file entry with its `bucket` and `key`, which its partition key holds
+    (and which are not stored again: every byte is kept as long as the entry)."""
+    decoded = {name: decode(attr) for name, attr in item.items()}
+    pk = decoded.get("pk")
+    if isinstance(pk, str) and pk.startswith(FILE_PK_PREFIX):
+        bucket, _, key = pk.removeprefix(FILE_PK_PREFIX).partition("/")
+        decoded.setdefault("bucket", bucket)
+        decoded.setdefault("key", key)
+    return decoded
+
+
+FILE_PK_PREFIX = "file#s3://"
 
 
 def file_pk(bucket: str, key: str) -> str:
-    """The partition key of an object's ledger entries."""
-    return f"file#s3://{bucket}/{key}"
+    """The partition key of an object's ledger entries (a bucket's name has no `/`: the key is what follows the first)."""
+    return f"{FILE_PK_PREFIX}{bucket}/{key}"
 
 
 def entry_ref(entry: dict[str, Any]) -> ObjectRef:

@@ -85,7 +85,8 @@ class LedgerTable:
             # A write that leaves the state as it is (a split) leaves its expiry too: a failed entry keeps its longer one.
             keep = {**expires, **(keep or {})}
             expires = {}
-        values = {**values, "bucket": ref.bucket, "key": ref.key, "size": ref.size, "updated_at": iso(now), **expires}
+        # The bucket and key are the partition key's (codec.decode_item reads them from it).
+        values = {**values, "size": ref.size, "updated_at": iso(now), **expires}
         names = {f"#a{i}": name for i, name in enumerate(values)}
         placeholders = {f":v{i}": encode(value) for i, value in enumerate(values.values())}
         sets = [f"#a{i} = :v{i}" for i in range(len(values))]

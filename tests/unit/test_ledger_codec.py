@@ -48,3 +48,14 @@ def test_one_time_format_and_the_keys_of_an_entry() -> None:
     assert file_pk("b", "incoming/x.jpg") == "file#s3://b/incoming/x.jpg"
     ref = entry_ref({"bucket": "b", "key": "incoming/x.jpg", "sk": "etag1", "size": 7})
     assert (ref.bucket, ref.key, ref.etag, ref.size) == ("b", "incoming/x.jpg", "etag1", 7)
+
+
+@pytest.mark.parametrize("key", ["incoming/a.jpg", "incoming/with/slashes/and spaces/ünï.png", "incoming//double/"])
+def test_a_file_entry_reads_its_bucket_and_key_from_its_partition_key_which_holds_them_once(key: str) -> None:
+    stored = {"pk": encode(file_pk("my-bucket", key)), "sk": encode("etag1"), "size": encode(3)}
+
+    entry = decode_item(stored)
+
+    assert (entry["bucket"], entry["key"]) == ("my-bucket", key)
+    assert entry_ref(entry).uri == f"s3://my-bucket/{key}"
+    assert "key" not in decode_item({"pk": encode("worker"), "sk": encode("w1")}), "only file entries"
