@@ -305,6 +305,13 @@ def before_after(r: Results) -> str:
             costs.logs_usd(costs.LOG_BYTES_PER_SMALL_IMAGE_BEFORE - logs_per_file),
         ),
         (
+            "a succeeded file's entry at rest, with its index entries: NULLs, its lease owner once ended, its bucket and "
+            "key again beside its partition key → none of them",
+            f"{costs.STORED_BYTES_PER_SMALL_IMAGE_BEFORE:,} bytes",
+            f"{small.costs.stored_bytes:,.0f} bytes",
+            costs.storage_usd(costs.STORED_BYTES_PER_SMALL_IMAGE_BEFORE - small.costs.stored_bytes, days),
+        ),
+        (
             "a succeeded file's entry kept 90 days → as long as a message could bring its file back (a failed one 90)",
             f"{costs.LEDGER_TTL_DAYS_BEFORE} days",
             f"{days} days",
