@@ -205,8 +205,19 @@ def test_status_watch_refreshes_in_place_until_ctrl_c(moto_settings: Settings, s
                 screen += os.read(leader, 65536)
     finally:
         watch.send_signal(signal.SIGINT)
-        code = watch.wait(timeout=30)
+        # Read on while it stops: a terminal nobody reads fills up, and its last words would block it for ever.
+        deadline = time.monotonic() + 30
+        while watch.poll() is None and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                try:
+                    screen += os.read(leader, 65536)
+                except OSError:  # EIO: it has closed its side of the terminal
+                    break
+        if watch.poll() is None:
+            watch.kill()
+        code = watch.wait(timeout=5)
         os.close(leader)
+    assert code != -signal.SIGKILL, f"still running 30 s after Ctrl-C; its terminal last showed {screen[-800:]!r}"
     assert screen.count(b"every 0.3s; Ctrl-C stops") >= 3
     assert screen.count(b"\x1b[2J") >= 3  # each reading replaces the one before
     assert code == 0
