@@ -191,8 +191,19 @@ def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
     deployment = _deployment()
     settings = deployment.settings
     sqs, ecs, ledger = settings.client("sqs"), settings.client("ecs"), ledger_for(settings)
+    # Watching, a first Ctrl-C stops once the reading in progress is done, a second one at once: a KeyboardInterrupt
+    # raised in the middle of a reading (its shards are read side by side) can leave a lock held that the readers wait
+    # for, and the command would never exit.
+    stop = threading.Event()
+
+    def interrupted(*_: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    if watch:
+        signal.signal(signal.SIGINT, interrupted)
     try:
-        while True:
+        while not stop.is_set():
             with _reaching(settings):
                 data = collect_status(deployment, sqs, ecs, ledger, recent=limit)
             text = json.dumps(data, indent=2, ensure_ascii=False) if as_json else render_status(data)
@@ -201,7 +212,7 @@ def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
                 return
             click.clear()
             click.echo(f"{text}\n\nevery {interval:g}s; Ctrl-C stops")
-            time.sleep(interval)
+            stop.wait(interval)
     except KeyboardInterrupt:
         return
 
