@@ -100,6 +100,18 @@ def _reaching(settings: Settings) -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+def _stop_on_ctrl_c(stop: threading.Event, saying: str | None = None) -> Any:
+    """Have a first Ctrl-C set `stop` (and say `saying`) and a second one interrupt at once; the SIGINT handler replaced."""
+
+    def interrupted(*_: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if saying:
+            click.echo(saying, err=True)
+
+    return signal.signal(signal.SIGINT, interrupted)
+
+
 @click.group()
 @click.option(
     "--stack",
@@ -195,13 +207,8 @@ def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
     # raised in the middle of a reading (its shards are read side by side) can leave a lock held that the readers wait
     # for, and the command would never exit.
     stop = threading.Event()
-
-    def interrupted(*_: Any) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
     if watch:
-        signal.signal(signal.SIGINT, interrupted)
+        _stop_on_ctrl_c(stop)
     try:
         while not stop.is_set():
             with _reaching(settings):
@@ -493,13 +500,7 @@ def _walked(settings: Settings, job: str, pages: Any, restart: bool, rate: float
 
     # A first Ctrl-C stops the walk once the chunk it is sending is sent (nothing written and not sent); a second one at once.
     stop = threading.Event()
-
-    def interrupted(*_: Any) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        click.echo("\nstopping once the files being enqueued are sent (Ctrl-C again stops at once) ...", err=True)
-
-    previous = signal.signal(signal.SIGINT, interrupted)
+    previous = _stop_on_ctrl_c(stop, "\nstopping once the files being enqueued are sent (Ctrl-C again stops at once) ...")
     try:
         with _reaching(settings):
             progress = walk(
