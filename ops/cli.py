@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import shlex
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -38,6 +38,7 @@ from dropq.settings import (
     reference,
     webhook_variable,
 )
+from dropq.signals import StopRequest
 from ops.finding import PAGE_SIZE
 
 STACK_VARIABLE = "DROPQ_STACK"
@@ -100,18 +101,6 @@ def _reaching(settings: Settings) -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _stop_on_ctrl_c(stop: threading.Event, saying: str | None = None) -> Any:
-    """Have a first Ctrl-C set `stop` (and say `saying`) and a second one interrupt at once; the SIGINT handler replaced."""
-
-    def interrupted(*_: Any) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if saying:
-            click.echo(saying, err=True)
-
-    return signal.signal(signal.SIGINT, interrupted)
-
-
 @click.group()
 @click.option(
     "--stack",
@@ -155,9 +144,10 @@ def up(port: int, workers: int | None, state_dir: str, dashboard_port: int, fres
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     cloud = LocalCloud(settings, workers=workers, keep_state=True, fresh=fresh)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopRequest()
+    stop.install()
+    # `kill -USR1` prints where each thread of `dropq up` is (as a Celery worker logs its threads on SIGUSR1).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     click.echo(f"starting the local cloud on {settings.endpoint_url} (logs in {state_dir}/) ...")
     cloud.start()
     if cloud.restored is not None:
@@ -204,11 +194,11 @@ def status(as_json: bool, limit: int, watch: bool, interval: float) -> None:
     settings = deployment.settings
     sqs, ecs, ledger = settings.client("sqs"), settings.client("ecs"), ledger_for(settings)
     # Watching, a first Ctrl-C stops once the reading in progress is done, a second one at once: a KeyboardInterrupt
-    # raised in the middle of a reading (its shards are read side by side) can leave a lock held that the readers wait
-    # for, and the command would never exit.
-    stop = threading.Event()
+    # raised in the middle of a reading (its shards are read side by side) could leave a lock held that the readers
+    # wait for.
+    stop = StopRequest()
     if watch:
-        _stop_on_ctrl_c(stop)
+        stop.install((signal.SIGINT,), second_interrupts=True)
     try:
         while not stop.is_set():
             with _reaching(settings):
@@ -499,8 +489,12 @@ def _walked(settings: Settings, job: str, pages: Any, restart: bool, rate: float
         click.echo(f"\r{line} · skipped {sum(progress.skipped.values()):,} · {rate_now:,.0f}/s ", nl=False, err=True)
 
     # A first Ctrl-C stops the walk once the chunk it is sending is sent (nothing written and not sent); a second one at once.
-    stop = threading.Event()
-    previous = _stop_on_ctrl_c(stop, "\nstopping once the files being enqueued are sent (Ctrl-C again stops at once) ...")
+    stop = StopRequest()
+    restore = stop.install(
+        (signal.SIGINT,),
+        second_interrupts=True,
+        saying="\nstopping once the files being enqueued are sent (Ctrl-C again stops at once) ...",
+    )
     try:
         with _reaching(settings):
             progress = walk(
@@ -526,7 +520,7 @@ def _walked(settings: Settings, job: str, pages: Any, restart: bool, rate: float
         click.echo("", err=True)
         raise click.ClickException(str(exc)) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
     click.echo("", err=True)
     verb = "would enqueue" if dry_run else "enqueued"
     click.echo(f"{job}: listed {progress.listed:,}, {verb} {progress.enqueued_total:,}, skipped {skipped_summary(progress)}")
@@ -625,9 +619,8 @@ def dashboard(host: str, port: int, token: str | None, interval: float) -> None:
 
     deployment = _deployment()
     board = Dashboard(deployment, host=host, port=port, token=token, interval=interval)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopRequest()
+    stop.install()
     try:
         with _reaching(deployment.settings):
             board.start()

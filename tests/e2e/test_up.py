@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,35 @@ def _alive(pid: int) -> bool:
     # A zombie has exited; only its parent's wait is missing.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def _output_once_stopped(up: subprocess.Popen[str], workers: list[int], state_dir: Path, timeout: float = 60) -> str:
+    """What `dropq up` printed once it has exited after Ctrl-C. One that has not exited within `timeout` fails the test
+    with where it is stuck: its threads (it prints them on SIGUSR1) and its workers' (a Celery worker logs them on
+    SIGUSR1), then it and everything it started are killed."""
+    try:
+        return up.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        for pid in [up.pid, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(2)
+        # Its children (server, producer, workers) lead groups of their own.
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(int(p.name)) == up.pid]
+        for pid in [*children, *workers]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        up.kill()
+        output = up.communicate()[0]
+        logs = "".join(f"\n--- {log.name}:\n{log.read_text(errors='replace')[-20000:]}" for log in sorted(state_dir.glob("worker-*.log")))
+        pytest.fail(f"dropq up did not stop within {timeout}s of Ctrl-C:\n{output}{logs}")
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
@@ -69,7 +99,7 @@ def test_up_runs_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
         assert all(_alive(pid) for pid in pids)
     finally:
         up.send_signal(signal.SIGINT)
-        output, _ = up.communicate(timeout=90)
+        output = _output_once_stopped(up, pids, tmp_path / ".dropq")
     assert up.returncode == 0, output
     assert output.rstrip().endswith("stopped.")
     assert port_is_free(port) and port_is_free(dashboard_port)
