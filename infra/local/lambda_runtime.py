@@ -19,7 +19,6 @@ import argparse
 import importlib
 import json
 import logging
-import signal
 import threading
 import time
 import uuid
@@ -287,18 +286,23 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from dropq.settings import load_settings
+    from dropq.signals import StopRequest
 
     settings = load_settings()
     handler, sqs = load_handler(args.handler), settings.client("sqs")
     runtime = LocalLambda(handler, sqs, args.invocations_url, args.failure_url, args.retries)
     mapping = EventSourceMapping(handler, sqs, args.inbox_url, args.batch_size, args.batching_window, region=settings.region)
 
-    def stop(*_: Any) -> None:
+    # The signal handler only sets a flag (dropq/signals.py says why); a thread of its own stops the two loops.
+    stop = StopRequest()
+    stop.install()
+
+    def stopping() -> None:
+        stop.wait()
         mapping.stop()
         runtime.stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=stopping, name="stop", daemon=True).start()
     logger.info("local Lambda %s ready: %s and %s -> %s", FUNCTION_NAME, args.inbox_url, args.invocations_url, args.handler)
     polling = threading.Thread(target=mapping.run, name="event-source-mapping", daemon=True)
     polling.start()
