@@ -349,7 +349,7 @@ def s3_usd(costs: FileCosts) -> float:
 
 
 def ledger_units(units: dict[str, float]) -> float:
-    """The units of `units` (by table and index label, e.g. dropq-ledger/open) that fall on the ledger table and its indexes."""
+    """The units of `units` (by table and index label, e.g. dropq-ledger/recent) that fall on the ledger table and its indexes."""
     return sum(u for label, u in units.items() if label.split("/")[0].endswith(TOPOLOGY.ledger_table.name))
 
 
@@ -551,6 +551,9 @@ LEDGER_TTL_DAYS_BEFORE = 90
 STORED_BYTES_PER_SMALL_IMAGE_BEFORE = 1_229
 ENQUEUED_LINE_BYTES_BEFORE = 413
 LOG_BYTES_PER_SMALL_IMAGE_BEFORE = 1_296
+# The ledger's write units per small image before the producer stopped writing a `queued` entry (and the `open` index
+# went), measured at the server by the partition load of `make bench` at commit c0ac9fe (BENCHMARKS.md, 2026-12-07).
+WRITE_UNITS_PER_SMALL_IMAGE_BEFORE = 6.05
 
 
 def sample_log_bytes() -> tuple[int, int]:
@@ -599,30 +602,22 @@ class HotPathRequest:
 # of `lease_until` alone, on the table) every LEASE_SECONDS / 3 after the first.
 HOT_PATH = (
     HotPathRequest(
-        "queued",
-        "producer",
-        "UpdateItem, conditional",
-        1,
-        2,
-        "a repeated S3 event of a file already running or done is not enqueued again; the file enters `open`, where the "
-        "sweep finds it if its message never runs (expired past retention), and `recent`, where people find it",
-    ),
-    HotPathRequest(
         "claimed",
         "worker",
-        "UpdateItem, conditional",
+        "UpdateItem, conditional (creates the entry)",
         1,
-        0,
+        1,
         "at most one attempt runs at once (a lease), and attempts are counted, so a file that keeps failing stops with a "
-        "reason instead of looping",
+        "reason instead of looping; a repeated S3 event of a file running or ended is caught here (the producer writes "
+        "nothing); the file enters `recent`, where people find it",
     ),
     HotPathRequest(
         "recorded",
         "worker",
         "UpdateItem, conditional on the lease",
         1,
-        1,
-        "the outcome is written once (completed twice = 0), with its outputs and reason; the file leaves `open`",
+        0,
+        "the outcome is written once (completed twice = 0), with its outputs and reason",
     ),
     HotPathRequest(
         "counted",
@@ -647,6 +642,9 @@ HOT_PATH = (
 REMOVED = (
     "a Celery result per task (a GetItem and a PutItem on the results table): only chord parts store one",
     "a producer invocation and a SendMessageBatch per file: the inbox events queue brings ten at a time",
+    "the producer's `queued` entry (the entry, `recent` and `open`: 3 write units) and the `open` index it fed (leaving it "
+    "at the outcome: 1 more): a file's claim creates its entry, a repeated event is caught at the claim, and a message "
+    "that expired or was dead-lettered is found by the queue-age and dead-letter alarms and a backfill, not a sweep",
 )
 
 

@@ -10,7 +10,7 @@ each key's units are set against what drives them:
 - `file`: a key of one file (its ledger entry, its task's result): its load is that file's own, at any rate;
 - `workers`, `processes`: written on a timer by each worker or worker process (heartbeats, outcome counts): the
   load grows with the pool, so it is taken at the production pool's full size;
-- `readers`: read by the sweep, the report and the dashboard, per run or refresh, however many files there are
+- `readers`: read by the report and the dashboard, per run or refresh, however many files there are
   (their cost is measured below, per refresh);
 - `fixed`: written on a schedule (periodic runs).
 
@@ -44,7 +44,7 @@ from bench.throughput import cpu_ms
 from dropq.counts import counts_for, minute_of, outcome
 from dropq.deployment import local_deployment
 from dropq.enqueue import Enqueued, send_all, task_kwargs
-from dropq.ledger import OPEN, file_pk, iso, ledger_for
+from dropq.ledger import file_pk, iso, ledger_for
 from dropq.objects import ObjectRef
 from dropq.protocol import PROCESS_TASK, build_task_message
 from dropq.settings import Settings
@@ -272,11 +272,11 @@ def _pool_pids(cloud: LocalCloud) -> list[int]:
 
 
 def _enqueue(settings: Settings, refs: list[ObjectRef], pipeline: str, queue: str) -> None:
-    """What the producer does for each file (its ledger write and its message), for a pipeline no route leads to."""
-    ledger, items = ledger_for(settings), []
+    """What the producer does for each file (its message: it writes nothing to the ledger), for a pipeline no route
+    leads to."""
+    items = []
     for ref in refs:
         task_id, body = build_task_message(PROCESS_TASK, queue, task_kwargs(ref, pipeline))
-        assert ledger.mark_queued(ref, pipeline, queue, task_id)
         items.append(Enqueued(ref=ref, pipeline=pipeline, queue=queue, task_id=task_id, body=body))
     send_all(settings.client("sqs"), settings.queue_url(queue), items)
 
@@ -362,7 +362,7 @@ class RefreshCost:
 def fill_ledger(settings: Settings, count: int, run: str) -> None:
     """Put `count` file entries in the ledger, 1 in 50 failed, with an hour of outcome counts.
 
-    Two entries are recorded by the ledger itself (queued, claimed, then succeeded or failed); the rest are copies of
+    Two entries are recorded by the ledger itself (claimed, then succeeded or failed); the rest are copies of
     them under new keys, with their index keys made as the ledger makes them (dropq/shards.py), written 25 a
     BatchWriteItem: moto takes about 15 ms per UpdateItem, and a refresh reads only what the indexes hold.
     """
@@ -370,7 +370,6 @@ def fill_ledger(settings: Settings, count: int, run: str) -> None:
     templates = []
     for state in ("succeeded", "failed"):
         ref = ObjectRef(settings.bucket, f"{settings.topology.inbox_prefix}{run}/template-{state}.txt", uuid.uuid4().hex, 10)
-        ledger.mark_queued(ref, "metadata", "default", f"task-{run}-{state}")
         claim = ledger.claim(ref, "metadata", f"task-{run}-{state}", worker="bench", lease_seconds=60, queue="default")
         assert claim.owner
         if state == "failed":
@@ -392,8 +391,7 @@ def fill_ledger(settings: Settings, count: int, run: str) -> None:
         item.update(pk={"S": pk}, sk={"S": uuid.uuid4().hex}, key={"S": key}, updated_at={"S": at}, finished_at={"S": at})
         for index in spec.indexes:
             if index.partition_key in item:
-                value = at[:10] if index.name != OPEN else "default"
-                item[index.partition_key] = {"S": sharded(value, pk, spec.shards)}
+                item[index.partition_key] = {"S": sharded(at[:10], pk, spec.shards)}
                 item[index.sort_key] = {"S": at}
         items.append(item)
     for start in range(0, len(items), BATCH_WRITE_ITEMS):

@@ -2,21 +2,24 @@
 outputs an older version of their pipeline made.
 
 Both walk the objects page by page in key order (ListObjectsV2's, or the inventory's), look their versions up in the
-ledger (BatchGetItem, 100 a call) and enqueue the ones to do through the producer's own path (`enqueue_objects`:
-ledger write, then a SendMessageBatch per queue), at a rate the user sets. After each page a checkpoint records where
-the walk got to, so a second run after a Ctrl-C or a crash carries on from there. Nothing is enqueued twice:
+ledger (BatchGetItem, 100 a call) and enqueue the ones to do through the producer's own path (`enqueue_objects`: a
+SendMessageBatch per queue), at a rate the user sets. After each page a checkpoint records where the walk got to, so
+a second run after a Ctrl-C or a crash carries on from there. A file's claim takes it once however many messages name
+it, so a message sent twice costs a message, never a second run; and no file is left without one:
 
-- a backfill enqueues only versions the ledger has never seen, so a second run, or the live notifications meanwhile,
-  make it skip what is already queued, running, done or failed;
-- reprocessing moves a file from succeeded (by an older version) to queued in one conditional write;
-- a page is checkpointed only once every one of its objects is sent; an object whose message SQS refused has its
-  `queued` entry taken back, so the next run enqueues it. A Ctrl-C stops the walk between two chunks, each sent
-  whole. One written but never sent (the process killed between the two) is what the stuck-file sweep exists for:
-  it is queued again within the hour.
+- a backfill sends a message for each version the ledger has never seen, *then* records it as queued, so that a
+  second run (or the restore of a local cloud) skips it. Killed between the two, the next run sends it again;
+- reprocessing moves a file from succeeded (by an older version) to queued in one conditional write, then sends its
+  message (its claim would skip a succeeded file). A file left queued without its message (the process killed
+  between the two, or SQS refusing it) is on a page not checkpointed yet: the next run carries on from that page and
+  sends again the files of it queued and still made by an older version;
+- a page is checkpointed only once every one of its objects is sent. A Ctrl-C stops the walk between two chunks,
+  each sent whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -24,22 +27,22 @@ import io
 import json
 import os
 import re
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlparse
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from dropq.enqueue import Enqueued, enqueue_objects
+from dropq.enqueue import Enqueued, enqueue_objects, side_by_side
 from dropq.errors import ActionError
 from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
+from dropq.signals import StopRequest
 from dropq.signing import Signer
 
 # Keys a ListObjectsV2 page returns at most, and objects enqueued between two looks at the rate.
@@ -91,6 +94,8 @@ class Checkpoint:
     position: str = ""
     done: bool = False
     progress: Progress = field(default_factory=Progress)
+    # Loaded from a run that stopped before its end (a Ctrl-C, a crash, a refused send), on any page.
+    cut_short: bool = False
 
     @classmethod
     def open(cls, state_dir: str | Path, job: str, restart: bool = False) -> Checkpoint:
@@ -100,7 +105,7 @@ class Checkpoint:
             return cls(path, job)
         try:
             data = json.loads(path.read_text())
-            saved = cls(path, job, data["position"], data["done"], Progress.from_dict(data["progress"]))
+            saved = cls(path, job, data["position"], data["done"], Progress.from_dict(data["progress"]), cut_short=True)
         except (ValueError, KeyError, TypeError) as exc:
             raise ActionError(f"the checkpoint {path} does not parse ({exc}); delete it or pass --restart") from exc
         # A walk that finished starts again from the top: what it enqueued is in the ledger, and is skipped.
@@ -311,16 +316,24 @@ def walk(
     dry_run: bool = False,
     reprocess: Reprocess | None = None,
     shown: Callable[[Progress], None] = lambda progress: None,
-    stop: threading.Event | None = None,
+    stop: StopRequest | None = None,
+    resend_open: bool = False,
+    waiting: Container[tuple[str, str]] = (),
 ) -> Progress:
     """Enqueue, page by page, the objects to do: new versions (a backfill) or, with `reprocess`, files an older version
     of a pipeline made; checkpoint after each page (not in a dry run, which only counts what it would enqueue).
 
     Once `stop` is set (a Ctrl-C), the walk raises KeyboardInterrupt between two chunks (a wait for the pace ends
     too), every object of the ones before sent: the next run finds them in the ledger and carries on.
+
+    With `resend_open` (a local cloud put back after a stop), a backfill sends again the files the ledger has queued or
+    running too (their messages delayed at the stop were not saved), except those a message `waiting` names, by
+    (key, ETag).
     """
-    stop = stop or threading.Event()
+    stop = stop or StopRequest()
     topology, pacer, progress = settings.topology, Pacer(rate, sleep=stop.wait), checkpoint.progress
+    if not dry_run:
+        checkpoint.save()  # a run cut short on its first page is carried on too (`cut_short`)
     for page in pages:
         objects = [ref for ref in page.objects if topology.is_inbox_key(ref.key)]
         progress.ignored += len(page.objects) - len(objects)
@@ -334,11 +347,15 @@ def walk(
             if reprocess is not None:
                 # Entries from before pipelines had versions were made by version 1.
                 version = int((entry or {}).get("pipeline_version") or 1)
-                if entry is not None and entry.get("state") == SUCCEEDED and version < reprocess.below:
+                # Carrying on, a file of the page cut short may be queued without its message: sent again.
+                again = (SUCCEEDED, QUEUED) if checkpoint.cut_short else (SUCCEEDED,)
+                if entry is not None and entry.get("state") in again and version < reprocess.below:
                     todo.append(ref)
                 else:
                     progress.skipped[_why_not_reprocessed(entry, reprocess)] += 1
-            elif entry is None:
+            elif (ref.key, ref.etag) in waiting:
+                progress.skipped["waiting in a queue"] += 1
+            elif entry is None or (resend_open and entry.get("state") in (QUEUED, RUNNING)):
                 todo.append(ref)
             else:
                 progress.skipped[str(entry.get("state"))] += 1
@@ -383,13 +400,18 @@ def _count(progress: Progress, items: list[Enqueued]) -> None:
 
 
 def _backfill(chunk: list[ObjectRef], settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None, progress: Progress) -> None:
-    outcome = enqueue_objects(chunk, settings, sqs, ledger, signer)
+    """Send each file's message, then record the sent ones as queued (one already claimed meanwhile is left as it is)."""
+    outcome = enqueue_objects(chunk, settings, sqs, signer)
     _count(progress, outcome.enqueued)
-    progress.skipped[f"{QUEUED} or {RUNNING} meanwhile"] += outcome.skipped
+
+    def mark(item: Enqueued) -> bool:
+        return ledger.mark_queued(item.ref, item.pipeline, item.queue, item.task_id)
+
+    for future in side_by_side(mark, outcome.enqueued):
+        # A write that fails leaves the file unrecorded: its message is sent, and the next run sends it again.
+        with contextlib.suppress(BotoCoreError, ClientError):
+            future.result()
     if outcome.failed:
-        # Taken back, so that the next run enqueues them (a version the ledger knows is skipped).
-        for item in outcome.unsent:
-            ledger.forget_queued(item.ref, item.task_id)
         raise ActionError(_failures(outcome.failed) + "; run again to carry on from the checkpoint")
 
 
@@ -407,14 +429,16 @@ def _reprocess(
 
     def mark(item: Enqueued) -> bool:
         entry = known.get((file_pk(item.ref.bucket, item.ref.key), item.ref.etag))
+        if (entry or {}).get("state") == QUEUED:
+            return True  # queued by a run before whose message may be lost: sent again (its claim takes it once)
         return ledger.reprocess(item.ref, item.task_id, item.queue, reprocess.pipeline, reprocess.below, entry=entry)
 
-    outcome = enqueue_objects(chunk, settings, sqs, ledger, signer, mark=mark)
+    outcome = enqueue_objects(chunk, settings, sqs, signer, mark=mark)
     _count(progress, outcome.enqueued)
     progress.skipped["changed meanwhile"] += outcome.skipped
     if outcome.failed:
-        # Left queued: the sweep sends them again within the hour; the walk stops before checkpointing this page.
-        raise ActionError(_failures(outcome.failed) + "; they are queued in the ledger and the stuck-file sweep will send them")
+        # Left queued; the walk stops before checkpointing this page, and the next run sends them again.
+        raise ActionError(_failures(outcome.failed) + "; they are queued in the ledger: run again to send them")
 
 
 def _failures(failed: dict[ObjectRef, str]) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dropq.errors import ProducerError
-from dropq.ledger import QUEUED, Ledger
+from dropq.ledger import QUEUED
 from dropq.objects import ObjectRef
 from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.protocol import PROCESS_TASK, build_task_message
@@ -78,7 +78,7 @@ class Enqueuing:
     enqueued: list[Enqueued] = field(default_factory=list)
     skipped: int = 0
     failed: dict[ObjectRef, str] = field(default_factory=dict)
-    # Of the failed, those recorded as queued whose message SQS did not take.
+    # Of the failed, those whose message SQS did not take (after their `mark`, if any).
     unsent: list[Enqueued] = field(default_factory=list)
 
     def raise_for_failures(self) -> None:
@@ -89,52 +89,52 @@ class Enqueuing:
             raise ProducerError(f"{len(self.failed)} of {total} objects not enqueued: {details}")
 
 
-# Ledger writes an invocation makes side by side: each is one conditional UpdateItem, a network round trip apiece.
+# Ledger writes made side by side (a reprocessing's, a backfill's): each one conditional UpdateItem, a round trip apiece.
 LEDGER_WRITERS = 10
 _writers: ThreadPoolExecutor | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
+def side_by_side(write: Callable[[Enqueued], bool], items: list[Enqueued]) -> list[Future[bool]]:
+    """`write` each item on the shared pool of ledger writers; its future for each item, in order."""
     global _writers
     if _writers is None:
         _writers = ThreadPoolExecutor(max_workers=LEDGER_WRITERS, thread_name_prefix="ledger")
-    return _writers
+    return [_writers.submit(write, item) for item in items]
 
 
 def enqueue_objects(
     objects: tuple[ObjectRef, ...] | list[ObjectRef],
     settings: Settings,
     sqs: Any,
-    ledger: Ledger,
     signer: Signer | None = None,
     mark: Callable[[Enqueued], bool] | None = None,
 ) -> Enqueuing:
-    """Record each object as queued (side by side) and send its task, a batch per queue; objects already running or
-    done are skipped; an object whose write or message failed is reported with why, the others go ahead.
+    """Send each object's task, a batch per queue; an object whose message (or `mark`) failed is reported with why,
+    the others go ahead.
 
-    `mark` is the ledger write that queues one (default: `mark_queued`); False skips the object (a reprocessing's
-    write, say, which queues only files an older version made)."""
+    Nothing is written to the ledger first: a file's claim creates its entry, and catches a repeated event (S3
+    delivers a notification at least once). `mark` is a ledger write that must come before the message (a
+    reprocessing moves a succeeded file to queued, which its claim then takes), made side by side; False skips the
+    object."""
     outcome = Enqueuing()
-    if mark is None:
-
-        def mark(item: Enqueued) -> bool:
-            return ledger.mark_queued(item.ref, item.pipeline, item.queue, item.task_id)
-
-    # One object twice in a batch (S3 delivers a notification at least once) is recorded and sent once.
+    # One object twice in a batch is sent once.
     planned = [plan(ref, settings, signer) for ref in dict.fromkeys(objects)]
-    marks = [_pool().submit(mark, item) for item in planned]
+    if mark is not None:
+        marked = []
+        for item, future in zip(planned, side_by_side(mark, planned), strict=True):
+            try:
+                written = future.result()
+            except (BotoCoreError, ClientError) as exc:
+                outcome.failed[item.ref] = f"ledger write failed: {exc}"
+                continue
+            if not written:
+                log_event(events, "skipped", ref=item.ref, state="skipped", pipeline=item.pipeline, reason="changed meanwhile")
+                outcome.skipped += 1
+                continue
+            marked.append(item)
+        planned = marked
     by_queue: dict[str, list[Enqueued]] = defaultdict(list)
-    for item, mark in zip(planned, marks, strict=True):
-        try:
-            marked = mark.result()
-        except (BotoCoreError, ClientError) as exc:
-            outcome.failed[item.ref] = f"ledger write failed: {exc}"
-            continue
-        if not marked:
-            # Its planned task is never sent; the ledger keeps the id of the task that runs or ran it.
-            log_event(events, "skipped", ref=item.ref, state="skipped", pipeline=item.pipeline, reason="already running or done")
-            outcome.skipped += 1
-            continue
+    for item in planned:
         by_queue[item.queue].append(item)
     for queue, items in by_queue.items():
         refused = {id(item): reason for item, reason in send_batches(sqs, settings.queue_url(queue), items)}
@@ -144,7 +144,7 @@ def enqueue_objects(
                 outcome.unsent.append(item)
                 continue
             outcome.enqueued.append(item)
-            # At DEBUG: the ledger has it (`dropq file KEY`), and the batch's `handled` line counts it.
+            # At DEBUG: the batch's `handled` line counts it.
             log_event(
                 events, "enqueued", ref=item.ref, task_id=item.task_id, state=QUEUED, level="debug", pipeline=item.pipeline, queue=queue
             )

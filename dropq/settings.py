@@ -33,7 +33,6 @@ STATE_DIR = "DROPQ_STATE_DIR"
 MAX_RETRIES = "DROPQ_MAX_RETRIES"
 MAX_INPUT_BYTES = "DROPQ_MAX_INPUT_BYTES"
 DELAY_HOP_SECONDS = "DROPQ_DELAY_HOP_SECONDS"
-STUCK_AFTER_SECONDS = "DROPQ_STUCK_AFTER_SECONDS"
 IMAGE_SPLIT_BYTES = "DROPQ_IMAGE_SPLIT_BYTES"
 TABLE_CHUNK_BYTES = "DROPQ_TABLE_CHUNK_BYTES"
 POOL = "DROPQ_POOL"
@@ -139,13 +138,6 @@ VARIABLES = (
         "a smaller one in one task, in less time than a chord's messages take.",
     ),
     Variable(
-        STUCK_AFTER_SECONDS,
-        "stuck_after_seconds",
-        Integer(1),
-        60 * 60,
-        "The sweep enqueues again the files queued or running for longer than this.",
-    ),
-    Variable(
         POOL,
         "pool",
         Choice(lambda t: [p.name for p in t.pools], "pool of the topology", "a pool of the topology"),
@@ -241,7 +233,6 @@ class Settings:
     delay_hop_seconds: int
     table_chunk_bytes: int
     image_split_bytes: int
-    stuck_after_seconds: int
     pool: str | None
     pipeline_modules: tuple[str, ...]
     ecs_agent_uri: str | None

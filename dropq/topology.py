@@ -671,8 +671,6 @@ TOPOLOGY = Topology(
     schedules=(
         # Just after midnight UTC: the day before, summed up in reports/daily/<day>.json (tasks/periodic.py).
         Schedule("daily-report", "cron(5 0 * * ? *)", "dropq.report"),
-        # Files stuck in queued or running (a lost message, a dead worker) are enqueued again.
-        Schedule("sweep", "rate(10 minutes)", "dropq.sweep"),
     ),
     # Off until a deployment sets DROPQ_WEBHOOK_NOTIFY_URL and _SECRET; files ask for it in their metadata.
     webhooks=(Webhook(name="notify"),),
@@ -701,16 +699,14 @@ TOPOLOGY = Topology(
         sort_key="sk",
         ttl_attribute="expires_at",
         indexes=(
-            # Every file version, newest first, by the day and time it was queued: written once per version.
+            # Every file version, newest first, by the day and time it entered the ledger (its first claim, or a
+            # backfill's queueing): written once per version.
             IndexSpec("recent", "recent_shard", "queued_at"),
-            # Files in flight (queued or running) per queue, oldest first: the sweep's candidates. Entered when a file
-            # is queued and left when it is recorded: two writes per file.
-            IndexSpec("open", "open_shard", "open_since"),
             # Failed files by the day and time they failed (sparse: a failure is the exception).
             IndexSpec("failed", "failed_shard", "failed_at"),
         ),
-        # The `open` index takes two writes per file on its queue's shards: 64 shards serve 32,000 files/s on one
-        # queue, a margin of three over 10,000 for an uneven spread; a status refresh queries the 64 `recent` shards.
+        # The `recent` index takes one write per file on its day's shards: 64 shards of 1,000 writes a second serve
+        # 64,000 files/s, a margin of six over 10,000 for an uneven spread; a status refresh queries the 64 shards.
         shards=LEDGER_SHARDS,
     ),
     results_table=TableSpec(name="results", partition_key="id", ttl_attribute="ttl"),
@@ -730,14 +726,13 @@ PRODUCTION = dataclasses.replace(
         dataclasses.replace(TOPOLOGY.pools[2], max_workers=10),
     ),
     capacity=Capacity(
-        # The ledger takes 3 write units per file on the table (queued, claimed, recorded) and 2 on its busiest index
-        # (`open`, entered and left): 30,000 and 20,000 units/s at 10,000 files/s, which a new table would reach only
-        # after an hour of doubling. During a burst the producer marks files queued faster than workers finish them
-        # (the plan shows 10,000 + 2 x 11,800 units/s): the table gets all a table may take by default, the indexes
-        # half as much again as they need. Reads are duplicate deliveries' and operators' (a few per second).
-        ledger_warm_writes=DYNAMODB_TABLE_MAX_UNITS,
+        # The ledger takes 2 write units per file on the table (claimed, recorded) and 1 on its `recent` index (at the
+        # claim): 20,000 and 10,000 units/s at 10,000 files/s, which a new table would reach only after an hour of
+        # doubling. The producer writes nothing, so a burst reaches the ledger no faster than workers take it: half as
+        # much again as needed, for a faster day. Reads are duplicate deliveries' and operators' (a few per second).
+        ledger_warm_writes=30_000,
         ledger_warm_reads=12_000,
-        index_warm_writes=30_000,
+        index_warm_writes=15_000,
         # A batch of 10 notifications an invocation, at about 60 ms (BENCHMARKS.md, "Producer"): 60 running at once take
         # 10,000 files/s. 500, half the account's 1,000, leave room for a slower day and a burst's waiting notifications;
         # the event source mapping invokes no more than that at once (infra/cloud/producer.py).

@@ -41,8 +41,8 @@ SQS_METRICS = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDevel
 # Queue metrics reach CloudWatch every minute while the queue is "active" (a message, or any call, in the last 6 hours)...
 SQS_METRIC_INTERVAL = 60
 SQS_ACTIVE_SECONDS = 6 * 60 * 60
-# ... and up to 15 minutes late when an inactive queue becomes active. The default queue's sweep message every
-# 10 minutes keeps it active; the plan assumes an active queue.
+# ... and up to 15 minutes late when an inactive queue becomes active: the first file after six idle hours may wait
+# that long for its pool to wake. The plan assumes an active queue.
 SQS_INACTIVE_METRIC_DELAY = 15 * 60
 
 # --- Lambda (the producer) -----------------------------------------------------------------------------------------

@@ -388,7 +388,10 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
     assert key is not None
     settings = _settings()
     with _reaching(settings):
-        item = retry_file(key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings), force=force)
+        # One file named: a queued one's message is sent again, in case it was lost (a retry cut short before its send).
+        item = retry_file(
+            key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings), force=force, resend_queued=True
+        )
     click.echo(f"{key}: queued again on {settings.physical_name(item.queue)} (task {item.task_id})")
 
 
@@ -396,13 +399,13 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
 @click.argument("key")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def file_(key: str, as_json: bool) -> None:
-    """Show every version of the file KEY in the ledger: state, pipeline, attempts, outputs, failure, webhook."""
+    """Show every version of the file KEY: state, pipeline, attempts, outputs, failure, webhook; or waiting for a worker."""
     from dropq.ledger import ledger_for
     from ops.finding import file_history, render_history
 
     settings = _settings()
     with _reaching(settings):
-        versions = file_history(ledger_for(settings), settings.bucket, key)
+        versions = file_history(ledger_for(settings), settings.bucket, key, settings.client("s3"), settings.topology)
     if as_json:
         click.echo(json.dumps({"bucket": settings.bucket, "key": key, "versions": versions}, indent=2, ensure_ascii=False))
     else:

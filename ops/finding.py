@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from dropq.errors import ActionError
 from dropq.ledger import FAILED, FAILED_INDEX, HISTORY, RECENT, STATES, Ledger, iso, last_recorded
 from dropq.shards import every_shard
+from dropq.topology import Topology
 from ops.capacity import duration, parse_duration
 
 # A page's files by default, and at most (`dropq retry --state` gathers its files in pages of the largest size).
@@ -204,7 +207,7 @@ def last_attempt(entry: dict[str, Any]) -> dict[str, Any] | None:
     """The last attempt's start, end (None while it runs), worker and duration: the ledger keeps the last one only."""
     started, finished = entry.get("started_at"), entry.get("finished_at")
     if not started or last_recorded(entry):
-        # None yet; or it was given back (a retry, the sweep) and is in the history, the next not started.
+        # None yet; or it was given back (a retry) and is in the history, the next not started.
         return None
     # An attempt that runs now has no end yet; a `finished_at` before its start is an earlier attempt's.
     if finished and finished < started:
@@ -242,7 +245,6 @@ def summary(entry: dict[str, Any]) -> dict[str, Any]:
         "updated_at": entry.get("updated_at"),
         "attempts": entry.get("attempts", 0),
         "retries": entry.get("retries", 0),
-        "sweeps": entry.get("sweeps", 0),
         "last_attempt": last_attempt(entry),
         "earlier_attempts": earlier_attempts(entry),
         "outputs": entry.get("outputs") or [],
@@ -251,13 +253,43 @@ def summary(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def file_history(ledger: Ledger, bucket: str, key: str) -> list[dict[str, Any]]:
-    """Every version of `key`, most recently updated first, each marked `superseded` when a newer one exists;
-    ActionError when the ledger has none."""
-    versions = ledger.versions(bucket, key)
+# A version S3 has and the ledger not yet: its message waits for a worker (a file's claim creates its entry).
+WAITING = "waiting"
+
+
+def waiting_version(s3: Any, topology: Topology, bucket: str, key: str, known: set[str]) -> dict[str, Any] | None:
+    """The inbox object `key` as S3 has it now (one HeadObject), as `summary` gives an entry, when the ledger has no
+    entry for it (its ETag not in `known`): uploaded, its message waiting for a worker in the queue it was routed to."""
+    if not topology.is_inbox_key(key):
+        return None
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    etag, size = head["ETag"].strip('"'), int(head["ContentLength"])
+    if etag in known:
+        return None
+    place = topology.place(key, size)
+    return {
+        **summary({"key": key, "bucket": bucket, "sk": etag, "size": size, "pipeline": place.pipeline, "queue": place.queue}),
+        "state": WAITING,
+        "uploaded_at": iso(head["LastModified"]),
+    }
+
+
+def file_history(ledger: Ledger, bucket: str, key: str, s3: Any = None, topology: Topology | None = None) -> list[dict[str, Any]]:
+    """Every version of `key`, newest first, each marked `superseded` when a newer one exists: the ledger's, most
+    recently updated first, after the one S3 holds now if the ledger has not seen it yet (`waiting`, with an `s3`
+    client and the `topology`); ActionError when there is none."""
+    versions = [summary(entry) for entry in ledger.versions(bucket, key)]
+    if s3 is not None and topology is not None:
+        waiting = waiting_version(s3, topology, bucket, key, {v["etag"] for v in versions})
+        versions = [waiting, *versions] if waiting else versions
     if not versions:
         raise ActionError(f"no file {key!r} in the ledger of s3://{bucket}/ (keys look like 'incoming/photo.jpg')")
-    return [{**summary(entry), "superseded": position > 0} for position, entry in enumerate(versions)]
+    return [{**version, "superseded": position > 0} for position, version in enumerate(versions)]
 
 
 def _or_dash(value: Any) -> str:
@@ -281,15 +313,23 @@ def _ended(record: dict[str, Any]) -> str:
 
 def render_history(bucket: str, key: str, versions: list[dict[str, Any]]) -> str:
     """`dropq file KEY` as text: each version, newest first."""
-    lines = [f"s3://{bucket}/{key}: {len(versions)} version{'s' if len(versions) != 1 else ''} in the ledger"]
+    recorded = sum(v["state"] != WAITING for v in versions)
+    lines = [f"s3://{bucket}/{key}: {recorded} version{'s' if recorded != 1 else ''} in the ledger"]
     for version in versions:
         mark = "superseded" if version["superseded"] else "newest"
+        if version["state"] == WAITING:
+            lines += [
+                "",
+                f"version {version['etag']} ({mark}, {_or_dash(version['size'])} bytes): waiting, not in the ledger yet",
+                f"  uploaded  {version['uploaded_at']}; its message waits for a worker on queue {version['queue']} "
+                f"(pipeline {version['pipeline']}): `dropq status` shows the queue",
+            ]
+            continue
         lines += [
             "",
             f"version {version['etag']} ({mark}, {_or_dash(version['size'])} bytes): {version['state']}",
             f"  pipeline  {_or_dash(version['pipeline'])} (version {_or_dash(version['version'])}) on queue {_or_dash(version['queue'])}",
-            f"  queued    {_or_dash(version['queued_at'])} (retries {version['retries']}, sweeps {version['sweeps']}); "
-            f"updated {_or_dash(version['updated_at'])}",
+            f"  since     {_or_dash(version['queued_at'])} (retries {version['retries']}); updated {_or_dash(version['updated_at'])}",
         ]
         for earlier in version["earlier_attempts"]:
             lines.append(f"  attempt {earlier['attempt']} {_ended(earlier)}")

@@ -9,14 +9,16 @@ from typing import Any
 
 from dropq.enqueue import Enqueued, plan, send_all
 from dropq.errors import ActionError
-from dropq.ledger import FAILED, SUCCEEDED, Ledger, entry_ref
+from dropq.ledger import FAILED, QUEUED, SUCCEEDED, Ledger, entry_ref
 from dropq.settings import Settings
 from dropq.signing import Signer
 
 
-def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None, force: bool = False) -> Enqueued:
-    """Enqueue the newest version of `key` again, a failed one (or, with `force`, a succeeded one too); ActionError
-    saying why when it is unknown or in another state."""
+def retry_file(
+    key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None, force: bool = False, resend_queued: bool = False
+) -> Enqueued:
+    """Enqueue the newest version of `key` again, a failed one (or, with `force`, a succeeded one too; with
+    `resend_queued`, a queued one's message is sent again); ActionError saying why when it is unknown or in another state."""
     versions = ledger.versions(settings.bucket, key)
     if not versions:
         raise ActionError(f"no file {key!r} in the ledger of s3://{settings.bucket}/ (keys look like 'incoming/photo.jpg')")
@@ -31,11 +33,15 @@ def retry_file(key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: S
         )
     if state == SUCCEEDED and not force:
         raise ActionError(f"{key} is succeeded, not failed: `dropq retry --force {key}` processes it again")
-    if state not in (FAILED, SUCCEEDED):
+    if state not in (FAILED, SUCCEEDED) and not (state == QUEUED and resend_queued):
         raise ActionError(f"{key} is {state}, not failed: only a failed file is retried (or a succeeded one, with --force)")
     ref = entry_ref(entry)
     item = plan(ref, settings, signer)
-    if state == FAILED:
+    if state == QUEUED:
+        # Its message may be lost (a retry cut short between its write and its send): sent again, no write. If the
+        # first still waits, whichever comes first is claimed, the other skipped.
+        again = True
+    elif state == FAILED:
         again = ledger.retry(ref, item.task_id, queue=item.queue, entry=entry)
     else:
         again = ledger.process_again(ref, item.task_id, item.queue, entry=entry)

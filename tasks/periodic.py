@@ -2,8 +2,6 @@
 
 - `dropq.report`: the day before the scheduled time, summed up in reports/daily/<day>.json from the ledger's
   per-minute counts and its failed files.
-- `dropq.sweep`: files stuck in `queued` or `running` past a deadline, whose message is gone, are enqueued
-  again (at most MAX_SWEEPS times each; then they fail with a reason).
 """
 
 from __future__ import annotations
@@ -11,34 +9,23 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import current_task
-
 from dropq import counts
 from dropq.counts import counts_for, percentile
-from dropq.enqueue import plan, send_all
-from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, entry_ref, iso, ledger_for
-from dropq.queues import queue_counts
-from dropq.signing import signer_for
-from dropq.topology import QueueSpec
+from dropq.ledger import FAILED, RUNNING, SUCCEEDED, ledger_for
 from tasks.app import app, settings
-from tasks.tally import record
 
 logger = logging.getLogger("dropq.worker")
 
 REPORT_TASK = "dropq.report"
-SWEEP_TASK = "dropq.sweep"
 # A period's run holds its claim for its time limit and this margin; a run whose worker died is taken over after it.
 RUN_LEASE_MARGIN_SECONDS = 30
 # Another delivery of a period's run looks again this often while the run holds its claim.
 RECHECK_SECONDS = 10
-# A file the sweep has enqueued this many times and that is still stuck fails, with the reason.
-MAX_SWEEPS = 3
 # How many failures a daily report lists (all are counted).
 REPORT_FAILURES = 100
 
@@ -112,66 +99,3 @@ def daily_report(scheduled: datetime) -> dict[str, Any]:
     body = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")
     settings.client("s3").put_object(Bucket=settings.bucket, Key=key, Body=body, ContentType="application/json")
     return {"report": key, "files": report["files"]}
-
-
-def stuck_before(queue: QueueSpec, busy: bool, cutoff: datetime, now: datetime) -> datetime:
-    """Before when a file of `queue` must have been updated last to count as stuck.
-
-    A file waits in its queue as long as the queue holds messages: while it is busy (messages visible, delayed or
-    in flight), a file of it is stuck only once its message cannot be there any more, past the queue's retention.
-    """
-    return min(cutoff, now - timedelta(seconds=queue.retention_seconds)) if busy else cutoff
-
-
-@periodic(SWEEP_TASK)
-def sweep(scheduled: datetime) -> dict[str, Any]:
-    """Enqueue again the files stuck in `queued` or `running` (their message is gone) for longer than DROPQ_STUCK_AFTER_SECONDS.
-
-    Reads only candidates: the `open` index's files of each queue that have been in flight since before the cutoff.
-    A file whose queue holds messages may be waiting in it, however long the backlog: it is left alone.
-    """
-    ledger, sqs, signer = ledger_for(settings), settings.client("sqs"), signer_for(settings)
-    now = datetime.now(UTC)
-    cutoff = now - timedelta(seconds=settings.stuck_after_seconds)
-    # The sweep's own message is in flight on its queue while it runs.
-    own_queue = (current_task.request.delivery_info or {}).get("routing_key") if current_task else None
-    stuck = requeued = failed = waiting = 0
-    for queue in settings.topology.queues:
-        depth = queue_counts(sqs, settings.queue_url(queue.name))
-        busy = depth["visible"] + depth["delayed"] > 0 or depth["in_flight"] > int(queue.name == own_queue)
-        before = iso(stuck_before(queue, busy, cutoff, now))
-        for keys in ledger.open_keys(queue.name, before):
-            for entry in ledger.entries(keys):
-                if entry.get("state") not in (QUEUED, RUNNING):
-                    continue
-                if entry.get("updated_at", "") >= before or not _lease_ran_out(entry):
-                    # In flight since long ago, but active lately (a retry, a long task that holds its lease).
-                    continue
-                stuck += 1
-                requeued_now, failed_now = _sweep_one(entry, before, ledger, sqs, signer)
-                requeued += requeued_now
-                failed += failed_now
-        if busy:
-            waiting += 1
-    return {"stuck": stuck, "requeued": requeued, "failed": failed, "busy_queues": waiting}
-
-
-def _lease_ran_out(entry: dict[str, Any]) -> bool:
-    return entry.get("state") == QUEUED or float(entry.get("lease_until") or 0) < time.time()
-
-
-def _sweep_one(entry: dict[str, Any], before: str, ledger: Any, sqs: Any, signer: Any) -> tuple[int, int]:
-    """Enqueue one stuck file again, or fail it once the sweep has tried MAX_SWEEPS times; (requeued, failed)."""
-    ref = entry_ref(entry)
-    if int(entry.get("sweeps") or 0) >= MAX_SWEEPS:
-        reason = f"stuck in {entry['state']}: enqueued again {MAX_SWEEPS} times by the sweep and never finished (see the dead-letter queue)"
-        if ledger.fail_stuck(ref, before, reason):
-            record(entry.get("pipeline") or "?", succeeded=False, duration_ms=None)
-            return 0, 1
-        return 0, 0
-    item = plan(ref, settings, signer)
-    if not ledger.requeue(ref, item.task_id, before, entry=entry):
-        return 0, 0
-    send_all(sqs, settings.queue_url(item.queue), [item])
-    logger.warning("sweep: %s was stuck in %s since %s; enqueued again", ref.uri, entry["state"], entry.get("updated_at"))
-    return 1, 0

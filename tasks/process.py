@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from dropq.errors import InputError, PermanentError, TransientError
-from dropq.ledger import QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold
+from dropq.ledger import FAILED, QUEUED, RETRIED, RUNNING, SUCCEEDED, Claim, Ledger, hold
 from dropq.objects import ObjectRef
 from dropq.observe import log_event
 from dropq.protocol import PROCESS_TASK
@@ -36,6 +36,10 @@ LONGEST_OUTPUT_NAME = 16
 # soonest, once extended; one crashed in its first seconds comes back sooner, and waits for the lease), and a task
 # cut short at shutdown, whose message comes back at once, waits this long at most.
 LEASE_SECONDS = 24
+
+
+# A delivery of a file that ended is skipped (a repeated S3 event, a message sent twice), with why.
+ENDED = {SUCCEEDED: "it already succeeded", FAILED: "it failed (`dropq retry` tries it again)"}
 
 
 class LeaseLost(Exception):
@@ -123,8 +127,8 @@ def process(self: Any, *args: Any, **fields: Any) -> dict[str, Any]:
     with ledger_writes(task_id):
         claim = ledger.claim(ref, pipeline, task_id, worker=self.request.hostname, lease_seconds=LEASE_SECONDS, queue=queue)
     if not claim.acquired:
-        if claim.state == SUCCEEDED or (claim.state == RUNNING and claim.split):
-            why = "it already succeeded" if claim.state == SUCCEEDED else "it runs in parts, which record its outcome"
+        if claim.state in ENDED or (claim.state == RUNNING and claim.split):
+            why = ENDED.get(claim.state, "it runs in parts, which record its outcome")
             log_event(events, "skipped", ref=ref, task_id=task_id, state=claim.state, reason=f"duplicate delivery: {why}")
             return {"state": "skipped", "key": ref.key}
         # Another delivery of this file is running (or its worker died and its lease has not run out yet).

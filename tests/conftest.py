@@ -75,8 +75,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
 TEST_HOP_SECONDS = 2
 # The workloads cloud's table chunk size (the smallest allowed), so that a table of a few hundred KiB is split.
 TEST_CHUNK_BYTES = 64 * 1024
-# How long a file stays queued before the workloads cloud's sweep enqueues it again.
-TEST_STUCK_AFTER_SECONDS = 3
 # The workloads cloud's webhook: its secret, and its rate limit (low enough for a test to see it).
 TEST_WEBHOOK_SECRET = "test-webhook-secret"
 TEST_WEBHOOK_RATE = 4
@@ -93,7 +91,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture(scope="session")
 def workloads_cloud(tmp_path_factory: pytest.TempPathFactory, webhook_receiver: WebhookReceiver) -> Iterator[LocalCloud]:
     """The local cloud with one worker per pool, the test workloads (tests/workloads.py), 2-second delay hops, every image
-    split by size and small table chunks, a quick sweep, and its `notify` webhook pointing at the test receiver."""
+    split by size and small table chunks, and its `notify` webhook pointing at the test receiver."""
     state = tmp_path_factory.mktemp("workloads")
     endpoint = WebhookEndpoint("notify", f"{webhook_receiver.url}/", TEST_WEBHOOK_SECRET, rate_limit=f"{TEST_WEBHOOK_RATE}/s")
     settings = local_settings(
@@ -103,7 +101,6 @@ def workloads_cloud(tmp_path_factory: pytest.TempPathFactory, webhook_receiver: 
         delay_hop_seconds=TEST_HOP_SECONDS,
         table_chunk_bytes=TEST_CHUNK_BYTES,
         image_split_bytes=0,
-        stuck_after_seconds=TEST_STUCK_AFTER_SECONDS,
         webhook_endpoints=(endpoint,),
     )
     with LocalCloud(settings, workers=1, record=True) as running:

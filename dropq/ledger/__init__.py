@@ -1,19 +1,20 @@
 """The ledger: what happened to each dropped file, in DynamoDB.
 
 One item per object version (bucket, key, ETag): pk = "file#s3://bucket/key", sk = ETag, with its
-state (queued -> running -> succeeded | failed), timestamps, pipeline, outputs and, on failure,
+state (running -> succeeded | failed; queued while waiting for a retry), timestamps, pipeline, outputs and, on failure,
 a reason a person understands. Worker heartbeats live in the same table under pk = "worker", and
 outcome counts per minute under pk = "counts#<day>" (dropq/counts.py).
 
-Three indexes (dropq/topology.py), each copying keys only, so that a write which changes no index key
-costs them nothing (lease renewals, webhooks, queued -> running): `recent` has every version by the
-time it was queued, `open` the files in flight on each queue (entered when queued, left when recorded),
-`failed` the failed ones. Their partition keys are sharded (dropq/shards.py): no key takes more than
-its share of the traffic, and readers ask every shard.
+Two indexes (dropq/topology.py), each copying keys only, so that a write which changes no index key
+costs them nothing (lease renewals, webhooks, an outcome): `recent` has every version by the time it
+entered the ledger (its first claim, or a backfill's queueing), `failed` the failed ones. Their partition
+keys are sharded (dropq/shards.py): no key takes more than its share of the traffic, and readers ask
+every shard. A file S3 announces is first written by its claim: one that succeeds at once costs three write
+units (the claim, its `recent` index entry, the outcome).
 
 Exactly-once in effect: a worker `claim`s a file with a lease it renews while it works (`hold`); a
-second delivery of the file finds it succeeded (and is skipped) or leased (and waits), so one
-attempt at a time runs it and one success is recorded (`completions` counts them).
+second delivery of the file (a repeated S3 event among them) finds it ended (and is skipped) or leased (and
+waits), so one attempt at a time runs it and one outcome is recorded (`completions` counts successes).
 
 The package, one concept a module: `codec.py` (values, the time format, keys), `states.py` (the states, the
 transitions' conditions, claims, attempt records), `table.py` (the table and its one conditional write),
@@ -37,7 +38,6 @@ from dropq.ledger.states import (
     HISTORY,
     HISTORY_KEPT,
     LOST,
-    OPEN,
     QUEUED,
     RECENT,
     RETRIED,
@@ -57,7 +57,6 @@ __all__ = [
     "HISTORY",
     "HISTORY_KEPT",
     "LOST",
-    "OPEN",
     "QUEUED",
     "RECENT",
     "RETRIED",

@@ -1,5 +1,5 @@
-"""A file's transitions: queued -> running (claimed, with a lease) -> succeeded | failed, retries, reprocessing and
-the stuck-file sweep; every one a conditional write (states.py names its condition)."""
+"""A file's transitions: (new | queued) -> running (claimed, with a lease) -> succeeded | failed, retries and
+reprocessing; every one a conditional write (states.py names its condition)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,8 @@ from dropq.ledger.states import (
     MAX_REASON_CHARS,
     NEW_OR_QUEUED,
     OLDER_VERSION,
-    OPEN,
     QUEUED,
-    QUEUED_UNDER_TASK,
     RUNNING,
-    STUCK,
     SUCCEEDED,
     UNVERSIONED,
     Claim,
@@ -42,28 +39,29 @@ class FileStates(LedgerTable):
     condition does not hold."""
 
     def mark_queued(self, ref: ObjectRef, pipeline: str, queue: str, task_id: str) -> bool:
-        """Record that a file was enqueued; False (and nothing written) if it is already running or done.
+        """Record that a file was enqueued ahead of its message (a backfill: a second run skips it); False (and nothing
+        written) if it is already running or done. A file S3 announces is not: its claim creates its entry.
 
-        The file enters the `recent` and `open` indexes; a repeated event of a queued file leaves them as they are.
+        The file enters the `recent` index; a second write of a queued file leaves it where it is.
         """
-        now = codec.now()
         return self._write(
             ref,
             {"state": QUEUED, "pipeline": pipeline, "queue": queue, "task_id": task_id},
             condition=NEW_OR_QUEUED,
             extra={":queued": QUEUED},
-            keep={**self._recent(ref, now), **self._open(ref, queue, now)},
+            keep=self._recent(ref, codec.now()),
         )
 
     def claim(
         self, ref: ObjectRef, pipeline: str, task_id: str, worker: str | None, lease_seconds: float, queue: str | None = None
     ) -> Claim:
-        """Take a file to process it, unless it already succeeded or another attempt holds a live lease on it.
+        """Take a file to process it, unless it ended (succeeded or failed) or another attempt holds a live lease on it.
 
         The lease (`lease_owner`, `lease_until`) is what keeps two deliveries of one file from running at
         once: its holder renews it while it works; a crashed holder's lease simply runs out. Each claim
         counts an attempt (`attempts`), whatever ended the ones before: an error, a retry, a dead worker.
-        A file claimed without having been queued (a task sent by hand) enters the indexes here. The entry as it was
+        A file's first claim creates its entry (S3's files are not recorded before) and enters it in the `recent`
+        index: two write units, and its outcome one more, the whole of a file that succeeds at once. The entry as it was
         comes back with the write (`ALL_OLD`): a running one was an attempt that lost its lease (`Claim.lost`).
         """
         owner = uuid.uuid4().hex
@@ -81,9 +79,9 @@ class FileStates(LedgerTable):
                 "lease_until": now + lease_seconds,
             },
             condition=CLAIMABLE,
-            extra={":succeeded": SUCCEEDED, ":running": RUNNING, ":now": now},
+            extra={":queued": QUEUED, ":running": RUNNING, ":now": now},
             add={"attempts": 1},
-            keep={"queue": queue, **self._recent(ref, moment), **self._open(ref, queue, moment)},
+            keep={"queue": queue, **self._recent(ref, moment)},
             remove=self._index_names(FAILED_INDEX),
             returns="ALL_OLD",
         )
@@ -186,7 +184,7 @@ class FileStates(LedgerTable):
             condition=HELD,
             extra={":running": RUNNING, ":owner": owner},
             add={"completions": 1},
-            remove=(*self._index_names(OPEN), *self._index_names(FAILED_INDEX)),
+            remove=self._index_names(FAILED_INDEX),
             append=earlier,
         )
 
@@ -208,7 +206,6 @@ class FileStates(LedgerTable):
             {**values, **self._failed(ref, codec.now())},
             condition=HELD,
             extra={":running": RUNNING, ":owner": owner},
-            remove=self._index_names(OPEN),
             append=earlier,
         )
 
@@ -223,22 +220,21 @@ class FileStates(LedgerTable):
             ExpressionAttributeValues={":webhook": encode(delivery)},
         )
 
-    def _queued_again(self, ref: ObjectRef, task_id: str, queue: str, entry: dict[str, Any] | None) -> dict[str, Any]:
+    def _queued_again(self, ref: ObjectRef, task_id: str, entry: dict[str, Any] | None) -> dict[str, Any]:
         """What an operator's retry or reprocessing writes: queued under a new task, its attempts counted afresh, back
-        at the top of `recent` and into `open`; with the `entry` read before, its last attempt closes its history."""
-        now = codec.now()
+        at the top of `recent`; with the `entry` read before, its last attempt closes its history."""
         closed = {HISTORY: closed_history(entry)} if entry else {}
-        return {"state": QUEUED, "task_id": task_id, "attempts": 0, **closed, **self._recent(ref, now), **self._open(ref, queue, now)}
+        return {"state": QUEUED, "task_id": task_id, "attempts": 0, **closed, **self._recent(ref, codec.now())}
 
     def retry(self, ref: ObjectRef, task_id: str, queue: str | None = None, entry: dict[str, Any] | None = None) -> bool:
         """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed.
 
-        It comes back at the top of the `recent` index and into the `open` one, and leaves the `failed` one. With the
-        `entry` read before, its last attempt goes into its history.
+        It comes back at the top of the `recent` index and leaves the `failed` one. With the `entry` read before, its
+        last attempt goes into its history.
         """
         return self._write(
             ref,
-            {"reason": None, "parts": None, **self._queued_again(ref, task_id, queue or self.default_queue, entry)},
+            {"reason": None, "parts": None, "queue": queue or self.default_queue, **self._queued_again(ref, task_id, entry)},
             condition=IS_FAILED,
             extra={":failed": FAILED},
             add={"retries": 1},
@@ -255,11 +251,11 @@ class FileStates(LedgerTable):
         entry: dict[str, Any] | None = None,
     ) -> bool:
         """Queue again a succeeded file (`dropq retry --force`), where `condition` also holds; False if it is not one
-        (any more). Like a retry, it comes back at the top of `recent` and into `open` (and the `entry` read before
-        closes its history); its new outputs replace the old."""
+        (any more). Like a retry, it comes back at the top of `recent` (and the `entry` read before closes its history);
+        its new outputs replace the old."""
         return self._write(
             ref,
-            {"queue": queue, **self._queued_again(ref, task_id, queue, entry)},
+            {"queue": queue, **self._queued_again(ref, task_id, entry)},
             condition=IS_SUCCEEDED + (f" AND {condition}" if condition else ""),
             extra={":succeeded": SUCCEEDED, **(extra or {})},
             add={"reprocessed": 1},
@@ -274,42 +270,4 @@ class FileStates(LedgerTable):
             older += f" OR {UNVERSIONED}"
         return self.process_again(
             ref, task_id, queue, f"#pipeline = :pipeline AND ({older})", {":pipeline": pipeline, ":below": below}, entry=entry
-        )
-
-    def forget_queued(self, ref: ObjectRef, task_id: str) -> bool:
-        """Delete the entry of a file queued under `task_id` whose message was never sent (a backfill gives it back);
-        False if it has moved on (another delivery queued or took it)."""
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}},
-                ConditionExpression=QUEUED_UNDER_TASK,
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":queued": {"S": QUEUED}, ":task": {"S": task_id}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def requeue(self, ref: ObjectRef, task_id: str, cutoff: str, entry: dict[str, Any] | None = None) -> bool:
-        """Queue again a file stuck since before `cutoff` (queued, or running with a lease run out); count the sweep.
-        With the `entry` the sweep read, a running one's unfinished attempt goes into its history."""
-        return self._write(
-            ref,
-            {"state": QUEUED, "task_id": task_id, "requeued_at": iso(codec.now()), "lease_until": None, "lease_owner": None, "parts": None},
-            condition=STUCK,
-            extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
-            add={"sweeps": 1},
-            append=lost_record(entry or {}),
-        )
-
-    def fail_stuck(self, ref: ObjectRef, cutoff: str, reason: str) -> bool:
-        """Record why a file that stays stuck since before `cutoff` will not be tried again (a running one's attempt
-        stays its last, ended with that reason)."""
-        return self._write(
-            ref,
-            {**self._failure(reason), **self._failed(ref, codec.now())},
-            condition=STUCK,
-            extra={":cutoff": cutoff, ":queued": QUEUED, ":running": RUNNING, ":now": time.time()},
-            remove=self._index_names(OPEN),
         )

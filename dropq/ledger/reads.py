@@ -4,14 +4,14 @@ exact and bounded (the `recent`, `open` and `failed` indexes)."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from dropq.ledger import codec
 from dropq.ledger.codec import decode_item, file_pk, iso
-from dropq.ledger.states import FAILED_INDEX, OPEN, RECENT
+from dropq.ledger.states import FAILED_INDEX, RECENT
 from dropq.ledger.table import LedgerTable
 from dropq.shards import every_shard
 
@@ -147,19 +147,3 @@ class FileReads(LedgerTable):
             day += timedelta(days=1)
         newest = heapq.nlargest(limit, (row for row in found if row[0] < iso(until)))
         return self.entries((pk, sk) for _, pk, sk in newest)
-
-    def open_keys(self, queue: str, before: str, page_size: int = BATCH_GET_KEYS) -> Iterator[list[tuple[str, str]]]:
-        """Pages of the (pk, sk) keys of files in flight on `queue` since before `before` (ISO time), oldest first per shard."""
-        hash_key, range_key = self._index_names(OPEN)
-        for value in every_shard(queue, self.table.shards):
-            request: dict[str, Any] = {
-                "TableName": self.table_name,
-                "IndexName": OPEN,
-                "KeyConditionExpression": "#h = :h AND #r < :before",
-                "ExpressionAttributeNames": {"#h": hash_key, "#r": range_key},
-                "ExpressionAttributeValues": {":h": {"S": value}, ":before": {"S": before}},
-                "Limit": page_size,
-            }
-            for page in self._pages(**request):
-                if page:
-                    yield [(item["pk"]["S"], item["sk"]["S"]) for item in page]

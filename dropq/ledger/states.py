@@ -20,7 +20,7 @@ CONDITION_ATTRIBUTES = ("state", "lease_owner", "lease_until")
 # Every attribute a condition may name as `#name` (a reprocessing's names the pipeline and its version too).
 CONDITION_NAMES = (*CONDITION_ATTRIBUTES, "pipeline", "pipeline_version")
 # The ledger's indexes (dropq/topology.py: the ledger table).
-RECENT, OPEN, FAILED_INDEX = "recent", "open", "failed"
+RECENT, FAILED_INDEX = "recent", "failed"
 # An entry's `history`: its attempts that ended before the last one (whose start, end and worker are the entry's own
 # fields), each an `attempt_record`. Each record is written by a write its attempt makes anyway: a retry's release,
 # the next attempt's outcome for one that lost its lease, an operator's retry or reprocessing for the attempt it
@@ -31,21 +31,19 @@ HISTORY_KEPT = 20
 RETRIED, LOST = "retried", "lost"
 
 # The conditions of the transitions, in DynamoDB's expression syntax (`#state` etc.: CONDITION_NAMES).
-# A file may be queued when it is new or queued already (a repeated event), not once it runs or is done.
+# A file may be queued (by a backfill) when it is new or queued already, not once it runs or is done.
 NEW_OR_QUEUED = "attribute_not_exists(#state) OR #state = :queued"
-# A file may be claimed unless it succeeded or another attempt holds a live lease on it.
+# A file may be claimed when it is new (most files: the claim creates its entry), queued (a retry, a backfill, an
+# operator's retry), or running with a lease run out (its worker died). Never once it ended: a repeated delivery of a
+# succeeded or failed file is caught here (`dropq retry` queues a failed one again first).
 CLAIMABLE = (
-    "attribute_not_exists(#state) OR "
-    "(#state <> :succeeded AND (#state <> :running OR attribute_not_exists(#lease_until) OR #lease_until < :now))"
+    "attribute_not_exists(#state) OR #state = :queued OR "
+    "(#state = :running AND (attribute_not_exists(#lease_until) OR #lease_until < :now))"
 )
 # Only the attempt holding the lease records, splits, renews or gives the file back.
 HELD = "#state = :running AND #lease_owner = :owner"
 IS_FAILED = "#state = :failed"
 IS_SUCCEEDED = "#state = :succeeded"
-# A backfill takes back only the entry it queued, under its own task id.
-QUEUED_UNDER_TASK = "#state = :queued AND task_id = :task"
-# Stuck since before the cutoff: queued, or running with a lease run out.
-STUCK = "updated_at < :cutoff AND (#state = :queued OR (#state = :running AND (attribute_not_exists(#lease_until) OR #lease_until < :now)))"
 # Made by an older version of a pipeline (an entry without a version was made by version 1).
 OLDER_VERSION = "#pipeline_version < :below"
 UNVERSIONED = "attribute_not_exists(#pipeline_version)"

@@ -10,7 +10,7 @@ from typing import Any
 
 from dropq.ledger import codec
 from dropq.ledger.codec import decode_item, encode, file_pk, iso
-from dropq.ledger.states import CONDITION_NAMES, FAILED, FAILED_INDEX, HISTORY, OPEN, RECENT
+from dropq.ledger.states import CONDITION_NAMES, FAILED, FAILED_INDEX, HISTORY, RECENT
 from dropq.objects import ObjectRef
 from dropq.shards import sharded
 from dropq.topology import TableSpec
@@ -53,9 +53,6 @@ class LedgerTable:
 
     def _recent(self, ref: ObjectRef, at: datetime) -> dict[str, Any]:
         return self._index_keys(RECENT, codec.day(at), ref, at)
-
-    def _open(self, ref: ObjectRef, queue: str, at: datetime) -> dict[str, Any]:
-        return self._index_keys(OPEN, queue, ref, at)
 
     def _failed(self, ref: ObjectRef, at: datetime) -> dict[str, Any]:
         return self._index_keys(FAILED_INDEX, codec.day(at), ref, at)

@@ -74,8 +74,6 @@ class Producer(Construct):
         self._acknowledge_checks(topology.capacity.producer_reserved_concurrency is None)
         for queue in queues.work.values():
             queue.grant_send_messages(role)
-        # The ledger's `queued` entry is one conditional UpdateItem.
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[storage.ledger.table_arn]))
         # S3 notifies the inbox events queue; the producer takes its messages in batches and names the ones to retry.
         # On a bucket brought with `-c bucket=NAME` (imported, not the stack's), CDK writes this notification as an
         # unmanaged one, `Managed: false` on Custom::S3BucketNotifications (aws-cdk-lib 2.275.0,

@@ -41,8 +41,7 @@ OUTPUT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject")
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms
 BUCKET_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 # Ledger: state transitions, periodic runs' claims and outcome counts (UpdateItem), reads by key (Query, GetItem), the
-# sweep's candidates and the report's failures (Query on its `open` and `failed` indexes, then BatchGetItem), its
-# heartbeat (PutItem, DeleteItem).
+# report's failures (Query on its `failed` index, then BatchGetItem), its heartbeat (PutItem, DeleteItem).
 LEDGER_ACTIONS = (
     "dynamodb:UpdateItem",
     "dynamodb:Query",
@@ -170,7 +169,7 @@ class WorkerService(Construct):
         topology = settings.topology
         for name in self.pool.queues:
             queues.work[name].grant_consume_messages(role)
-        # Retries, delays that hop, parts of a file publish tasks; the sweep enqueues stuck files on any queue.
+        # Retries, delays that hop, parts of a file publish tasks, on any queue.
         for queue in queues.work.values():
             queue.grant_send_messages(role)
         inputs = storage.bucket.arn_for_objects(f"{topology.inbox_prefix}*")
@@ -200,7 +199,7 @@ class WorkerService(Construct):
         acknowledge(
             policy,
             f"AwsSolutions-IAM5[Resource::<{ledger_id}.Arn>/index/*]",
-            "The ledger's own secondary indexes: the sweep queries its `open` index, the daily report its `failed` index.",
+            "The ledger's own secondary indexes: the daily report queries its `failed` index.",
         )
         execution_policy = self.task_definition.obtain_execution_role().node.try_find_child("DefaultPolicy")
         acknowledge(

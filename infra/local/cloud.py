@@ -221,12 +221,14 @@ class LocalCloud:
         s3.put_bucket_notification_configuration(Bucket=direct.bucket, NotificationConfiguration={})
         self.restored = state.restore(direct)
         provision_bucket(s3, direct.client("sqs"), direct)
-        # A notification that was in flight at the stop was not saved: the files the ledger has never seen are
-        # enqueued now, as `dropq backfill` of the inbox would (those it knows are skipped).
+        # A notification that was in flight at the stop was not saved, nor a message delayed (a retry's): the files
+        # the ledger has never seen, and those it has queued or running, are enqueued now as `dropq backfill` of the
+        # inbox would, unless a message put back names them.
         events.setLevel("WARNING")
-        checkpoint = Checkpoint.open(direct.state_dir, "restore: the inbox's files not yet queued", restart=True)
+        checkpoint = Checkpoint.open(direct.state_dir, "restore: the inbox's files not yet done", restart=True)
         inbox = listed(s3, direct.bucket, direct.topology.inbox_prefix)
-        progress = walk(inbox, direct, ledger_for(direct), direct.client("sqs"), checkpoint, signer=signer_for(direct))
+        ledger, sqs = ledger_for(direct), direct.client("sqs")
+        progress = walk(inbox, direct, ledger, sqs, checkpoint, signer=signer_for(direct), resend_open=True, waiting=self.restored.waiting)
         self.restored.backfilled = progress.enqueued_total
 
     @property

@@ -8,9 +8,9 @@ cut long poll took are visible again (seconds: infra/local/cloud.py), so nothing
 - the messages waiting in every queue, with their attributes (`sqs/<queue>.jsonl`).
 
 Put back before the bucket's inbox notification exists, so a restored file is not processed again. A message that
-was in flight or delayed when the cloud stopped is not saved: the ledger still has its file queued or running, and
-the stuck-file sweep sends it again; a notification of the inbox in flight is not saved either, so once the state is
-back the inbox is backfilled (the files the ledger has never seen are enqueued). A cloud killed without stopping
+was delayed when the cloud stopped is not saved (SQS hands none out), nor a notification of the inbox in flight: once
+the state is back the inbox is backfilled, the files the ledger has never seen and those it has queued or running
+enqueued again (a file whose saved message is back too is claimed once, by whichever comes first). A cloud killed without stopping
 (SIGKILL) comes back as it was last saved. An object uploaded in parts is put back in parts of the size that gives its
 ETag again, which the ledger knows it by.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dropq.objects import parts_etag
+from dropq.protocol import decode_task_message
 from dropq.settings import Settings
 
 FOLDER = "state"
@@ -43,6 +44,8 @@ class Counts:
     messages: dict[str, int] = field(default_factory=dict)
     # Put back: the inbox's files that the ledger had never seen, enqueued once the rest was back.
     backfilled: int = 0
+    # Put back: the (key, ETag) of each file a put-back message names (not enqueued again).
+    waiting: set[tuple[str, str]] = field(default_factory=set)
 
     def __str__(self) -> str:
         told = f"{self.objects} objects, {sum(self.items.values())} ledger and result items, {sum(self.messages.values())} waiting messages"
@@ -147,6 +150,16 @@ def _put_back(s3: Any, bucket: str, key: str, body: bytes, etag: str, extra: dic
     s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts})
 
 
+def _file_named(body: str) -> tuple[str, str] | None:
+    """The (key, ETag) a `dropq.process` message names, or None (another task, or not a task message)."""
+    try:
+        kwargs = decode_task_message(body)["body"]["kwargs"]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    key, etag = kwargs.get("key"), kwargs.get("etag")
+    return (key, etag) if isinstance(key, str) and isinstance(etag, str) else None
+
+
 def saved(settings: Settings) -> bool:
     return (folder(settings) / "s3.json").exists()
 
@@ -174,6 +187,7 @@ def restore(settings: Settings) -> Counts:
         if name not in queues:
             continue  # a queue the topology no longer has
         messages = [json.loads(line) for line in path.read_text().splitlines()]
+        counts.waiting |= {named for m in messages if (named := _file_named(m["body"]))}
         for start in range(0, len(messages), SEND_BATCH):
             entries = [
                 {"Id": str(i), "MessageBody": m["body"], **({"MessageAttributes": m["attributes"]} if m["attributes"] else {})}

@@ -1,12 +1,12 @@
 """Lambda entry point: S3's notifications in batches from the inbox events queue (or one S3 event, or a schedule's
-firing); route each object, record it, enqueue its Celery task."""
+firing); route each object and enqueue its Celery task. It writes nothing to the ledger: a file's claim creates its entry."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dropq.enqueue import enqueue_objects
-from dropq.ledger import QUEUED, ledger_for
+from dropq.ledger import QUEUED
 from dropq.observe import PRODUCER, event_logger, log_event
 from dropq.schedules import enqueue_run, is_schedule_event, parse_firing
 from dropq.settings import Settings, load_settings, require_deployment
@@ -19,44 +19,43 @@ _settings: Settings | None = None
 _clients: dict[str, Any] = {}
 
 
-def _cold_start() -> tuple[Settings, Any, Any, Signer | None]:
-    """Settings, clients and the message signer, built once per Lambda container."""
+def _cold_start() -> tuple[Settings, Any, Signer | None]:
+    """Settings, the SQS client and the message signer, built once per Lambda container."""
     global _settings
     if _settings is None:
         require_deployment()
         settings = materialize(load_settings())
         _clients["sqs"] = settings.client("sqs")
-        _clients["ledger"] = ledger_for(settings)
         _clients["signer"] = signer_for(settings)
         # Set last: a concurrent invocation (the local runtime runs several) sees settings only with their clients.
         _settings = settings
-    return _settings, _clients["sqs"], _clients["ledger"], _clients["signer"]
+    return _settings, _clients["sqs"], _clients["signer"]
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Handle a batch of the inbox events queue (reporting the messages to retry), a schedule's firing or one S3 event
     (both invoked asynchronously: an exception makes Lambda retry)."""
-    settings, sqs, ledger, signer = _cold_start()
+    settings, sqs, signer = _cold_start()
     if is_schedule_event(event):
         firing = parse_firing(event, settings.topology)
         task_id = enqueue_run(firing, settings, sqs, signer)
         log_event(events, "scheduled", task_id=task_id, state=QUEUED, schedule=firing.schedule, scheduled_time=firing.scheduled_time)
         return {"schedule": firing.schedule, "scheduled_time": firing.scheduled_time, "task_id": task_id}
     if is_queue_batch(event):
-        return handle_batch(event, settings, sqs, ledger, signer)
+        return handle_batch(event, settings, sqs, signer)
     parsed = parse_s3_event(event, settings.topology)
-    outcome = enqueue_objects(parsed.objects, settings, sqs=sqs, ledger=ledger, signer=signer)
+    outcome = enqueue_objects(parsed.objects, settings, sqs=sqs, signer=signer)
     outcome.raise_for_failures()
     log_event(events, "handled", enqueued=len(outcome.enqueued), ignored=parsed.ignored)
     return {"enqueued": len(outcome.enqueued), "ignored": parsed.ignored}
 
 
-def handle_batch(event: dict[str, Any], settings: Settings, sqs: Any, ledger: Any, signer: Signer | None) -> dict[str, Any]:
+def handle_batch(event: dict[str, Any], settings: Settings, sqs: Any, signer: Signer | None) -> dict[str, Any]:
     """Enqueue the objects of every notification of a batch together; the partial batch response names the messages
-    that must come back (a write or a send failed for one of their objects, or the body is no S3 notification)."""
+    that must come back (a send failed for one of their objects, or the body is no S3 notification)."""
     notifications = parse_queue_batch(event, settings.topology)
     objects = [ref for n in notifications for ref in n.parsed.objects]
-    outcome = enqueue_objects(objects, settings, sqs=sqs, ledger=ledger, signer=signer)
+    outcome = enqueue_objects(objects, settings, sqs=sqs, signer=signer)
     retry = []
     for notification in notifications:
         reasons = [outcome.failed[ref] for ref in notification.parsed.objects if ref in outcome.failed]

@@ -19,8 +19,8 @@ What is measured and what is modelled:
 
 Simplifications, each on the side of caution unless said otherwise: files flow as fluid counts; SQS delivers the
 oldest message first (a standard queue only roughly does, so a real oldest message may be older); a datapoint is
-read as soon as its minute ends (AWS's arrive a little later, and up to 15 minutes late for a queue idle 6 hours:
-the default queue's sweep keeps it active); target tracking asks ceil(backlog / target) as the
+read as soon as its minute ends (AWS's arrive a little later, and up to 15 minutes late for a queue idle 6 hours,
+which the plan does not model); target tracking asks ceil(backlog / target) as the
 policy does (AWS's own arithmetic, capacity x metric / target, over-asks while tasks are starting); a scale-in waits
 for the alarm's 15 datapoints and then for the policy's scale-in cooldown of a low backlog (AWS would not wait the
 second time: the plan's idle tail, and its cost, are up to 5 minutes long); an idle task stops at once; a throttled

@@ -39,9 +39,9 @@ class Workload:
     """What one file costs: worker CPU seconds (dropq's overhead included), wall seconds, and its requests to AWS.
 
     `wall_seconds` is for a file that is not CPU bound (one that waits on something else); None: its CPU seconds.
-    Ledger writes are write units on the ledger table and on its busiest index (the `open` one), of which the
-    producer makes `*_queued` (when it marks the file queued) and the worker the rest; `hot_key_share` is the share of
-    that index's writes on its hottest partition key value (1/64 when the 64 shards share them evenly).
+    Ledger writes are write units on the ledger table and on its busiest index (`recent`), of which the producer makes
+    `*_queued` (none: a file's claim creates its entry) and the worker the rest; `hot_key_share` is the share of that
+    index's writes on its hottest partition key value (1/64 when the 64 shards share them evenly).
     """
 
     name: str
@@ -50,12 +50,13 @@ class Workload:
     s3_puts: float = 1.0
     s3_gets: float = 1.0
     sqs_requests: float = WORKER_SQS_REQUESTS
-    table_writes: float = 3.0
-    table_writes_queued: float = 1.0
-    index_writes: float = 2.0
-    index_writes_queued: float = 1.0
-    # Writes to every index of the ledger (billed as write units): `recent` once, `open` twice.
-    billed_index_writes: float = 3.0
+    # The claim and the outcome on the table; the claim's entry in `recent`, the only index write of a file that succeeds.
+    table_writes: float = 2.0
+    table_writes_queued: float = 0.0
+    index_writes: float = 1.0
+    index_writes_queued: float = 0.0
+    # Writes to every index of the ledger (billed as write units): `recent` once.
+    billed_index_writes: float = 1.0
     hot_key_share: float = 1 / 64
     source: str = ""
 

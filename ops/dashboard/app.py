@@ -241,7 +241,7 @@ def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | 
         if not key:
             raise BadInput("name the file: /api/file?key=incoming/photo.jpg")
         try:
-            versions = file_history(monitor.ledger, settings.bucket, key)
+            versions = file_history(monitor.ledger, settings.bucket, key, monitor.s3, settings.topology)
         except ActionError as exc:
             raise BadInput(str(exc), status=404) from exc
         return jsonify(bucket=settings.bucket, key=key, versions=versions)

@@ -61,14 +61,16 @@ def test_every_benchmark_runs_and_reports_what_it_measured(capsys: pytest.Captur
     assert 0 < provisioned < spot, "the ledger on provisioned capacity costs less for steady traffic"
     assert "small image: dropq-ledger " in report and "dropq-results" not in report.split("small image: dropq-ledger ")[1].split(";")[0]
     assert "dropq-results" in report.split("split image (parts in a chord): dropq-ledger ")[1].split(".\n")[0]
-    assert "| **a file** | | | **3** | **3** | |" in report
+    assert "| **a file** | | | **2** | **1** | |" in report, "the claim (and its `recent` entry) and the outcome: three write units"
 
-    # Partition load: each workload's DynamoDB units by family, counted at the server; the index shards take no
-    # renewal (two writes per file on `open`: entered and left), and a refresh costs the same at both ledger sizes.
+    # Partition load: each workload's DynamoDB units by family, counted at the server; a file enters one index shard
+    # once (`recent`, at its claim: the producer writes nothing), a long file's renewals touch no index, its entry takes
+    # the claim and the outcome, and a refresh costs the same at both ledger sizes.
     loads = {(row[0], row[1]): row for name in ("small images", "metadata", "files of 3 s") for row in _rows(report, name)}
-    assert float(loads[("small images", "ledger/open: shards")][3]) == 2.0
+    assert float(loads[("small images", "ledger/recent: shards")][3]) == 1.0
+    assert not [key for key in loads if "ledger/open" in key[1]], "no `open` index"
     assert float(loads[("files of 3 s", "ledger/recent: shards")][3]) == 1.0, "a long file's renewals touch no index"
-    assert float(loads[("metadata", "ledger: file entries")][3]) >= 3.0
+    assert float(loads[("metadata", "ledger: file entries")][3]) == 2.0
     refreshes = _rows(report, "50") + _rows(report, "200")
     assert len(refreshes) == 2 and refreshes[0][1] == refreshes[1][1], refreshes
     assert "## Capacity plan" in report and "| images-small | " in report

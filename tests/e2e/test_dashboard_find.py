@@ -150,9 +150,9 @@ def test_the_search_box_finds_a_file_by_its_key_prefix_and_its_page_shows_each_v
     newest, older = versions.nth(0), versions.nth(1)
     assert "newest" in newest.locator("h3").inner_text() and "superseded" in older.locator("h3").inner_text()
     assert "superseded" in (older.get_attribute("class") or "")
-    # each with its timeline: queued -> each attempt (its start, end and worker) -> the outcome (the reason; or the
+    # each with its timeline: its entry -> each attempt (its start, end and worker) -> the outcome (the reason; or the
     # duration and outputs)
-    assert newest.locator(".queued").inner_text().startswith("queued ")
+    assert newest.locator(".queued").inner_text().startswith("in the ledger since ")
     first_attempt, last_attempt = newest.locator(".attempt.earlier").inner_text(), newest.locator(".attempt").nth(1).inner_text()
     assert first_attempt.startswith("attempt 1 started ") and "on worker-3, ended " in first_attempt
     assert first_attempt.endswith(": retried (transient error: S3 timed out)")

@@ -6,18 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from dropq.counts import counts_for, total
-from dropq.enqueue import plan
 from dropq.ledger import ledger_for
 from dropq.schedules import period_id
 from infra.local.cloud import LocalCloud
-from tests.conftest import TEST_STUCK_AFTER_SECONDS, wait_for, wait_for_outcome
+from tests.conftest import wait_for, wait_for_outcome
 from tests.faults.inject import drop
 
 pytestmark = pytest.mark.e2e
@@ -61,19 +59,13 @@ def test_two_schedulers_firing_the_same_period_run_the_daily_report_once(workloa
     assert logs().count(f"schedule daily-report: the run for {period} succeeded") == 1, "one run for the period"
 
 
-def test_the_sweep_enqueues_again_a_file_stuck_in_queued_and_the_command_fires_it_now(workloads_cloud: LocalCloud) -> None:
-    settings = workloads_cloud.settings
-    ledger = ledger_for(settings)
-    # A file recorded as queued whose message was lost (outside the inbox, so S3 triggers nothing).
-    (ref,) = drop(settings, {"work/stuck/lost.txt": b"never delivered"}).values()
-    item = plan(ref, settings)
-    assert ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id)
-    time.sleep(TEST_STUCK_AFTER_SECONDS + 1)
-
-    fired = dropq(workloads_cloud, "schedule", "run", "sweep")
-    assert "enqueued dropq.sweep" in fired.stdout
-
-    entry = wait_for_outcome(ledger, settings.bucket, ref.key)
-    assert entry["state"] == "succeeded" and entry["sweeps"] == 1 and entry["task_id"] != item.task_id
+def test_the_schedule_commands_list_the_schedules_and_fire_one_now(workloads_cloud: LocalCloud) -> None:
+    ledger = ledger_for(workloads_cloud.settings)
     listed = dropq(workloads_cloud, "schedule", "list").stdout
-    assert "daily-report" in listed and "cron(5 0 * * ? *)" in listed and "sweep" in listed
+    assert "daily-report" in listed and "cron(5 0 * * ? *)" in listed
+
+    fired = dropq(workloads_cloud, "schedule", "run", "daily-report").stdout
+    assert fired.startswith("enqueued dropq.report for "), fired
+    period = fired.split(" for ", 1)[1].split(" ", 1)[0]
+    run = wait_for(lambda: (e := ledger.period("daily-report", period)) and e["state"] == "succeeded" and e, 60, "the run fired now")
+    assert run["summary"]["report"].startswith("reports/daily/")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dropq.ledger import QUEUED, SUCCEEDED, ledger_for
+from dropq.ledger import SUCCEEDED, ledger_for
+from dropq.queues import queue_counts
 from dropq.settings import local_settings
 from infra.local import state
 from infra.local.cloud import LocalCloud
@@ -32,7 +33,8 @@ def test_a_restarted_cloud_has_its_files_ledger_and_waiting_messages_and_a_fresh
         s3.put_object(Bucket=settings.bucket, Key=done, Body=b"keep me\n")
         assert wait_for_outcome(ledger, settings.bucket, done)["state"] == SUCCEEDED
         s3.put_object(Bucket=settings.bucket, Key=waiting, Body=b"wait for me\n")
-        wait_for(lambda: (ledger.get(settings.bucket, waiting) or {}).get("state") == QUEUED, 30, "the urgent file to be queued")
+        sqs, urgent = settings.client("sqs"), settings.queue_url("urgent")
+        wait_for(lambda: queue_counts(sqs, urgent)["visible"] == 1, 30, "the urgent file's message in its queue")
         (tmp_path / "big.bin").write_bytes(bytes(range(256)) * (9 * 1024 * 1024 // 256))
         s3.upload_file(str(tmp_path / "big.bin"), settings.bucket, big)  # 8 MiB parts
         parts_etag = s3.head_object(Bucket=settings.bucket, Key=big)["ETag"]
@@ -43,6 +45,7 @@ def test_a_restarted_cloud_has_its_files_ledger_and_waiting_messages_and_a_fresh
 
     # The next run: the same bucket and ledger, the waiting file processed, the done one not again
     with LocalCloud(settings, workers={"default": 1, "urgent": 1}, keep_state=True) as second:
+        # The file whose message was put back is not enqueued again; the one whose notification never came is
         assert second.restored is not None and second.restored.objects == 5 and second.restored.backfilled == 1
         s3, ledger = settings.client("s3"), ledger_for(settings)
         assert s3.get_object(Bucket=settings.bucket, Key=output)["Body"].read()

@@ -123,21 +123,3 @@ def fault_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
     )
     with LocalCloud(settings, workers={"default": 2}) as cloud:
         yield cloud
-
-
-# The backlog cloud's stuck deadline: files held in their queue for many times this must not be swept.
-BACKLOG_STUCK_AFTER_SECONDS = 3
-
-
-@pytest.fixture(scope="module")
-def backlog_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """The local cloud with a default and an urgent worker, the test workloads and a stuck deadline of seconds."""
-    state: Path = tmp_path_factory.mktemp("backlog")
-    settings = local_settings(
-        port=free_port(),
-        state_dir=str(state),
-        pipeline_modules=("tests.workloads",),
-        stuck_after_seconds=BACKLOG_STUCK_AFTER_SECONDS,
-    )
-    with LocalCloud(settings, workers={"default": 1, "urgent": 1}) as cloud:
-        yield cloud

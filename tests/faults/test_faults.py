@@ -12,7 +12,6 @@ import random
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,12 @@ from botocore.config import Config
 from PIL import Image
 
 from dropq.ledger import ledger_for
-from dropq.schedules import period_id
 from dropq.settings import local_settings
 from infra.local.cloud import LocalCloud
 from infra.local.server import free_port
 from ops.status import queue_counts
 from tests.conftest import wait_for
-from tests.faults.conftest import BACKLOG_STUCK_AFTER_SECONDS, MAX_INPUT_BYTES, account
+from tests.faults.conftest import MAX_INPUT_BYTES, account
 from tests.faults.inject import (
     drop,
     drop_with_repeated_events,
@@ -64,10 +62,14 @@ def _mixed_files(prefix: str, count: int) -> dict[str, bytes]:
 def test_every_event_delivered_three_times_processes_each_file_once(fault_cloud: LocalCloud) -> None:
     settings = fault_cloud.settings
     files = _mixed_files("triple", 24)
-    drop_with_repeated_events(settings, files, times=3)
+    # and files that fail: a repeated event of a failed file does not run it again (its claim skips it)
+    broken = {f"incoming/triple/broken-{i}.png": b"not a PNG at all\n" for i in range(4)}
+    drop_with_repeated_events(settings, {**files, **broken}, times=3)
 
-    row = account("events x3", settings, list(files), timeout=120)
-    assert (row.lost, row.duplicated, row.succeeded) == (0, 0, len(files)), row
+    row = account("events x3", settings, [*files, *broken], timeout=120)
+    assert (row.lost, row.duplicated, row.succeeded, row.failed) == (0, 0, len(files), len(broken)), row
+    ledger = ledger_for(settings)
+    assert all((ledger.get(settings.bucket, key) or {}).get("attempts") == 1 for key in [*files, *broken]), "each run once"
     s3 = settings.client("s3")
     for key in files:
         entry = ledger_for(settings).get(settings.bucket, key)
@@ -279,34 +281,33 @@ def test_a_broker_outage_of_fifteen_seconds_loses_nothing(tmp_path: Path) -> Non
     assert (row.lost, row.duplicated, row.succeeded) == (0, 0, len(files)), row
 
 
-def test_a_backlog_held_past_the_stuck_deadline_is_never_swept_and_each_file_succeeds_once(backlog_cloud: LocalCloud) -> None:
-    settings = backlog_cloud.settings
-    ledger = ledger_for(settings)
-    # Given the urgent pool's only worker busy with two long tasks (it prefetches nothing),
-    blockers = drop(settings, {f"work/backlog/block-{i}.txt": b"30" for i in range(2)})
-    for ref in blockers.values():
-        send_task(settings, ref, "sleep", queue="urgent")
-    wait_for(lambda: all((ledger.get(settings.bucket, k) or {}).get("state") == "running" for k in blockers), 30, "the blockers to run")
-    # and twenty files waiting in the urgent queue behind them, past the stuck deadline,
-    files = {f"incoming/urgent/backlog/{i:02}.txt": f"waiting {i}\n".encode() for i in range(20)}
+def test_files_whose_messages_expired_in_their_queue_are_found_and_done_once_by_a_backfill(fault_cloud: LocalCloud) -> None:
+    settings = fault_cloud.settings
+    ledger, sqs = ledger_for(settings), settings.client("sqs")
+    urgent = next(pool for pool in fault_cloud.pools if pool.pool.name == "urgent")
+    # Given files that waited in their queue (the urgent pool has no worker here) until SQS dropped their messages,
+    # past its retention: moto keeps expired messages, so the queue is purged, which leaves what expiry leaves
+    files = {f"incoming/urgent/expired/{i:02}.txt": f"waited too long {i}\n".encode() for i in range(12)}
     drop(settings, files)
-    wait_for(lambda: all((ledger.get(settings.bucket, k) or {}).get("state") == "queued" for k in files), 30, "the files to be queued")
-    time.sleep(BACKLOG_STUCK_AFTER_SECONDS + 1)
+    url = settings.queue_url("urgent")
+    wait_for(lambda: queue_counts(sqs, url)["visible"] >= len(files), 60, "the files' messages in the urgent queue")
+    sqs.purge_queue(QueueUrl=url)
+    wait_for(lambda: queue_counts(sqs, url)["visible"] == 0, 30, "the messages gone")
+    # The ledger has none of them (the producer writes nothing; a claim would have): `dropq file` finds each in S3
+    assert all(ledger.get(settings.bucket, key) is None for key in files)
+    shown = json.loads(dropq(settings, "file", next(iter(files)), "--json").stdout)
+    assert [v["state"] for v in shown["versions"]] == ["waiting"]
 
-    # When the sweep runs four times while they wait (three sweeps used to fail a file that looked stuck)
-    sweep = settings.topology.schedule("sweep")
-    for n in range(4):
-        period = period_id(datetime.now(UTC) + timedelta(days=1, seconds=n))
-        backlog_cloud.fire(sweep, datetime.fromisoformat(period.replace("Z", "+00:00")))
-        run = wait_for(lambda p=period: (e := ledger.period("sweep", p)) and e["state"] == "succeeded" and e, 60, f"sweep {n + 1}")
-        assert (run["summary"]["requeued"], run["summary"]["failed"]) == (0, 0), run["summary"]
-        time.sleep(1)
-    assert all((ledger.get(settings.bucket, k) or {}).get("state") == "queued" for k in files), "still waiting, untouched"
-
-    # Then each file succeeds once, none failed, none enqueued again
-    row = account("backlog past the stuck deadline, 4 sweeps", settings, list(files), timeout=120)
+    # When the operator backfills their folder (the queue-age alarm fires long before a message expires)
+    done = dropq(settings, "backfill", f"s3://{settings.bucket}/incoming/urgent/expired/")
+    assert f"listed {len(files)}, enqueued {len(files)}" in done.stderr + done.stdout, done.stdout + done.stderr
+    urgent.scale_to(1, record=False)
+    try:
+        # Then each file succeeds once
+        row = account("messages expired in their queue, backfilled", settings, list(files), timeout=120)
+    finally:
+        urgent.scale_to(0, record=False)
     assert (row.lost, row.duplicated, row.failed, row.succeeded) == (0, 0, 0, len(files)), row
-    assert all(not (ledger.get(settings.bucket, k) or {}).get("sweeps") for k in files)
 
 
 # What the fault proxy refuses, for twenty seconds, as AWS does under load (tests/faults/proxy.py), while three files

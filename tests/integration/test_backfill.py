@@ -190,7 +190,17 @@ def test_reprocessing_enqueues_exactly_the_files_an_older_version_made(moto_sett
     assert {ledger.get(moto_settings.bucket, r.key)["state"] for r in (*new, *tables)} == {SUCCEEDED}
 
     again = run(moto_settings, listed(s3, moto_settings.bucket, folder), f"re {folder}", reprocess=Reprocess("metadata", 2))
-    assert again.enqueued_total == 0 and sent_keys(moto_settings) == []
+    assert again.enqueued_total == 0 and sent_keys(moto_settings) == [], "queued already: a second run sends none"
+
+    # Once they are done, version 3's run is killed between a file's write and its message: that file is left
+    # queued without one. The next run carries on from its page and sends it too, with the rest.
+    for ref in old:
+        succeed(ledger, ref, "metadata", 2)
+    Checkpoint.open(moto_settings.state_dir, f"re {folder} v3").save()
+    assert ledger.reprocess(old[0], "never-sent", "default", "metadata", 3)
+    carried = run(moto_settings, listed(s3, moto_settings.bucket, folder), f"re {folder} v3", reprocess=Reprocess("metadata", 3))
+    assert sent_keys(moto_settings) == sorted(r.key for r in (*old, *new))
+    assert carried.enqueued_total == 7
 
 
 def cli(settings: Settings, tmp_path: Path, *args: str) -> Any:

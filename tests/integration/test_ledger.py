@@ -7,8 +7,11 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from dropq.counts import counts_for, outcome, total
-from dropq.ledger import FAILED, HISTORY, HISTORY_KEPT, LOST, QUEUED, RETRIED, RUNNING, SUCCEEDED, Ledger, file_pk, hold, ledger_for
+from dropq.errors import ActionError
+from dropq.ledger import FAILED, HISTORY, HISTORY_KEPT, LOST, QUEUED, RETRIED, RUNNING, SUCCEEDED, Ledger, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from ops.finding import file_history, render_history
@@ -125,17 +128,27 @@ def test_a_periodic_run_is_claimed_once_per_period_and_taken_over_once_its_claim
     assert ledger.period(schedules[1], period)["summary"] == {"files": 2}
 
 
-def test_the_sweep_requeues_a_file_stuck_before_the_cutoff_and_never_a_fresh_or_live_one(moto_settings: Settings) -> None:
+def test_a_files_claim_creates_its_entry_and_a_repeated_delivery_of_an_ended_file_is_never_claimed(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
-    stuck, fresh, live = _ref(), _ref(), _ref()
-    for ref in (stuck, fresh, live):
-        assert ledger.mark_queued(ref, "metadata", "default", "t0")
-    assert ledger.claim(live, "metadata", "t1", worker="w", lease_seconds=60).acquired
-    assert ledger.requeue(stuck, "t2", "2999-01-01T00:00:00.000Z") and ledger.get(stuck.bucket, stuck.key)["sweeps"] == 1
-    assert not ledger.requeue(fresh, "t3", "2000-01-01T00:00:00.000Z"), "updated after the cutoff: not stuck"
-    assert not ledger.requeue(live, "t4", "2999-01-01T00:00:00.000Z"), "a running file whose lease is live is left alone"
-    assert ledger.fail_stuck(stuck, "2999-01-01T00:00:00.000Z", "stuck: gave up")
-    assert (ledger.get(stuck.bucket, stuck.key)["state"], ledger.get(stuck.bucket, stuck.key)["reason"]) == (FAILED, "stuck: gave up")
+    done, broken = _ref(), _ref()
+    # Nothing was written before (S3's files are not): the claim creates the entry, in `recent`
+    claim = ledger.claim(done, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert claim.owner and claim.attempts == 1
+    entry = ledger.get(done.bucket, done.key) or {}
+    assert (entry["state"], entry["pipeline"], entry["queue"], entry["task_id"]) == (RUNNING, "metadata", "default", "t1")
+    assert done.key in {e["key"] for e in ledger.recent(limit=500)}, "its claim entered it in `recent`"
+    assert ledger.mark_succeeded(done, claim.owner, ["processed/x"], 5, "0" * 64)
+    # A repeated S3 event of a succeeded file, and of a failed one, is not claimed: neither runs again
+    again = ledger.claim(done, "metadata", "t2", worker="w2", lease_seconds=30)
+    assert (again.acquired, again.state) == (False, SUCCEEDED)
+    first = ledger.claim(broken, "metadata", "t1", worker="w1", lease_seconds=30)
+    assert first.owner and ledger.mark_failed(broken, first.owner, "not a number")
+    repeated = ledger.claim(broken, "metadata", "t2", worker="w2", lease_seconds=30)
+    assert (repeated.acquired, repeated.state) == (False, FAILED)
+    assert (ledger.get(broken.bucket, broken.key) or {})["attempts"] == 1
+    # Until an operator retries it: queued again, then claimed
+    assert ledger.retry(broken, "t3")
+    assert ledger.claim(broken, "metadata", "t3", worker="w3", lease_seconds=30).acquired
 
 
 def test_a_retried_file_is_queued_with_its_attempts_counted_afresh(moto_settings: Settings) -> None:
@@ -157,18 +170,9 @@ def test_a_retried_file_is_queued_with_its_attempts_counted_afresh(moto_settings
     assert ledger.claim(ref, "metadata", "t2", worker="w1", lease_seconds=30).attempts == 1
 
 
-def _open(ledger: Ledger, queue: str) -> set[str]:
-    return {pk for page in ledger.open_keys(queue, "2999-01-01T00:00:00.000Z") for pk, _ in page}
-
-
-def test_a_file_is_in_the_open_index_while_in_flight_and_in_the_failed_one_once_it_failed(moto_settings: Settings) -> None:
+def test_a_file_is_in_the_failed_index_once_it_failed_and_leaves_it_once_retried(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
     done, broken = _ref(), _ref()
-    for ref in (done, broken):
-        assert ledger.mark_queued(ref, "metadata", "default", "t0")
-    assert {file_pk(r.bucket, r.key) for r in (done, broken)} <= _open(ledger, "default")
-    assert file_pk(done.bucket, done.key) not in _open(ledger, "heavy"), "each queue has its own shards"
-
     for ref, succeeds in ((done, True), (broken, False)):
         claim = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30, queue="default")
         assert claim.owner
@@ -177,12 +181,11 @@ def test_a_file_is_in_the_open_index_while_in_flight_and_in_the_failed_one_once_
         else:
             assert ledger.mark_failed(ref, claim.owner, "not a number")
 
-    assert not {file_pk(r.bucket, r.key) for r in (done, broken)} & _open(ledger, "default"), "recorded files leave the open index"
     failed = [e["key"] for e in ledger.failures(datetime.now(UTC) - timedelta(minutes=1))]
     assert broken.key in failed and done.key not in failed
     assert ledger.retry(broken, "t2", queue="default")
     assert broken.key not in [e["key"] for e in ledger.failures(datetime.now(UTC) - timedelta(minutes=1))]
-    assert file_pk(broken.bucket, broken.key) in _open(ledger, "default"), "a retried file is in flight again"
+    assert (ledger.get(broken.bucket, broken.key) or {})["state"] == QUEUED
 
 
 def test_recent_lists_the_newest_queued_files_as_they_are_now_in_one_read_per_shard(moto_settings: Settings) -> None:
@@ -209,7 +212,7 @@ def test_a_renewal_moves_no_index_key_and_leaves_updated_at(moto_settings: Setti
     time.sleep(0.01)
     assert claim.owner and ledger.renew(ref, claim.owner, 60)
     after = ledger.get(ref.bucket, ref.key) or {}
-    indexed = ("recent_shard", "queued_at", "open_shard", "open_since", "updated_at")
+    indexed = ("recent_shard", "queued_at", "updated_at")
     assert {k: after[k] for k in indexed} == {k: before[k] for k in indexed}
     assert after["lease_until"] > before["lease_until"] + 20
 
@@ -332,7 +335,7 @@ def test_an_operators_retries_keep_the_newest_attempts_only(moto_settings: Setti
     assert version["reason"] == f"failure {HISTORY_KEPT + 4}"
 
 
-def test_an_attempt_given_back_or_swept_shows_once_and_a_swept_dead_attempt_is_kept(moto_settings: Settings) -> None:
+def test_an_attempt_given_back_shows_once_and_a_dead_workers_attempt_is_kept_by_the_claim_that_takes_over(moto_settings: Settings) -> None:
     ledger = ledger_for(moto_settings)
     ref = _ref()
     first = ledger.claim(ref, "metadata", "t1", worker="w1", lease_seconds=30)
@@ -340,13 +343,12 @@ def test_an_attempt_given_back_or_swept_shows_once_and_a_swept_dead_attempt_is_k
     # Given back and not claimed since: the attempt is in the history, not shown again as the last one
     (waiting,) = file_history(ledger, ref.bucket, ref.key)
     assert [a["attempt"] for a in waiting["earlier_attempts"]] == [1] and waiting["last_attempt"] is None
-    # A worker that died with the file is swept: its attempt is kept as lost, once, and the next claim adds none
+    # A worker that died with the file: once its lease ran out, the next delivery's claim takes the file over and
+    # keeps the dead attempt as lost, with its own outcome
     dying = ledger.claim(ref, "metadata", "t1", worker="w2", lease_seconds=0.3)
     time.sleep(0.5)
-    cutoff = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    assert ledger.requeue(ref, "t2", cutoff, entry=ledger.get(ref.bucket, ref.key, ref.etag))
-    after = ledger.claim(ref, "metadata", "t2", worker="w3", lease_seconds=30)
-    assert after.owner and after.lost == ()
+    after = ledger.claim(ref, "metadata", "t1", worker="w3", lease_seconds=30)
+    assert after.owner and [a["outcome"] for a in after.lost] == [LOST]
     assert ledger.mark_succeeded(ref, after.owner, ["processed/x"], 5, "0" * 64, earlier=after.lost)
     (done,) = file_history(ledger, ref.bucket, ref.key)
     assert [(a["attempt"], a["outcome"], a["started_at"]) for a in done["earlier_attempts"]] == [
@@ -380,3 +382,29 @@ def test_an_entry_expires_a_ttl_after_the_write_that_gave_it_its_state_longer_on
     # A retry gives it the state (and expiry) of a queued file again
     assert ledger.retry(broken, "t2")
     assert abs(expires(broken) - ttl) < 60
+
+
+def test_a_file_waiting_for_its_first_claim_is_found_from_s3_with_its_queue(moto_settings: Settings) -> None:
+    ledger, s3, topology = ledger_for(moto_settings), moto_settings.client("s3"), moto_settings.topology
+    key = f"incoming/waiting/{uuid.uuid4().hex}.csv"
+    first = s3.put_object(Bucket=moto_settings.bucket, Key=key, Body=b"a,b\n1,2\n")
+    # Not in the ledger yet (its claim creates its entry): S3 has it, and where its message waits is said
+    (waiting,) = file_history(ledger, moto_settings.bucket, key, s3, topology)
+    etag = first["ETag"].strip('"')
+    assert (waiting["state"], waiting["etag"], waiting["pipeline"], waiting["queue"]) == ("waiting", etag, "tables", "default")
+    text = render_history(moto_settings.bucket, key, [waiting])
+    assert "0 versions in the ledger" in text and "waiting, not in the ledger yet" in text and "waits for a worker on queue default" in text
+    # Claimed: the ledger's version, and nothing waiting
+    ref = ObjectRef(bucket=moto_settings.bucket, key=key, etag=etag, size=8)
+    assert ledger.claim(ref, "tables", "t1", worker="w1", lease_seconds=30).acquired
+    assert [v["state"] for v in file_history(ledger, moto_settings.bucket, key, s3, topology)] == [RUNNING]
+    # Uploaded again: the new version waits, newest; the claimed one is superseded
+    second = s3.put_object(Bucket=moto_settings.bucket, Key=key, Body=b"a,b\n3,4\n5,6\n")
+    versions = file_history(ledger, moto_settings.bucket, key, s3, topology)
+    assert [(v["state"], v["etag"], v["superseded"]) for v in versions] == [
+        ("waiting", second["ETag"].strip('"'), False),
+        (RUNNING, ref.etag, True),
+    ]
+    # A key S3 does not have, and the ledger neither, is unknown
+    with pytest.raises(ActionError, match="no file"):
+        file_history(ledger, moto_settings.bucket, f"incoming/waiting/{uuid.uuid4().hex}.csv", s3, topology)

@@ -31,7 +31,7 @@ def test_an_event_with_several_records_is_sent_in_one_batch(moto_settings: Setti
     calls = _count_calls(sqs)
     objects = parse_s3_event(load_event("s3_mixed.json"), moto_settings.topology).objects
 
-    enqueued = enqueue_objects(objects, moto_settings, sqs=sqs, ledger=ledger_for(moto_settings)).enqueued
+    enqueued = enqueue_objects(objects, moto_settings, sqs=sqs).enqueued
 
     assert calls == Counter({"SendMessageBatch": 1})
     messages = [decode_task_message(m["Body"]) for m in drain(moto_settings, "default")]
@@ -50,30 +50,30 @@ def test_more_than_ten_records_take_several_batches(moto_settings: Settings) -> 
     (template,) = parse_s3_event(load_event("s3_put.json"), moto_settings.topology).objects
     objects = tuple(dataclasses.replace(template, key=f"incoming/many/{i}.jpg", etag=f"e{i}") for i in range(23))
 
-    enqueue_objects(objects, moto_settings, sqs=sqs, ledger=ledger_for(moto_settings))
+    enqueue_objects(objects, moto_settings, sqs=sqs)
 
     assert calls == Counter({"SendMessageBatch": 3})
     assert len(drain(moto_settings, "default")) == 23
 
 
-def test_enqueued_files_are_queued_in_the_ledger_and_not_requeued_once_done(moto_settings: Settings) -> None:
+def test_the_producer_writes_nothing_to_the_ledger_and_a_repeated_event_is_caught_at_the_claim(moto_settings: Settings) -> None:
     purge_queues(moto_settings)
     ledger = ledger_for(moto_settings)
     sqs = moto_settings.client("sqs")
     (ref,) = parse_s3_event(load_event("s3_put.json"), moto_settings.topology).objects
-    ref = dataclasses.replace(ref, key="incoming/ledger-check.jpg")
+    ref = dataclasses.replace(ref, key=f"incoming/ledger-check-{uuid.uuid4().hex[:8]}.jpg")
 
-    (item,) = enqueue_objects((ref,), moto_settings, sqs=sqs, ledger=ledger).enqueued
-    entry = ledger.get(ref.bucket, ref.key)
-    assert entry is not None
-    assert (entry["state"], entry["pipeline"], entry["queue"], entry["task_id"]) == ("queued", "images", "default", item.task_id)
+    (item,) = enqueue_objects((ref,), moto_settings, sqs=sqs).enqueued
+    assert ledger.get(ref.bucket, ref.key) is None, "no write before the claim: the claim creates the entry"
 
     claim = ledger.claim(ref, "images", item.task_id, worker="w", lease_seconds=30)
     assert claim.acquired and claim.owner
     assert ledger.mark_succeeded(ref, claim.owner, ["processed/x"], 5, "0" * 64)
-    again = enqueue_objects((ref,), moto_settings, sqs=sqs, ledger=ledger)
-    assert (again.enqueued, again.skipped, again.failed) == ([], 1, {})
-    assert len(drain(moto_settings, "default")) == 1
+    # S3 delivers the event again: a message is sent, and its claim finds the file done
+    (repeat,) = enqueue_objects((ref,), moto_settings, sqs=sqs).enqueued
+    assert len(drain(moto_settings, "default")) == 2
+    skipped = ledger.claim(ref, "images", repeat.task_id, worker="w", lease_seconds=30)
+    assert (skipped.acquired, skipped.state) == (False, "succeeded")
 
 
 def test_the_handler_reads_its_settings_from_the_environment(moto_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +118,7 @@ def _received_batch(settings: Settings, count: int) -> dict[str, Any]:
     return {"Records": [sqs_record(m, arn, settings.region) for m in messages]}
 
 
-def test_a_batch_of_s3_notifications_is_recorded_and_sent_together_and_none_comes_back(batch_settings: Settings) -> None:
+def test_a_batch_of_s3_notifications_is_sent_together_none_comes_back_and_the_ledger_is_not_touched(batch_settings: Settings) -> None:
     s3 = batch_settings.client("s3")
     drain(batch_settings, batch_settings.topology.inbox_events.queue)  # S3's test event, sent when the notification was set
     for i in range(10):
@@ -133,7 +133,8 @@ def test_a_batch_of_s3_notifications_is_recorded_and_sent_together_and_none_come
     messages = [decode_task_message(m["Body"])["body"]["kwargs"]["key"] for m in drain(batch_settings, "default")]
     assert sorted(messages) == [f"incoming/batch/{i}.txt" for i in range(10)]
     ledger = ledger_for(batch_settings)
-    assert all((ledger.get(batch_settings.bucket, key) or {}).get("state") == "queued" for key in messages)
+    assert all(ledger.get(batch_settings.bucket, key) is None for key in messages), "the claims create the entries"
+    assert "ledger" not in handler_module._clients, "the producer has no DynamoDB client"
 
 
 def test_only_the_notifications_that_failed_come_back_and_a_test_event_or_a_repeat_is_no_failure(batch_settings: Settings) -> None:

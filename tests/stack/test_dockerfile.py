@@ -96,7 +96,6 @@ print(" ".join(sorted(t for t in tasks.app.tasks if t.startswith("dropq."))))
         "dropq.part",
         "dropq.process",
         "dropq.report",
-        "dropq.sweep",
         "dropq.webhook.notify",
     ]
     assert (src / "pyproject.toml").exists()

@@ -208,10 +208,10 @@ print(json.dumps(producer.handler(json.load(open({str(tmp_path / "event.json")!r
             text=True,
             timeout=60,
         )
-        # Then it enqueued the file's task and recorded it queued
+        # Then it enqueued the file's task, writing nothing to the ledger (the file's claim creates its entry)
         assert result.returncode == 0, result.stderr[-3000:]
         assert json.loads(result.stdout.strip().splitlines()[-1]) == {"enqueued": 1, "ignored": 0}
-        assert (ledger_for(settings).get(settings.bucket, key) or {}).get("state") == "queued"
+        assert ledger_for(settings).get(settings.bucket, key) is None
         assert len(drain(settings, "default")) == 1
         # With message signing on, the runtime lacks cryptography: the handler says so, instead of failing obscurely
         from tests.signing_keys import make_identity
@@ -391,11 +391,11 @@ def test_roles_get_only_what_they_use(synthesized: Synthesized) -> None:
     producer = statements(synthesized, "ProducerRole")
     everything = [a for s in worker + producer for a in actions(s)]
     assert not [a for a in everything if a == "*" or a.endswith(":*")], "no wildcard actions"
+    assert not [a for s in producer for a in actions(s) if a.startswith("dynamodb:")], "the producer writes no ledger entry"
     assert {a for s in producer for a in actions(s)} == {
         "sqs:SendMessage",
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
-        "dynamodb:UpdateItem",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         # its event source mapping, on the inbox events queue alone
@@ -648,7 +648,7 @@ def test_the_ledgers_indexes_copy_keys_only_and_the_default_profile_provisions_n
     tables = {p["TableName"]: p for p in synthesized.of_type("AWS::DynamoDB::Table").values()}
     ledger = tables[f"dropq-{TOPOLOGY.ledger_table.name}"]
     indexes = {i["IndexName"]: i for i in ledger["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"recent", "open", "failed"}
+    assert set(indexes) == {"recent", "failed"}
     assert all(i["Projection"] == {"ProjectionType": "KEYS_ONLY"} for i in indexes.values()), "a renewal must cost no index write"
     assert "WarmThroughput" not in ledger
     (function,) = [p for p in synthesized.of_type("AWS::Lambda::Function").values() if p.get("Handler", "").startswith("lambdas.")]

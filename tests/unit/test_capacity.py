@@ -16,6 +16,7 @@ from infra.scaling import HOLD, METRIC_PERIOD, SCALE_OUT, Decision, ScalingPolic
 from ops import capacity
 from ops.capacity import (
     ACCOUNT_LAUNCHES,
+    LAMBDA_ACCOUNT,
     LAMBDA_RESERVED,
     MAX_WORKERS,
     S3_PUTS,
@@ -69,9 +70,11 @@ def test_the_same_burst_on_the_default_profile_takes_far_longer_held_by_max_work
     assert default.bottleneck is not None and default.bottleneck.name == MAX_WORKERS
     assert default.capacity_limit == MAX_WORKERS and default.capacity == pytest.approx(4 * SMALL_IMAGES.per_task(default.pool))
     assert default.expired == 0, "15 hours still fit in 4 days of retention"
-    # A new on-demand ledger serves 4,000 writes/s: it bites first, on the producer, until it has doubled.
+    # The producer writes nothing to the ledger: what bites first is the account's Lambda concurrency, on the producer;
+    # the ledger's writes come at the workers' pace, which a new on-demand table (4,000 writes/s) serves
     first = default.first_limit
-    assert first is not None and (first.name, first.held, first.bound) == (TABLE_WRITES, "producer", quotas.DYNAMODB_NEW_TABLE_WRITES)
+    assert first is not None and (first.name, first.held, first.bound) == (LAMBDA_ACCOUNT, "producer", quotas.LAMBDA_ACCOUNT_CONCURRENCY)
+    assert not [hit for hit in default.limits if hit.name == TABLE_WRITES and hit.binding_at is not None]
 
 
 def test_a_steady_rate_above_what_max_workers_serve_grows_the_queue_age_without_bound() -> None:

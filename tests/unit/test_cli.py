@@ -28,8 +28,8 @@ def test_settings_shows_each_variable_its_value_and_whether_it_was_set() -> None
     assert lines["DROPQ_MAX_RETRIES"] == ["2", "set"]
     assert lines["DROPQ_ENDPOINT_URL"] == ["http://127.0.0.1:4600", "set"]
     assert lines["DROPQ_DELAY_HOP_SECONDS"] == ["900", "default"]
-    malformed = CliRunner().invoke(main, ["settings"], env={"DROPQ_STUCK_AFTER_SECONDS": "0"})
-    assert malformed.exit_code == 1 and "DROPQ_STUCK_AFTER_SECONDS=0 is below its minimum 1" in malformed.output
+    malformed = CliRunner().invoke(main, ["settings"], env={"DROPQ_MAX_INPUT_BYTES": "0"})
+    assert malformed.exit_code == 1 and "DROPQ_MAX_INPUT_BYTES=0 is below its minimum 1" in malformed.output
     unset: dict[str, str | None] = {"DROPQ_ACCOUNT_ID": None, "DROPQ_BUCKET": None, "DROPQ_PREFIX": None}
     aws = CliRunner().invoke(main, ["settings"], env={"DROPQ_ENDPOINT_URL": "", "AWS_REGION": "eu-west-1", **unset})
     assert "lacking DROPQ_ACCOUNT_ID, DROPQ_BUCKET, DROPQ_PREFIX" in aws.output

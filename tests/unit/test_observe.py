@@ -95,11 +95,16 @@ def test_a_file_event_without_a_task_leaves_the_task_out(events: Any, stream: io
 
 
 def test_an_event_of_no_file_has_its_facts_as_members(events: Any, stream: io.StringIO) -> None:
-    log_event(events, "scheduled", task_id="t", state="queued", schedule="sweep", scheduled_time="2025-01-01T00:10:00Z")
+    log_event(events, "scheduled", task_id="t", state="queued", schedule="daily-report", scheduled_time="2025-01-01T00:10:00Z")
 
     (line,) = lines(stream)
     assert line["message"] == "scheduled" and "key" not in line
-    assert (line["task_id"], line["state"], line["schedule"], line["scheduled_time"]) == ("t", "queued", "sweep", "2025-01-01T00:10:00Z")
+    assert (line["task_id"], line["state"], line["schedule"], line["scheduled_time"]) == (
+        "t",
+        "queued",
+        "daily-report",
+        "2025-01-01T00:10:00Z",
+    )
 
 
 def test_event_lines_are_not_printed_again_by_the_root_logger(events: Any, stream: io.StringIO) -> None:

@@ -16,8 +16,8 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def test_the_topology_declares_a_daily_report_and_a_sweep() -> None:
-    assert {s.name: s.task for s in TOPOLOGY.schedules} == {"daily-report": "dropq.report", "sweep": "dropq.sweep"}
+def test_the_topology_declares_a_daily_report() -> None:
+    assert {s.name: s.task for s in TOPOLOGY.schedules} == {"daily-report": "dropq.report"}
 
 
 def test_expressions_are_eventbridge_rates_or_crons_with_their_rules() -> None:
@@ -63,11 +63,11 @@ def test_the_local_scheduler_fires_each_time_once_and_not_the_one_before_it_star
 
 
 def test_a_firing_names_a_declared_schedule_and_a_time_with_a_zone() -> None:
-    firing = parse_firing({"dropq_schedule": "sweep", "scheduled_time": "2026-11-22T08:10:00.250+01:00"}, TOPOLOGY)
-    assert (firing.schedule, firing.scheduled_time) == ("sweep", "2026-11-22T07:10:00Z")
-    with pytest.raises(ProducerError, match="unknown schedule 'nope'; the topology declares daily-report, sweep"):
+    firing = parse_firing({"dropq_schedule": "daily-report", "scheduled_time": "2026-11-22T08:10:00.250+01:00"}, TOPOLOGY)
+    assert (firing.schedule, firing.scheduled_time) == ("daily-report", "2026-11-22T07:10:00Z")
+    with pytest.raises(ProducerError, match="unknown schedule 'nope'; the topology declares daily-report"):
         parse_firing({"dropq_schedule": "nope", "scheduled_time": "2026-11-22T08:10:00Z"}, TOPOLOGY)
     with pytest.raises(ProducerError, match="has no time zone"):
-        parse_firing({"dropq_schedule": "sweep", "scheduled_time": "2026-11-22T08:10:00"}, TOPOLOGY)
+        parse_firing({"dropq_schedule": "daily-report", "scheduled_time": "2026-11-22T08:10:00"}, TOPOLOGY)
     with pytest.raises(ProducerError, match="is not an ISO 8601 time"):
-        parse_firing({"dropq_schedule": "sweep", "scheduled_time": "yesterday"}, TOPOLOGY)
+        parse_firing({"dropq_schedule": "daily-report", "scheduled_time": "yesterday"}, TOPOLOGY)

@@ -81,7 +81,6 @@ OTHER_VALUES = {
     "DROPQ_DELAY_HOP_SECONDS": "60",
     "DROPQ_TABLE_CHUNK_BYTES": "65536",
     "DROPQ_IMAGE_SPLIT_BYTES": "0",
-    "DROPQ_STUCK_AFTER_SECONDS": "1",
     "DROPQ_PIPELINE_MODULES": "acme.pipelines,acme.more",
     "DROPQ_SIGNING_SECRET": "acme/signing",
 }

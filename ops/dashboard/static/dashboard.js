@@ -343,8 +343,14 @@ function earlierAttempt(a) {
 // One version's timeline: queued -> each attempt (start, end, worker) -> its outcome.
 function timeline(v) {
   const steps = [];
-  const requeued = [v.retries ? `retried ${v.retries} time(s)` : null, v.sweeps ? `swept ${v.sweeps} time(s)` : null].filter(Boolean);
-  steps.push(el("li", { class: "queued" }, `queued ${when(v.queued_at)} on ${v.queue || "?"}` + (requeued.length ? ` (${requeued.join(", ")})` : "")));
+  if (v.state === "waiting") {
+    // S3 has it, the ledger not yet: its claim creates its entry.
+    steps.push(el("li", { class: "queued" }, `uploaded ${when(v.uploaded_at)}, routed to ${v.pipeline} on ${v.queue}`));
+    steps.push(el("li", { class: "outcome state-queued" }, "waiting in its queue for a worker"));
+    return el("ol", { class: "timeline" }, ...steps);
+  }
+  const retried = v.retries ? ` (retried ${v.retries} time(s))` : "";
+  steps.push(el("li", { class: "queued" }, `in the ledger since ${when(v.queued_at)} on ${v.queue || "?"}${retried}`));
   for (const a of v.earlier_attempts || []) steps.push(earlierAttempt(a));
   const attempt = v.last_attempt;
   if (attempt) {
