@@ -554,6 +554,9 @@ LOG_BYTES_PER_SMALL_IMAGE_BEFORE = 1_296
 # The ledger's write units per small image before the producer stopped writing a `queued` entry (and the `open` index
 # went), measured at the server by the partition load of `make bench` at commit c0ac9fe (BENCHMARKS.md, 2026-12-07).
 WRITE_UNITS_PER_SMALL_IMAGE_BEFORE = 6.05
+# A succeeded small image's entry at rest, with its index entries, before its outputs were stored by their names below
+# its output folder, from the same `make bench` at commit c0ac9fe.
+STORED_BYTES_WITH_WHOLE_OUTPUTS = 1_099
 
 
 def sample_log_bytes() -> tuple[int, int]:

@@ -320,6 +320,13 @@ def before_after(r: Results) -> str:
             costs.storage_usd(costs.STORED_BYTES_PER_SMALL_IMAGE_BEFORE - small.costs.stored_bytes, days),
         ),
         (
+            "a succeeded file's outputs stored as whole keys → by their names below its output folder (its pipeline and "
+            "key are the entry's own)",
+            f"{costs.STORED_BYTES_WITH_WHOLE_OUTPUTS:,} bytes",
+            f"{small.costs.stored_bytes:,.0f} bytes",
+            costs.storage_usd(costs.STORED_BYTES_WITH_WHOLE_OUTPUTS - small.costs.stored_bytes, days),
+        ),
+        (
             "a succeeded file's entry kept 90 days → as long as a message could bring its file back (a failed one 90)",
             f"{costs.LEDGER_TTL_DAYS_BEFORE} days",
             f"{days} days",

@@ -492,6 +492,11 @@ class InboxEvents:
         return LAMBDA_SQS_VISIBILITY_FACTOR * self.function_timeout_seconds
 
 
+def output_folder(output_prefix: str, pipeline: str, key: str) -> str:
+    """The folder that holds one input's outputs: <output prefix><pipeline>/<input key>/."""
+    return f"{output_prefix}{pipeline}/{key}/"
+
+
 @dataclass(frozen=True)
 class Topology:
     """Everything dropq is made of, checked on construction."""
@@ -634,7 +639,7 @@ class Topology:
 
     def output_folder(self, pipeline: str, key: str) -> str:
         """The folder that holds one input's outputs: processed/<pipeline>/<input key>/."""
-        return f"{self.output_prefix}{pipeline}/{key}/"
+        return output_folder(self.output_prefix, pipeline, key)
 
 
 DEFAULT_QUEUE = "default"

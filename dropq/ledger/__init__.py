@@ -95,4 +95,5 @@ def ledger_for(settings: Any, client: Any = None) -> Ledger:
         topology.ledger_ttl_seconds,
         default_queue=topology.default_queue,
         failed_ttl_seconds=topology.failed_ttl_seconds,
+        output_prefix=topology.output_prefix,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from dropq.objects import ObjectRef
+from dropq.topology import output_folder
 
 SERIALIZER, DESERIALIZER = TypeSerializer(), TypeDeserializer()
 
@@ -62,16 +63,38 @@ def decode(attr: dict[str, Any]) -> Any:
     return _numbers(DESERIALIZER.deserialize(attr))
 
 
-def decode_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item as plain Python values; a file entry with its `bucket` and `key`, which its partition key holds
-    (and which are not stored again: every byte is kept as long as the entry)."""
+def decode_item(item: dict[str, Any], output_prefix: str | None = None) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values; a file entry with its `bucket` and `key`, which its partition key holds,
+    and its `outputs` as whole keys, which its `output_names` hold below its output folder (given the topology's
+    `output_prefix`): neither is stored again, since every byte is kept as long as the entry."""
     decoded = {name: decode(attr) for name, attr in item.items()}
     pk = decoded.get("pk")
     if isinstance(pk, str) and pk.startswith(FILE_PK_PREFIX):
         bucket, _, key = pk.removeprefix(FILE_PK_PREFIX).partition("/")
         decoded.setdefault("bucket", bucket)
         decoded.setdefault("key", key)
+        if OUTPUT_NAMES in decoded and output_prefix is not None:
+            folder = output_folder(output_prefix, str(decoded.get("pipeline")), key)
+            decoded["outputs"] = [folder + name for name in decoded.pop(OUTPUT_NAMES)]
     return decoded
+
+
+# A file entry's outputs, by their names below its output folder (`output_folder`).
+OUTPUT_NAMES = "output_names"
+
+
+def output_names(output_prefix: str, key: str, outputs: list[str]) -> list[str] | None:
+    """The outputs' names below the folder of the input `key` (all in one pipeline's folder), or None if one is not
+    below it (they are then stored whole)."""
+    pipelines = set()
+    names = []
+    for output in outputs:
+        pipeline, slash, rest = output.removeprefix(output_prefix).partition("/")
+        if not output.startswith(output_prefix) or not slash or not rest.startswith(f"{key}/"):
+            return None
+        pipelines.add(pipeline)
+        names.append(rest.removeprefix(f"{key}/"))
+    return names if len(pipelines) <= 1 else None
 
 
 FILE_PK_PREFIX = "file#s3://"

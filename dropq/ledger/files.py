@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dropq.ledger import codec
-from dropq.ledger.codec import encode, file_pk, iso
+from dropq.ledger.codec import OUTPUT_NAMES, encode, file_pk, iso, output_names
 from dropq.ledger.states import (
     CLAIMABLE,
     CONDITION_ATTRIBUTES,
@@ -167,13 +167,19 @@ class FileStates(LedgerTable):
         earlier: Sequence[dict[str, Any]] = (),
     ) -> bool:
         """Record a file's outputs and the version of the pipeline that made them, once, with `earlier` attempts (one
-        that lost its lease) in its history: False if this attempt no longer holds the file (another one records it)."""
+        that lost its lease) in its history: False if this attempt no longer holds the file (another one records it).
+
+        The outputs are stored by their names below the file's output folder (the rest of each key is the entry's own
+        pipeline and key), whole if one is elsewhere."""
+        keys = list(outputs)
+        names = output_names(self.output_prefix, ref.key, keys)
+        stored = {"outputs": None, OUTPUT_NAMES: names} if names is not None else {"outputs": keys, OUTPUT_NAMES: None}
         return self._write(
             ref,
             {
                 "state": SUCCEEDED,
                 "pipeline_version": version,
-                "outputs": list(outputs),
+                **stored,
                 "finished_at": iso(codec.now()),
                 "duration_ms": duration_ms,
                 "sha256": sha256,

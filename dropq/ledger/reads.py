@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dropq.ledger import codec
-from dropq.ledger.codec import decode_item, file_pk, iso
+from dropq.ledger.codec import file_pk, iso
 from dropq.ledger.states import FAILED_INDEX, RECENT
 from dropq.ledger.table import LedgerTable
 from dropq.shards import every_shard
@@ -32,7 +32,7 @@ class FileReads(LedgerTable):
             "ExpressionAttributeValues": {":pk": {"S": file_pk(bucket, key)}},
             "ConsistentRead": True,
         }
-        items = [decode_item(item) for page in self._pages(**request) for item in page]
+        items = [self._decode(item) for page in self._pages(**request) for item in page]
         return sorted(items, key=lambda i: i.get("updated_at", ""), reverse=True)
 
     def entries(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ class FileReads(LedgerTable):
             while pending:
                 response = self.client.batch_get_item(RequestItems=pending)
                 for item in response.get("Responses", {}).get(self.table_name, []):
-                    entry = decode_item(item)
+                    entry = self._decode(item)
                     found[(entry["pk"], entry["sk"])] = entry
                 # DynamoDB may leave keys unread (throughput, 16 MB): asked again until none is left.
                 pending = response.get("UnprocessedKeys") or {}

@@ -27,6 +27,7 @@ class LedgerTable:
         ttl_seconds: int,
         default_queue: str = "default",
         failed_ttl_seconds: int | None = None,
+        output_prefix: str = "processed/",
     ) -> None:
         self.table = table
         self.table_name = table_name
@@ -36,6 +37,12 @@ class LedgerTable:
         self.ttl_seconds = ttl_seconds
         self.failed_ttl_seconds = max(ttl_seconds, failed_ttl_seconds or ttl_seconds)
         self.default_queue = default_queue
+        # Where outputs go (the topology's): an entry stores its outputs' names below its own folder there.
+        self.output_prefix = output_prefix
+
+    def _decode(self, item: dict[str, Any]) -> dict[str, Any]:
+        """An item as `decode_item` reads it, its outputs as whole keys."""
+        return decode_item(item, self.output_prefix)
 
     def _expires(self, state: str | None, now: datetime) -> int:
         """When an entry left in `state` by a write at `now` expires."""
@@ -119,7 +126,7 @@ class LedgerTable:
             response = self.client.update_item(**request)
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
-        return decode_item(response.get("Attributes", {}))
+        return self._decode(response.get("Attributes", {}))
 
     def _write(
         self,
@@ -146,7 +153,7 @@ class LedgerTable:
         if etag is not None:
             request["KeyConditionExpression"] += " AND sk = :sk"
             request["ExpressionAttributeValues"][":sk"] = {"S": etag}
-        items = [decode_item(i) for i in self.client.query(**request).get("Items", [])]
+        items = [self._decode(i) for i in self.client.query(**request).get("Items", [])]
         return max(items, key=lambda i: i.get("updated_at", ""), default=None)
 
     def _pages(self, **request: Any) -> Iterator[list[dict[str, Any]]]:

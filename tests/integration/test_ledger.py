@@ -11,7 +11,7 @@ import pytest
 
 from dropq.counts import counts_for, outcome, total
 from dropq.errors import ActionError
-from dropq.ledger import FAILED, HISTORY, HISTORY_KEPT, LOST, QUEUED, RETRIED, RUNNING, SUCCEEDED, Ledger, hold, ledger_for
+from dropq.ledger import FAILED, HISTORY, HISTORY_KEPT, LOST, QUEUED, RETRIED, RUNNING, SUCCEEDED, Ledger, file_pk, hold, ledger_for
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from ops.finding import file_history, render_history
@@ -293,7 +293,13 @@ def test_every_attempt_keeps_its_start_end_worker_and_outcome_and_a_file_done_at
     # An operator retries it (the failed attempt goes into the history); the next attempt succeeds.
     retry_file(ref.key, moto_settings, ledger, sqs)
     fourth = ledger.claim(ref, "metadata", "t2", worker="w4", lease_seconds=30)
-    assert fourth.owner and ledger.mark_succeeded(ref, fourth.owner, ["processed/x"], 5, "0" * 64, earlier=fourth.lost)
+    folder = moto_settings.topology.output_folder("metadata", ref.key)
+    assert fourth.owner and ledger.mark_succeeded(ref, fourth.owner, [f"{folder}metadata.json"], 5, "0" * 64, earlier=fourth.lost)
+    # Its outputs are stored by their names below its folder, and read back whole
+    item_key = {"pk": {"S": file_pk(ref.bucket, ref.key)}, "sk": {"S": ref.etag}}
+    stored = ledger.client.get_item(TableName=ledger.table_name, Key=item_key)
+    assert stored["Item"]["output_names"] == {"L": [{"S": "metadata.json"}]} and "outputs" not in stored["Item"]
+    assert (ledger.get(ref.bucket, ref.key) or {})["outputs"] == [f"{folder}metadata.json"]
 
     (version,) = file_history(ledger, ref.bucket, ref.key)
 

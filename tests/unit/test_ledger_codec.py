@@ -59,3 +59,22 @@ def test_a_file_entry_reads_its_bucket_and_key_from_its_partition_key_which_hold
     assert (entry["bucket"], entry["key"]) == ("my-bucket", key)
     assert entry_ref(entry).uri == f"s3://my-bucket/{key}"
     assert "key" not in decode_item({"pk": encode("worker"), "sk": encode("w1")}), "only file entries"
+
+
+def test_outputs_are_stored_by_their_names_below_the_files_folder_and_read_back_whole() -> None:
+    from dropq.ledger.codec import OUTPUT_NAMES, decode_item, file_pk, output_names
+
+    key = "incoming/a b/photo.jpg"
+    folder = f"processed/tables/{key}/"
+    outputs = [f"{folder}data/part-000000000000.parquet", f"{folder}profile.json"]
+    assert output_names("processed/", key, outputs) == ["data/part-000000000000.parquet", "profile.json"]
+    names = {"L": [{"S": "data/part-000000000000.parquet"}, {"S": "profile.json"}]}
+    item = {"pk": {"S": file_pk("b", key)}, "pipeline": {"S": "tables"}, OUTPUT_NAMES: names}
+    assert decode_item(item, "processed/")["outputs"] == outputs
+    # Outputs elsewhere (another folder, another pipeline's) are stored whole
+    assert output_names("processed/", key, [*outputs, "processed/other/incoming/x/y.json"]) is None
+    assert output_names("processed/", key, [f"processed/images/{key}/a.png", f"processed/tables/{key}/b.json"]) is None
+    assert output_names("processed/", key, ["elsewhere/out.json"]) is None
+    # An entry written before (its outputs whole) reads as it was
+    old = {"pk": {"S": file_pk("b", key)}, "pipeline": {"S": "tables"}, "outputs": {"L": [{"S": outputs[1]}]}}
+    assert decode_item(old, "processed/")["outputs"] == [outputs[1]]
