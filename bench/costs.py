@@ -380,7 +380,7 @@ def producer_gb_seconds(producer: ProducerCost) -> float:
 
 def producer_usd_per_file(producer: ProducerCost, invocations: float) -> float:
     """The producer's Lambda bill per file: `invocations` requests, and the measured duration of one file's share of a
-    batch (a batch's duration is mostly its records' ledger writes and sends)."""
+    batch (a batch's duration is mostly its sends: it writes nothing to the ledger)."""
     gb_seconds = producer_gb_seconds(producer) / producer.per_event
     return invocations * prices.LAMBDA.request_million / MILLION + gb_seconds * prices.LAMBDA.arm64_gb_second
 

@@ -591,8 +591,8 @@ loop does not make; in AWS that work is not on the worker's machine. CPU per fil
 
 The real handler, called in process on S3 notifications: S3 events of one record (S3 invoking it) and of ten, and
 batches of ten messages of the inbox events queue (the stack's event source mapping under load), in interleaved
-slices (moto slows down as its tables grow). Locally the server serializes DynamoDB's item writes (infra/local/moto_main.py),
-so a batch's ten ledger writes side by side gain only the round trips; in AWS they overlap.
+slices (moto slows down as its tables grow). The producer writes nothing to the ledger: a batch is its parsing, routing,
+messages and a SendMessageBatch per queue.
 
 {producer_table(r.producer)}
 

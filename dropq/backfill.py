@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlparse
@@ -39,11 +40,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dropq.enqueue import Enqueued, enqueue_objects, side_by_side
 from dropq.errors import ActionError
-from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk
+from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk, iso
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.signals import StopRequest
 from dropq.signing import Signer
+from dropq.topology import Topology
 
 # Keys a ListObjectsV2 page returns at most, and objects enqueued between two looks at the rate.
 PAGE_SIZE = 1000
@@ -85,6 +87,14 @@ class Progress:
         return cls(data["listed"], Counter(data["enqueued"]), Counter(data["skipped"]), data.get("ignored", 0))
 
 
+def _finished(path: Path) -> bool:
+    """Whether the checkpoint at `path` is of a walk that reached its end (one that does not parse did not)."""
+    try:
+        return bool(json.loads(path.read_text()).get("done"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @dataclass
 class Checkpoint:
     """Where a walk got to, in a JSON file of its own (written whole, then renamed: a crash leaves the last one)."""
@@ -102,7 +112,8 @@ class Checkpoint:
         """The checkpoint of `job` in `state_dir`: carried on from when its last run stopped halfway, new otherwise."""
         path = Path(state_dir) / "backfill" / f"{hashlib.sha256(job.encode()).hexdigest()[:16]}.json"
         if restart or not path.exists():
-            return cls(path, job)
+            # Started over after a run cut short: the files it left queued without a message are still sent again.
+            return cls(path, job, cut_short=path.exists() and not _finished(path))
         try:
             data = json.loads(path.read_text())
             saved = cls(path, job, data["position"], data["done"], Progress.from_dict(data["progress"]), cut_short=True)
@@ -326,8 +337,9 @@ def walk(
     Once `stop` is set (a Ctrl-C), the walk raises KeyboardInterrupt between two chunks (a wait for the pace ends
     too), every object of the ones before sent: the next run finds them in the ledger and carries on.
 
-    With `resend_open` (a local cloud put back after a stop), a backfill sends again the files the ledger has queued or
-    running too (their messages delayed at the stop were not saved), except those a message `waiting` names, by
+    A backfill also sends again the files queued (or running, their lease run out) for longer than their queue keeps a
+    message: theirs is gone. With `resend_open` (a local cloud put back after a stop) it sends again every such file,
+    however recent (its message delayed at the stop was not saved), except those a message `waiting` names, by
     (key, ETag).
     """
     stop = stop or StopRequest()
@@ -355,7 +367,7 @@ def walk(
                     progress.skipped[_why_not_reprocessed(entry, reprocess)] += 1
             elif (ref.key, ref.etag) in waiting:
                 progress.skipped["waiting in a queue"] += 1
-            elif entry is None or (resend_open and entry.get("state") in (QUEUED, RUNNING)):
+            elif entry is None or _message_gone(entry, topology, resend_open):
                 todo.append(ref)
             else:
                 progress.skipped[str(entry.get("state"))] += 1
@@ -384,6 +396,20 @@ def walk(
         checkpoint.done = True
         checkpoint.save()
     return progress
+
+
+def _message_gone(entry: dict[str, Any], topology: Topology, resend_open: bool) -> bool:
+    """Whether a queued file's message (or a running one's, its lease run out) may be gone: updated longer ago than its
+    queue keeps a message, or, with `resend_open`, at all (a local cloud put back, whose delayed messages were not
+    saved). A file whose message still waits is claimed once, whichever message comes first."""
+    state = entry.get("state")
+    if state not in (QUEUED, RUNNING) or (state == RUNNING and float(entry.get("lease_until") or 0) >= time.time()):
+        return False
+    if resend_open:
+        return True
+    queue = entry.get("queue") if entry.get("queue") in topology.queue_names else topology.default_queue
+    kept = datetime.now(UTC) - timedelta(seconds=topology.queue(str(queue)).retention_seconds)
+    return str(entry.get("updated_at") or "") < iso(kept)
 
 
 def _why_not_reprocessed(entry: dict[str, Any] | None, reprocess: Reprocess) -> str:

@@ -5,9 +5,9 @@ event. A file's outcome (`succeeded` or `failed`) is one line that is also an EM
 `_aws` directive and metric members into metrics, and bills its bytes once (logs are most of a file's fixed cost
 after the ledger: BENCHMARKS.md). Lines go to the process's real stdout: a Celery worker replaces `sys.stdout` with
 a proxy that logs each write as a WARNING line, and CloudWatch extracts metrics only from a log event that is a bare
-JSON object. Events an operator rarely needs (a worker's `started`, the producer's `enqueued` per file: the ledger
-has both) are logged at DEBUG, off unless POWERTOOLS_LOG_LEVEL=DEBUG. Powertools and the standard library only: the
-producer's Lambda bundle ships this module.
+JSON object. Events an operator rarely needs (a worker's `started`: the ledger has it; the producer's `enqueued` per
+file: its batch's `handled` line counts it) are logged at DEBUG, off unless POWERTOOLS_LOG_LEVEL=DEBUG. Powertools and
+the standard library only: the producer's Lambda bundle ships this module.
 
 CloudWatch Logs bills every byte ingested, so a line carries each fact once. Its `message` is the event's name
 (`succeeded`, `retry`, …), its other members what the event is about: a file's `key` and `etag` (the bucket is the

@@ -465,7 +465,7 @@ class InboxEvents:
     # Seconds Lambda waits to fill a batch. 0: at low traffic a file is handled as soon as it arrives (a window is whole
     # seconds, so any window would add up to a second to a lone file's latency), and under load batches fill anyway.
     batching_window_seconds: int = 0
-    # The producer's timeout: a batch of 10 takes well under a second (10 ledger writes side by side, a send per queue).
+    # The producer's timeout: a batch of 10 takes well under a second (a send per queue; it writes nothing else).
     function_timeout_seconds: int = 10
     # Receives before a notification is parked in the failure queue: each retry comes a visibility timeout later.
     max_receive_count: int = 5

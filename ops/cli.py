@@ -366,7 +366,8 @@ SINCE_HELP = "From when: 90s, 30m, 1h, 2d back from now, or an ISO time (UTC unl
 @click.option("--force", is_flag=True, help="With KEY: process it again even if it succeeded (its new outputs replace the old).")
 def retry(key: str | None, state: str | None, since: str, prefix: str | None, pipeline: str | None, yes: bool, force: bool) -> None:
     """Process the failed file KEY again (its key in the bucket, e.g. incoming/photo.jpg), or every failed file that
-    --state failed [--since --prefix --pipeline] selects, after a confirmation."""
+    --state failed [--since --prefix --pipeline] selects, after a confirmation. A KEY queued, or running with its lease
+    run out, has its message sent again (it may be gone: dead-lettered, expired, or its send cut short)."""
     from dropq.ledger import ledger_for
     from dropq.signing import signer_for
     from ops.retry import retry_file
@@ -388,7 +389,7 @@ def retry(key: str | None, state: str | None, since: str, prefix: str | None, pi
     assert key is not None
     settings = _settings()
     with _reaching(settings):
-        # One file named: a queued one's message is sent again, in case it was lost (a retry cut short before its send).
+        # One file named: a queued one's message is sent again, in case it is gone.
         item = retry_file(
             key, settings, ledger_for(settings), settings.client("sqs"), signer_for(settings), force=force, resend_queued=True
         )
@@ -414,7 +415,7 @@ def file_(key: str, as_json: bool) -> None:
 
 @main.command()
 @click.option("--state", default=None, help=f"Only files in this state (default: any). {STATE_HELP}")
-@click.option("--since", default=DEFAULT_SINCE, show_default=True, help=f"Failed (--state failed) or else queued since then. {SINCE_HELP}")
+@click.option("--since", default=DEFAULT_SINCE, show_default=True, help=f"Failed (--state failed), else entered since then. {SINCE_HELP}")
 @click.option("--prefix", default=None, help="Only keys that start with this (e.g. incoming/urgent/).")
 @click.option("--pipeline", default=None, help="Only files of this pipeline.")
 @click.option("--limit", default=PAGE_SIZE, show_default=True, help="Files per page.")

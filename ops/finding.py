@@ -1,7 +1,8 @@
 """Find any file, act on many: one key's every version, and pages of files by state, time, key prefix and pipeline.
 
 Every read is bounded, whatever the ledger holds. A key's history is one Query on its partition key. A listing reads
-an index newest first (`failed` for failed files, `recent`, by the time files were queued, for any other state), a day
+an index newest first (`failed` for failed files, `recent`, by the time files entered the ledger or were last retried,
+for any other state), a day
 and its shards at a time, in chunks that one BatchGetItem answers, and stops at a page (`limit` files) or after
 `EXAMINED_PER_PAGE` index entries, whichever comes first; a page token says where the next page starts (the last
 entry examined), so that paging never reads everything and shows each file once. `dropq file`, `dropq files` and
@@ -91,7 +92,7 @@ def decode_page(token: str, state: str | None, option: str = "--page") -> Row:
     except (ValueError, TypeError, binascii.Error):
         raise ActionError(f"{option} {token!r} is not a page token that `dropq files` printed") from None
     if index != _index(state):
-        listing = "of failed files (--state failed)" if index == FAILED_INDEX else "by the time files were queued (not --state failed)"
+        listing = "of failed files (--state failed)" if index == FAILED_INDEX else "by when files entered the ledger (not --state failed)"
         raise ActionError(f"{option} {token!r} continues a listing {listing}; give the --state it was printed with")
     return row[0], row[1], row[2]
 
@@ -130,8 +131,8 @@ def find_files(
 ) -> Page:
     """A page of the files in `state` (any state when None) since `since`, newest first, whose key starts with `prefix`
     and whose pipeline is `pipeline`; `page` is a token a page before gave. Failed files are found by when they failed,
-    the others by when they were queued (or last retried), as they are now. A page reads at most `examine` index
-    entries (or ten per file asked for)."""
+    the others by when they entered the ledger (their first claim, a backfill) or were last retried, as they are now. A
+    page reads at most `examine` index entries (or ten per file asked for)."""
     index = _index(state)
     cursor: Row | None = decode_page(page, state) if page else None
     now = now or datetime.now(UTC)
@@ -253,36 +254,42 @@ def summary(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# A version S3 has and the ledger not yet: its message waits for a worker (a file's claim creates its entry).
-WAITING = "waiting"
+# A version S3 has and the ledger not: uploaded within its queue's retention, its message waits for a worker (a file's
+# claim creates its entry); uploaded longer ago, its message is gone (expired, or never sent) or its entry expired.
+WAITING, UNRECORDED = "waiting", "unrecorded"
+# What HeadObject answers for an object that is not there, or that the caller may not read: then S3 tells nothing.
+NOT_READ = ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden")
 
 
 def waiting_version(s3: Any, topology: Topology, bucket: str, key: str, known: set[str]) -> dict[str, Any] | None:
     """The inbox object `key` as S3 has it now (one HeadObject), as `summary` gives an entry, when the ledger has no
-    entry for it (its ETag not in `known`): uploaded, its message waiting for a worker in the queue it was routed to."""
+    entry for it (its ETag not in `known`): `waiting` in the queue it was routed to, or `unrecorded` once it was uploaded
+    longer ago than that queue keeps a message."""
     if not topology.is_inbox_key(key):
         return None
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if exc.response.get("Error", {}).get("Code") in NOT_READ:
             return None
         raise
     etag, size = head["ETag"].strip('"'), int(head["ContentLength"])
     if etag in known:
         return None
     place = topology.place(key, size)
+    uploaded: datetime = head["LastModified"]
+    kept = timedelta(seconds=topology.queue(place.queue).retention_seconds)
     return {
         **summary({"key": key, "bucket": bucket, "sk": etag, "size": size, "pipeline": place.pipeline, "queue": place.queue}),
-        "state": WAITING,
-        "uploaded_at": iso(head["LastModified"]),
+        "state": WAITING if datetime.now(UTC) - uploaded < kept else UNRECORDED,
+        "uploaded_at": iso(uploaded),
     }
 
 
 def file_history(ledger: Ledger, bucket: str, key: str, s3: Any = None, topology: Topology | None = None) -> list[dict[str, Any]]:
     """Every version of `key`, newest first, each marked `superseded` when a newer one exists: the ledger's, most
-    recently updated first, after the one S3 holds now if the ledger has not seen it yet (`waiting`, with an `s3`
-    client and the `topology`); ActionError when there is none."""
+    recently updated first, after the one S3 holds now if the ledger has not seen it (`waiting` or `unrecorded`, with an
+    `s3` client and the `topology`); ActionError when there is none."""
     versions = [summary(entry) for entry in ledger.versions(bucket, key)]
     if s3 is not None and topology is not None:
         waiting = waiting_version(s3, topology, bucket, key, {v["etag"] for v in versions})
@@ -313,16 +320,22 @@ def _ended(record: dict[str, Any]) -> str:
 
 def render_history(bucket: str, key: str, versions: list[dict[str, Any]]) -> str:
     """`dropq file KEY` as text: each version, newest first."""
-    recorded = sum(v["state"] != WAITING for v in versions)
+    recorded = sum(v["state"] not in (WAITING, UNRECORDED) for v in versions)
     lines = [f"s3://{bucket}/{key}: {recorded} version{'s' if recorded != 1 else ''} in the ledger"]
     for version in versions:
         mark = "superseded" if version["superseded"] else "newest"
-        if version["state"] == WAITING:
+        if version["state"] in (WAITING, UNRECORDED):
+            said = (
+                f"its message waits for a worker on queue {version['queue']} (pipeline {version['pipeline']}): "
+                "`dropq status` shows the queue"
+                if version["state"] == WAITING
+                else f"longer ago than queue {version['queue']} keeps a message: its message is gone, or its entry expired "
+                f"(`dropq backfill s3://{bucket}/{key}` sends it)"
+            )
             lines += [
                 "",
-                f"version {version['etag']} ({mark}, {_or_dash(version['size'])} bytes): waiting, not in the ledger yet",
-                f"  uploaded  {version['uploaded_at']}; its message waits for a worker on queue {version['queue']} "
-                f"(pipeline {version['pipeline']}): `dropq status` shows the queue",
+                f"version {version['etag']} ({mark}, {_or_dash(version['size'])} bytes): {version['state']}, not in the ledger",
+                f"  uploaded  {version['uploaded_at']}; {said}",
             ]
             continue
         lines += [

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 from dropq.enqueue import Enqueued, plan, send_all
-from dropq.errors import ActionError
-from dropq.ledger import FAILED, QUEUED, SUCCEEDED, Ledger, entry_ref
+from dropq.errors import ActionError, ProducerError
+from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Ledger, entry_ref
 from dropq.settings import Settings
 from dropq.signing import Signer
 
@@ -17,8 +18,10 @@ from dropq.signing import Signer
 def retry_file(
     key: str, settings: Settings, ledger: Ledger, sqs: Any, signer: Signer | None = None, force: bool = False, resend_queued: bool = False
 ) -> Enqueued:
-    """Enqueue the newest version of `key` again, a failed one (or, with `force`, a succeeded one too; with
-    `resend_queued`, a queued one's message is sent again); ActionError saying why when it is unknown or in another state."""
+    """Enqueue the newest version of `key` again, a failed one (or, with `force`, a succeeded one too); with
+    `resend_queued`, send again the message of one queued, or running with its lease run out (its message may be gone:
+    a retry cut short before its send, a message dead-lettered or expired). ActionError saying why when it is unknown
+    or in another state, or when its message could not be sent."""
     versions = ledger.versions(settings.bucket, key)
     if not versions:
         raise ActionError(f"no file {key!r} in the ledger of s3://{settings.bucket}/ (keys look like 'incoming/photo.jpg')")
@@ -33,13 +36,15 @@ def retry_file(
         )
     if state == SUCCEEDED and not force:
         raise ActionError(f"{key} is succeeded, not failed: `dropq retry --force {key}` processes it again")
-    if state not in (FAILED, SUCCEEDED) and not (state == QUEUED and resend_queued):
-        raise ActionError(f"{key} is {state}, not failed: only a failed file is retried (or a succeeded one, with --force)")
+    orphan = state == QUEUED or (state == RUNNING and float(entry.get("lease_until") or 0) < time.time())
+    if state not in (FAILED, SUCCEEDED) and not (orphan and resend_queued):
+        lease = " and its lease is live: it runs now" if state == RUNNING else ""
+        raise ActionError(f"{key} is {state}{lease}, not failed: only a failed file is retried (or a succeeded one, with --force)")
     ref = entry_ref(entry)
     item = plan(ref, settings, signer)
-    if state == QUEUED:
-        # Its message may be lost (a retry cut short between its write and its send): sent again, no write. If the
-        # first still waits, whichever comes first is claimed, the other skipped.
+    if state in (QUEUED, RUNNING):
+        # Its message may be gone: sent again, no write. If it still waits, whichever comes first is claimed (a running
+        # one's is taken over, its lease run out), the other skipped.
         again = True
     elif state == FAILED:
         again = ledger.retry(ref, item.task_id, queue=item.queue, entry=entry)
@@ -47,7 +52,10 @@ def retry_file(
         again = ledger.process_again(ref, item.task_id, item.queue, entry=entry)
     if not again:
         raise ActionError(f"{key} changed while it was being retried; look at it again")
-    send_all(sqs, settings.queue_url(item.queue), [item])
+    try:
+        send_all(sqs, settings.queue_url(item.queue), [item])
+    except ProducerError as exc:
+        raise ActionError(f"{key} is queued in the ledger but its message was not sent ({exc}): `dropq retry {key}` sends it") from exc
     return item
 
 

@@ -228,9 +228,11 @@ class FileStates(LedgerTable):
 
     def _queued_again(self, ref: ObjectRef, task_id: str, entry: dict[str, Any] | None) -> dict[str, Any]:
         """What an operator's retry or reprocessing writes: queued under a new task, its attempts counted afresh, back
-        at the top of `recent`; with the `entry` read before, its last attempt closes its history."""
+        at the top of `recent`; with the `entry` read before, its last attempt closes its history, and its outputs are
+        kept as whole keys (their names are below the folder of its pipeline, which the next claim may change)."""
         closed = {HISTORY: closed_history(entry)} if entry else {}
-        return {"state": QUEUED, "task_id": task_id, "attempts": 0, **closed, **self._recent(ref, codec.now())}
+        outputs = {"outputs": entry.get("outputs") or None, OUTPUT_NAMES: None} if entry else {}
+        return {"state": QUEUED, "task_id": task_id, "attempts": 0, **closed, **outputs, **self._recent(ref, codec.now())}
 
     def retry(self, ref: ObjectRef, task_id: str, queue: str | None = None, entry: dict[str, Any] | None = None) -> bool:
         """Queue a failed file again (`dropq retry`, the dashboard), with its attempts counted afresh; False if it is not failed.

@@ -1,5 +1,5 @@
 """Reading file entries: by key (every version), by keys (BatchGetItem), and the newest of an index over its shards,
-exact and bounded (the `recent`, `open` and `failed` indexes)."""
+exact and bounded (the `recent` and `failed` indexes)."""
 
 from __future__ import annotations
 

@@ -195,7 +195,8 @@ def create_app(monitor: Monitor, token: str | None = None, loopback_host: str | 
         key = (request.get_json(silent=True) or {}).get("key")
         if not isinstance(key, str) or not key:
             abort(400, "name the file to retry: {'key': 'incoming/photo.jpg'}")
-        item = retry_file(key, settings, monitor.ledger, monitor.sqs, signer)
+        # One file named, as `dropq retry KEY`: a queued one's message, which may be gone, is sent again.
+        item = retry_file(key, settings, monitor.ledger, monitor.sqs, signer, resend_queued=True)
         monitor.tick()
         return jsonify(key=key, task_id=item.task_id, queue=item.queue)
 

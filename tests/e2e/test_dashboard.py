@@ -95,11 +95,12 @@ def test_the_page_shows_a_dropped_file_reach_succeeded_with_its_outputs_and_the_
 def test_redrive_from_the_page_empties_the_dead_letter_queue_and_the_file_is_processed(
     cloud: LocalCloud, cloud_ledger: Ledger, page: Page
 ) -> None:
-    # Given a file whose task died too often: its message sits in the default queue's DLQ
+    # Given a file whose task died too often: running in the ledger with its lease run out, its message in the default
+    # queue's DLQ
     settings = cloud.settings
     ref = park(cloud, "died.txt")
     item = plan(ref, settings)
-    assert cloud_ledger.mark_queued(ref, item.pipeline, item.queue, item.task_id)
+    assert cloud_ledger.claim(ref, item.pipeline, item.task_id, worker="gone", lease_seconds=0, queue=item.queue).acquired
     sqs = settings.client("sqs")
     dlq_url = settings.queue_url(settings.topology.queue(item.queue).dlq_name)
     sqs.send_message(QueueUrl=dlq_url, MessageBody=item.body)

@@ -327,7 +327,7 @@ def test_the_faults_aws_throws_at_scale_lose_nothing_and_fail_nothing(tmp_path: 
     try:
         with LocalCloud(settings, workers={"default": 2}, server_port=server_port):
             proxy.inject(
-                # a third of the ledger's writes throttled (the producer's and the workers'),
+                # a third of the ledger's writes throttled (the workers': the producer makes none),
                 Fault("dynamodb", LEDGER_WRITES, 1 / 3, table=settings.physical_name(settings.topology.ledger_table.name)),
                 # a fifth of S3's GETs and PUTs slowed down (503), a fifth of SQS's sends, receives and deletes failed (500)
                 Fault("s3", frozenset({"GET", "PUT"}), 1 / 5),

@@ -106,7 +106,7 @@ class Refusing:
         return {"Successful": response.get("Successful", []), "Failed": [failed]}
 
 
-def test_an_object_sqs_refused_is_taken_back_so_that_the_next_run_enqueues_it(moto_settings: Settings, folder: str) -> None:
+def test_an_object_sqs_refused_is_not_recorded_so_that_the_next_run_enqueues_it(moto_settings: Settings, folder: str) -> None:
     purge_queues(moto_settings)
     keys = [f"{folder}f-{i}.txt" for i in range(5)]
     put(moto_settings, keys)
@@ -117,7 +117,7 @@ def test_an_object_sqs_refused_is_taken_back_so_that_the_next_run_enqueues_it(mo
         walk(listed(s3, moto_settings.bucket, folder), moto_settings, ledger, Refusing(moto_settings.client("sqs")), checkpoint)
     first = sent_keys(moto_settings)
     (refused,) = set(keys) - set(first)
-    assert ledger.get(moto_settings.bucket, refused) is None, "its queued entry is taken back"
+    assert ledger.get(moto_settings.bucket, refused) is None, "only what was sent is recorded queued"
     assert not Checkpoint.open(moto_settings.state_dir, job).resumed, "the page is not checkpointed"
 
     again = run(moto_settings, listed(s3, moto_settings.bucket, folder), job)
@@ -252,3 +252,31 @@ def test_reprocessing_a_version_no_pipeline_has_is_refused_naming_it(
 ) -> None:
     result = CliRunner().invoke(main, ["reprocess", *args], env={**moto_settings.environment(), "DROPQ_STATE_DIR": str(tmp_path)})
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+def _age(settings: Settings, ledger: Ledger, ref: ObjectRef, updated_at: str) -> None:
+    """Make an entry look last written at `updated_at` (moto stamps writes now)."""
+    key = {"pk": {"S": f"file#s3://{ref.bucket}/{ref.key}"}, "sk": {"S": ref.etag}}
+    ledger.client.update_item(
+        TableName=ledger.table_name, Key=key, UpdateExpression="SET updated_at = :t", ExpressionAttributeValues={":t": {"S": updated_at}}
+    )
+
+
+def test_a_backfill_sends_again_the_files_queued_or_dead_longer_than_their_queue_keeps_a_message(
+    moto_settings: Settings, folder: str
+) -> None:
+    purge_queues(moto_settings)
+    ledger, s3 = ledger_for(moto_settings), moto_settings.client("s3")
+    stale_queued, fresh_queued, stale_dead, live = put(moto_settings, [f"{folder}{name}.txt" for name in ("sq", "fq", "sd", "live")])
+    for ref in (stale_queued, fresh_queued):
+        assert ledger.mark_queued(ref, "metadata", "default", "t0")
+    assert ledger.claim(stale_dead, "metadata", "t0", worker="gone", lease_seconds=0).acquired
+    assert ledger.claim(live, "metadata", "t0", worker="busy", lease_seconds=600).acquired
+    # Queued (or running, its worker gone) for longer than the default queue keeps a message (4 days): theirs is gone
+    for ref in (stale_queued, stale_dead, live):
+        _age(moto_settings, ledger, ref, "2020-01-01T00:00:00.000Z")
+
+    progress = run(moto_settings, listed(s3, moto_settings.bucket, folder), f"stale {folder}")
+
+    assert sent_keys(moto_settings) == sorted([stale_queued.key, stale_dead.key]), "not one that may still wait, nor one that runs"
+    assert progress.enqueued_total == 2 and progress.skipped == {"queued": 1, "running": 1}

@@ -154,7 +154,13 @@ def test_retry_queues_a_failed_file_of_the_stack_again(moto_settings: Settings, 
     # A file that is running is not retried, and the reason says so.
     assert ledger.claim(ref, "metadata", "t2", worker="w", lease_seconds=30).acquired
     running = dropq(moto_settings, "retry", key)
-    assert running.exit_code == 1 and f"{key} is running, not failed: only a failed file is retried" in running.output
+    assert running.exit_code == 1 and f"{key} is running and its lease is live: it runs now, not failed" in running.output
+    # One whose worker died with it (its lease ran out; its message dead-lettered, say) has its message sent again
+    dead = ObjectRef(bucket=settings.bucket, key=f"incoming/retry/{uuid.uuid4().hex}.txt", etag=uuid.uuid4().hex, size=10)
+    assert ledger.claim(dead, "metadata", "t1", worker="gone", lease_seconds=0).acquired
+    resent = dropq(moto_settings, "retry", dead.key)
+    assert resent.exit_code == 0, resent.output
+    assert [decode_task_message(m["Body"])["body"]["kwargs"]["key"] for m in drain(settings, "default")] == [dead.key]
 
 
 def test_an_unknown_stack_is_named(moto_settings: Settings) -> None:

@@ -399,7 +399,7 @@ def test_a_file_waiting_for_its_first_claim_is_found_from_s3_with_its_queue(moto
     etag = first["ETag"].strip('"')
     assert (waiting["state"], waiting["etag"], waiting["pipeline"], waiting["queue"]) == ("waiting", etag, "tables", "default")
     text = render_history(moto_settings.bucket, key, [waiting])
-    assert "0 versions in the ledger" in text and "waiting, not in the ledger yet" in text and "waits for a worker on queue default" in text
+    assert "0 versions in the ledger" in text and "waiting, not in the ledger" in text and "waits for a worker on queue default" in text
     # Claimed: the ledger's version, and nothing waiting
     ref = ObjectRef(bucket=moto_settings.bucket, key=key, etag=etag, size=8)
     assert ledger.claim(ref, "tables", "t1", worker="w1", lease_seconds=30).acquired

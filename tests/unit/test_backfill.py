@@ -130,3 +130,16 @@ def test_an_inventory_of_another_bucket_is_refused_naming_it(tmp_path: Path) -> 
     manifest.write_text(json.dumps(MANIFEST))
     with pytest.raises(ActionError, match="lists bucket 'dropq-local', not this deployment's \\(my-data\\)"):
         list(inventoried(None, str(manifest), "incoming/", bucket="my-data"))
+
+
+def test_a_walk_cut_short_is_known_as_such_even_when_started_over(tmp_path: Path) -> None:
+    # Its queued files without a message (a reprocessing killed between a write and its send) are sent again
+    cut = Checkpoint.open(tmp_path, "reprocess metadata")
+    cut.save()
+    assert Checkpoint.open(tmp_path, "reprocess metadata").cut_short
+    assert Checkpoint.open(tmp_path, "reprocess metadata", restart=True).cut_short
+    cut.done = True
+    cut.save()
+    assert not Checkpoint.open(tmp_path, "reprocess metadata").cut_short, "one that finished starts over, not cut short"
+    assert not Checkpoint.open(tmp_path, "reprocess metadata", restart=True).cut_short
+    assert not Checkpoint.open(tmp_path, "another job").cut_short

@@ -77,7 +77,7 @@ def test_a_page_token_round_trips_and_a_foreign_one_is_named() -> None:
     assert decode_page(encode_page(RECENT, row), None) == row
     with pytest.raises(ActionError, match="continues a listing of failed files"):
         decode_page(token, "queued")
-    with pytest.raises(ActionError, match="continues a listing by the time files were queued"):
+    with pytest.raises(ActionError, match="continues a listing by when files entered the ledger"):
         decode_page(encode_page(RECENT, row), "failed")
     for bad in ("nonsense", "e30", token[:-3], ""):
         with pytest.raises(ActionError, match="is not a page token that `dropq files` printed"):
@@ -166,3 +166,36 @@ def _one_line_error(*args: str) -> str:
 )
 def test_bad_input_gets_a_one_line_answer_naming_the_value(args: tuple[str, ...], expected: str) -> None:
     assert _one_line_error(*args).startswith(expected)
+
+
+class _HeadOnly:
+    """S3's HeadObject answer for one object (moto stamps LastModified now: an old upload cannot be made there)."""
+
+    def __init__(self, uploaded: datetime | None = None, error: str | None = None) -> None:
+        self.uploaded, self.error = uploaded, error
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, object]:
+        from botocore.exceptions import ClientError
+
+        if self.error:
+            raise ClientError(
+                {"Error": {"Code": self.error, "Message": "Forbidden"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "HeadObject"
+            )
+        return {"ETag": '"e1"', "ContentLength": 12, "LastModified": self.uploaded}
+
+
+def test_a_version_not_in_the_ledger_is_waiting_within_its_queues_retention_and_unrecorded_past_it() -> None:
+    from dropq.topology import TOPOLOGY
+    from ops.finding import UNRECORDED, WAITING, waiting_version
+
+    key, kept = "incoming/notes.txt", timedelta(seconds=TOPOLOGY.queue("default").retention_seconds)
+    recent = waiting_version(_HeadOnly(datetime.now(UTC) - timedelta(minutes=5)), TOPOLOGY, "b", key, set())
+    old = waiting_version(_HeadOnly(datetime.now(UTC) - kept - timedelta(hours=1)), TOPOLOGY, "b", key, set())
+    assert recent is not None and (recent["state"], recent["queue"], recent["pipeline"]) == (WAITING, "default", "metadata")
+    assert old is not None and old["state"] == UNRECORDED
+    text = render_history("b", key, [{**old, "superseded": False}])
+    assert "unrecorded, not in the ledger" in text and f"`dropq backfill s3://b/{key}` sends it" in text
+    # The ledger has that version; a key outside the inbox; an object the caller may not read: nothing from S3
+    assert waiting_version(_HeadOnly(datetime.now(UTC)), TOPOLOGY, "b", key, {"e1"}) is None
+    assert waiting_version(_HeadOnly(datetime.now(UTC)), TOPOLOGY, "b", "processed/x.json", set()) is None
+    assert waiting_version(_HeadOnly(error="403"), TOPOLOGY, "b", key, set()) is None

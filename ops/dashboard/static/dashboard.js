@@ -340,17 +340,19 @@ function earlierAttempt(a) {
   return el("li", { class: `attempt earlier outcome-${a.outcome}` }, `attempt ${a.attempt} started ${when(a.started_at)} on ${a.worker || "?"}, ${end}${ran}: ${a.outcome}` + (a.reason ? ` (${a.reason})` : ""));
 }
 
-// One version's timeline: queued -> each attempt (start, end, worker) -> its outcome.
+// One version's timeline: its entry (or its upload, not in the ledger) -> each attempt (start, end, worker) -> its outcome.
 function timeline(v) {
   const steps = [];
-  if (v.state === "waiting") {
-    // S3 has it, the ledger not yet: its claim creates its entry.
+  if (v.state === "waiting" || v.state === "unrecorded") {
+    // S3 has it, the ledger not: its claim creates its entry; uploaded longer ago than its queue keeps a message, its
+    // message is gone or its entry expired.
     steps.push(el("li", { class: "queued" }, `uploaded ${when(v.uploaded_at)}, routed to ${v.pipeline} on ${v.queue}`));
-    steps.push(el("li", { class: "outcome state-queued" }, "waiting in its queue for a worker"));
+    const said = v.state === "waiting" ? "waiting in its queue for a worker" : "not in the ledger: its message is gone or its entry expired (`dropq backfill` sends it)";
+    steps.push(el("li", { class: "outcome state-queued" }, said));
     return el("ol", { class: "timeline" }, ...steps);
   }
   const retried = v.retries ? ` (retried ${v.retries} time(s))` : "";
-  steps.push(el("li", { class: "queued" }, `in the ledger since ${when(v.queued_at)} on ${v.queue || "?"}${retried}`));
+  steps.push(el("li", { class: "queued" }, `in the ledger since ${when(v.queued_at)} (its first claim, or its last retry) on ${v.queue || "?"}${retried}`));
   for (const a of v.earlier_attempts || []) steps.push(earlierAttempt(a));
   const attempt = v.last_attempt;
   if (attempt) {
