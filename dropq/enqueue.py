@@ -78,8 +78,6 @@ class Enqueuing:
     enqueued: list[Enqueued] = field(default_factory=list)
     skipped: int = 0
     failed: dict[ObjectRef, str] = field(default_factory=dict)
-    # Of the failed, those whose message SQS did not take (after their `mark`, if any).
-    unsent: list[Enqueued] = field(default_factory=list)
 
     def raise_for_failures(self) -> None:
         """ProducerError naming every object that failed (an invocation Lambda must retry)."""
@@ -141,7 +139,6 @@ def enqueue_objects(
         for item in items:
             if id(item) in refused:
                 outcome.failed[item.ref] = refused[id(item)]
-                outcome.unsent.append(item)
                 continue
             outcome.enqueued.append(item)
             # At DEBUG: the batch's `handled` line counts it.

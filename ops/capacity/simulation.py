@@ -402,10 +402,10 @@ class _Simulation:
                 hits.touch(name, STORAGE, f"{name.split()[1]}/s", now, wanted, bound, 0.0)
                 if bound / per_file < worker:
                     worker, storage_limit = bound / per_file, name
-        # The ledger, shared: write units on the table, its busiest index and that index's hottest key. A throttled
-        # request is retried, so each stage gets the share of what it asks (the producer asks what its concurrency allows).
-        table_units = producer * work.table_writes_queued + worker * (work.table_writes - work.table_writes_queued)
-        index_units = producer * work.index_writes_queued + worker * (work.index_writes - work.index_writes_queued)
+        # The ledger: write units on the table, its busiest index and that index's hottest key, all the workers' (the
+        # producer writes none). A throttled request is retried, so the workers get what the ledger serves.
+        table_units = worker * work.table_writes
+        index_units = worker * work.index_writes
         ledger = {
             TABLE_WRITES: (table_units, self.table.capacity(now)),
             INDEX_WRITES: (index_units, self.index.capacity(now)),
@@ -459,8 +459,8 @@ class _Simulation:
             # The last file starts once the queue runs dry and is done its wall time later.
             self.last_done_at = now + min(dt, finished / max(worker, EPSILON)) + self.workload.wall
         work = self.workload
-        table = produced * work.table_writes_queued + finished * (work.table_writes - work.table_writes_queued)
-        index = produced * work.index_writes_queued + finished * (work.index_writes - work.index_writes_queued)
+        table = finished * work.table_writes
+        index = finished * work.index_writes
         self.table.served(now, table / dt)
         self.index.served(now, index / dt)
         previous = (self.producer_rate, self.worker_rate)
@@ -530,13 +530,7 @@ class _Simulation:
         producer_sqs = invocations * math.ceil(self.files_per_invocation / SQS_MAX_BATCH)
         idle_hours = max(0.0, task_hours - self.done / self.per_task / 3600)
         sqs_requests = producer_sqs + self.done * work.sqs_requests + idle_hours * IDLE_SQS_REQUESTS_PER_HOUR * len(pool.queues)
-        write_units = (
-            self.produced * work.table_writes_queued
-            + self.done * (work.table_writes - work.table_writes_queued)
-            + self.produced * work.index_writes_queued
-            + self.done * (work.billed_index_writes - work.index_writes_queued)
-            + task_hours * HEARTBEAT_WRITES_PER_HOUR
-        )
+        write_units = self.done * (work.table_writes + work.billed_index_writes) + task_hours * HEARTBEAT_WRITES_PER_HOUR
         gb_seconds = invocations * self.producer_seconds * PRODUCER_MEMORY_GB
         puts, gets = self.done * work.s3_puts, self.done * work.s3_gets
         return Cost(

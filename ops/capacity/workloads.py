@@ -39,9 +39,9 @@ class Workload:
     """What one file costs: worker CPU seconds (dropq's overhead included), wall seconds, and its requests to AWS.
 
     `wall_seconds` is for a file that is not CPU bound (one that waits on something else); None: its CPU seconds.
-    Ledger writes are write units on the ledger table and on its busiest index (`recent`), of which the producer makes
-    `*_queued` (none: a file's claim creates its entry) and the worker the rest; `hot_key_share` is the share of that
-    index's writes on its hottest partition key value (1/64 when the 64 shards share them evenly).
+    Ledger writes are write units on the ledger table and on its busiest index (`recent`), all made by the worker (a
+    file's claim creates its entry); `hot_key_share` is the share of that index's writes on its hottest partition key
+    value (1/64 when the 64 shards share them evenly).
     """
 
     name: str
@@ -52,9 +52,7 @@ class Workload:
     sqs_requests: float = WORKER_SQS_REQUESTS
     # The claim and the outcome on the table; the claim's entry in `recent`, the only index write of a file that succeeds.
     table_writes: float = 2.0
-    table_writes_queued: float = 0.0
     index_writes: float = 1.0
-    index_writes_queued: float = 0.0
     # Writes to every index of the ledger (billed as write units): `recent` once.
     billed_index_writes: float = 1.0
     hot_key_share: float = 1 / 64
@@ -68,8 +66,6 @@ class Workload:
         for name in ("s3_puts", "s3_gets", "sqs_requests", "table_writes", "index_writes", "billed_index_writes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"workload {self.name}: {name} {getattr(self, name)} must be at least 0")
-        if not 0 <= self.table_writes_queued <= self.table_writes or not 0 <= self.index_writes_queued <= self.index_writes:
-            raise ValueError(f"workload {self.name}: the producer's writes cannot exceed the file's")
         if not 0 < self.hot_key_share <= 1:
             raise ValueError(f"workload {self.name}: hot_key_share {self.hot_key_share} is outside 0..1")
 
