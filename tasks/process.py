@@ -23,12 +23,14 @@ from tasks.chords import plan as parts_plan
 from tasks.chords import split_of
 from tasks.chords import start as start_parts
 from tasks.pipelines import PIPELINES, VERSIONS, Job
+from tasks.pipelines.tables import part_name
 from tasks.services import clients, events, ledger_writes, superseded
-from tasks.storage import delete_keys, download, upload_folder
+from tasks.storage import S3_MAX_KEY_BYTES, delete_keys, download, upload_folder
 
-# S3 keys are at most 1024 bytes of UTF-8: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
-S3_MAX_KEY_BYTES = 1024
-# The longest output name a built-in pipeline writes ("thumb-512.png", "metadata.json", ...).
+# The longest output name each built-in pipeline writes, checked before a file is processed: a table's parts
+# (data/part-000000000000.parquet, 30 bytes); the others' ("thumb-512.png", "metadata.json", ...) fit in 16. Longer
+# names, another pipeline's, are refused when they are uploaded (tasks/storage.py).
+LONGEST_OUTPUT_NAMES = {"tables": len(part_name(0))}
 LONGEST_OUTPUT_NAME = 16
 # A claimed file's lease, renewed every third of it while its task runs (a file done sooner is never renewed).
 # No chattier than it must be: a renewal may fail once and the lease still holds. No longer than it may be: a
@@ -57,7 +59,7 @@ def check_input(ref: ObjectRef, pipeline: str, settings: Settings) -> str:
     if ref.size > settings.max_input_bytes:
         raise InputError(f"the file is {ref.size} bytes, over the {settings.max_input_bytes}-byte limit for inputs")
     folder = settings.topology.output_folder(pipeline, ref.key)
-    if len(folder.encode("utf-8")) + LONGEST_OUTPUT_NAME > S3_MAX_KEY_BYTES:
+    if len(folder.encode("utf-8")) + LONGEST_OUTPUT_NAMES.get(pipeline, LONGEST_OUTPUT_NAME) > S3_MAX_KEY_BYTES:
         raise InputError(f"the key is too long: its outputs' keys would exceed S3's {S3_MAX_KEY_BYTES}-byte limit")
     return folder
 

@@ -32,6 +32,8 @@ from dropq.errors import InputError, PermanentError, TransientError
 from dropq.objects import ObjectRef
 
 CHUNK = 1024 * 1024
+# S3 keys are at most 1024 bytes of UTF-8: https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html
+S3_MAX_KEY_BYTES = 1024
 # Outputs are uploaded side by side, this many at a time; those of this size or more go up in parts
 # (boto3's default multipart threshold).
 UPLOAD_THREADS = 8
@@ -163,9 +165,16 @@ def upload_file(s3: Any, bucket: str, path: Path, key: str) -> None:
 
 
 def upload_folder(s3: Any, bucket: str, folder: Path, prefix: str) -> list[str]:
-    """Upload every file below `folder` to `prefix` + its relative path, side by side; return the keys, sorted."""
+    """Upload every file below `folder` to `prefix` + its relative path, side by side; return the keys, sorted.
+    InputError, and nothing uploaded, when a key would be longer than S3 allows (a pipeline's own output names)."""
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
     keys = [prefix + path.relative_to(folder).as_posix() for path in paths]
+    for key in keys:
+        if (size := len(key.encode("utf-8"))) > S3_MAX_KEY_BYTES:
+            name = key.removeprefix(prefix)
+            raise InputError(
+                f"the key is too long: its output {name!r} would have a key of {size} bytes, over S3's {S3_MAX_KEY_BYTES}-byte limit"
+            )
     with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(paths)))) as pool:
         # list() re-raises the first failure, once every upload has ended.
         list(pool.map(lambda pair: upload_file(s3, bucket, *pair), zip(paths, keys, strict=True)))

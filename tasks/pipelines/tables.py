@@ -190,13 +190,18 @@ def plan(ref: ObjectRef, read: ReadRange) -> list[dict[str, Any]]:
     return [{"range": [start, end], "schema": schema} for start, end in itertools.pairwise(cuts)]
 
 
+def part_name(start: int) -> str:
+    """The output name of the chunk that starts at byte `start`: always as long (offsets are 12 digits)."""
+    return f"data/part-{start:012d}.parquet"
+
+
 def convert_chunk(job: Job, args: dict[str, Any]) -> dict[str, Any]:
     """Write one chunk as data/part-<n>.parquet; return its rows and column profile."""
     start, end = args["range"]
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(args["schema"]))) if "schema" in args else None
     where = f" (in bytes {start}..{end})" if schema is not None else ""
     table, kind = read_table(job, schema=schema, header=start == 0, where=where)
-    name = f"data/part-{start:012d}.parquet"
+    name = part_name(start)
     (job.out_dir / "data").mkdir(exist_ok=True)
     pq.write_table(table, job.out_dir / name, compression="zstd")
     # The types the Parquet file holds, which is what its readers see: Parquet has no seconds (timestamp[s] is written

@@ -32,3 +32,22 @@ def test_a_folder_of_outputs_lands_under_its_prefix_with_content_types(moto_sett
     # The large one went up in parts: S3 gives a multipart upload an ETag ending in "-<parts>".
     assert "-" in s3.head_object(Bucket=moto_settings.bucket, Key=prefix + "big.bin")["ETag"]
     assert s3.get_object(Bucket=moto_settings.bucket, Key=prefix + "thumb-128.jpg")["Body"].read() == files["thumb-128.jpg"]
+
+
+def test_an_output_whose_key_would_pass_s3s_limit_is_refused_with_why_and_nothing_is_uploaded(
+    moto_settings: Settings, tmp_path: Path
+) -> None:
+    import pytest
+
+    from dropq.errors import InputError
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "part-000000000000.parquet").write_bytes(b"x")
+    (tmp_path / "profile.json").write_bytes(b"{}")
+    prefix = "processed/tables/incoming/" + "k" * (1024 - len("processed/tables/incoming/") - 20) + "/"
+    # A prefix of 1,005 bytes: the part's name (30) makes a key of 1,035 bytes; profile.json's (12) would fit
+    too_long = r"the key is too long: its output 'data/part-000000000000.parquet' would have a key of 1035 bytes"
+    with pytest.raises(InputError, match=too_long):
+        upload_folder(moto_settings.client("s3"), moto_settings.bucket, tmp_path, prefix)
+    listed = moto_settings.client("s3").list_objects_v2(Bucket=moto_settings.bucket, Prefix=prefix[:200])
+    assert listed.get("KeyCount") == 0, "not even the output that would fit"

@@ -28,6 +28,9 @@ def test_a_good_input_gets_its_output_folder() -> None:
         ({"size": 1001}, "images", "the file is 1001 bytes, over the 1000-byte limit"),
         ({"key": "incoming/../../etc/passwd"}, "metadata", r"'\.\.' path segment"),
         ({"key": "incoming/" + "é" * 500}, "metadata", "the key is too long"),
+        # A table's outputs are named data/part-000000000000.parquet (30 bytes): a key that leaves room for a shorter
+        # name only is refused at once, not by S3 once processed (KeyTooLongError)
+        ({"key": "incoming/" + "t" * (1024 - len("processed/tables/incoming//") - 29) + ".csv"}, "tables", "the key is too long"),
         ({}, "nope", "no pipeline called 'nope'"),
     ],
 )
@@ -83,3 +86,12 @@ def test_every_client_retries_in_the_sdks_standard_mode_unless_told_otherwise() 
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
     once = SETTINGS.client("dynamodb", config=Config(read_timeout=3, retries={"mode": "standard", "total_max_attempts": 1}))
     assert once.meta.config.retries["total_max_attempts"] == 1 and once.meta.config.read_timeout == 3
+
+
+def test_the_longest_key_a_pipelines_outputs_fit_in_passes() -> None:
+    key = "incoming/" + "t" * (1024 - len("processed/tables/incoming//") - 30 - 4) + ".csv"
+    folder = check_input(dataclasses.replace(REF, key=key), "tables", SETTINGS)
+    assert len((folder + "data/part-000000000000.parquet").encode()) == 1024
+    # An image's outputs are shorter: a key 14 bytes longer still fits them
+    image = "incoming/" + "i" * (1024 - len("processed/images/incoming//") - 16 - 4) + ".jpg"
+    assert check_input(dataclasses.replace(REF, key=image), "images", SETTINGS).endswith(".jpg/")
