@@ -347,7 +347,7 @@ def walk(
     if not dry_run:
         checkpoint.save()  # a run cut short on its first page is carried on too (`cut_short`)
     for page in pages:
-        objects = [ref for ref in page.objects if topology.is_inbox_key(ref.key)]
+        objects = [ref for ref in page.objects if topology.is_inbox_key(ref.key, ref.size)]
         progress.ignored += len(page.objects) - len(objects)
         progress.listed += len(objects)
         if reprocess is not None:

@@ -54,6 +54,11 @@ def check_input(ref: ObjectRef, pipeline: str, settings: Settings) -> str:
         raise InputError(f"no pipeline called {pipeline!r}; known: {', '.join(sorted(PIPELINES))}")
     if any(part in ("..", ".") for part in ref.key.split("/")):
         raise InputError("the key contains a '.' or '..' path segment; outputs could escape their folder")
+    if ref.key.endswith("/"):
+        raise InputError(
+            "the key ends in '/', which S3's console and tools show as a folder, not a file: "
+            "upload it under a name that does not end in '/'"
+        )
     if ref.size == 0:
         raise InputError("the file is empty (0 bytes): there is nothing to process")
     if ref.size > settings.max_input_bytes:

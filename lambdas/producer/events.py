@@ -40,7 +40,7 @@ def parse_s3_event(event: dict[str, Any], topology: Topology) -> ParsedEvent:
         s3_object = record.s3.get_object
         # The one place dropq decodes an S3 key: notifications carry keys form-encoded ("a+b%C3%BC").
         key = unquote_plus(s3_object.key)
-        if not topology.is_inbox_key(key):
+        if not topology.is_inbox_key(key, s3_object.size):
             ignored += 1
             continue
         objects.append(

@@ -218,6 +218,10 @@ def _bad_inputs() -> dict[str, tuple[bytes, str | None]]:
         "incoming/bad/wide.csv": (b",".join([b"c"] * 1_000_000) + b"\n", "more than 10000 columns"),
         "incoming/bad/../escape.txt": (b"out?\n", "'..' path segment"),
         "incoming/bad/" + "n" * 1000 + ".txt": (b"long\n", "the key is too long"),
+        # A table whose key leaves room for short output names, not for its parts' (data/part-000000000000.parquet)
+        "incoming/bad/" + "t" * 967 + ".csv": (b"a,b\n1,2\n", "the key is too long"),
+        # Bytes under a key that S3's console shows as a folder: failed with why, not passed over unseen
+        "incoming/bad/folder-with-bytes/": (b"not a folder\n", "the key ends in '/'"),
         "incoming/bad/фото ü 🙂.txt": (SECRET_CONTENT, None),
         "incoming/bad/with spaces/a file.csv": (b"a,b\n1,2\n", None),
     }

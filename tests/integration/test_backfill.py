@@ -34,8 +34,9 @@ def put(settings: Settings, keys: list[str]) -> list[ObjectRef]:
     s3 = settings.client("s3")
     refs = []
     for key in keys:
-        etag = s3.put_object(Bucket=settings.bucket, Key=key, Body=key.encode())["ETag"].strip('"')
-        refs.append(ObjectRef(settings.bucket, key, etag, len(key.encode())))
+        body = b"" if key.endswith("/") else key.encode()  # a folder marker is empty, as S3's console makes it
+        etag = s3.put_object(Bucket=settings.bucket, Key=key, Body=body)["ETag"].strip('"')
+        refs.append(ObjectRef(settings.bucket, key, etag, len(body)))
     return refs
 
 

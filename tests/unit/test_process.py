@@ -27,6 +27,7 @@ def test_a_good_input_gets_its_output_folder() -> None:
         ({"size": 0}, "images", r"the file is empty \(0 bytes\)"),
         ({"size": 1001}, "images", "the file is 1001 bytes, over the 1000-byte limit"),
         ({"key": "incoming/../../etc/passwd"}, "metadata", r"'\.\.' path segment"),
+        ({"key": "incoming/reports/"}, "metadata", "the key ends in '/', which S3's console and tools show as a folder"),
         ({"key": "incoming/" + "é" * 500}, "metadata", "the key is too long"),
         # A table's outputs are named data/part-000000000000.parquet (30 bytes): a key that leaves room for a shorter
         # name only is refused at once, not by S3 once processed (KeyTooLongError)

@@ -32,7 +32,8 @@ def test_queues_are_chosen_by_key_pattern_pipeline_and_size() -> None:
 def test_inbox_keys_exclude_folders_outputs_and_the_prefix_itself() -> None:
     assert TOPOLOGY.is_inbox_key("incoming/a.jpg")
     assert not TOPOLOGY.is_inbox_key("incoming/")
-    assert not TOPOLOGY.is_inbox_key("incoming/folder/")
+    assert not TOPOLOGY.is_inbox_key("incoming/folder/"), "a folder marker (empty)"
+    assert TOPOLOGY.is_inbox_key("incoming/folder/", size=5), "an object with bytes whose key ends in '/' fails with a reason, not unseen"
     assert not TOPOLOGY.is_inbox_key("processed/images/incoming/a.jpg/thumb-128.jpg")
 
 
