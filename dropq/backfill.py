@@ -40,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dropq.enqueue import Enqueued, enqueue_objects, side_by_side
 from dropq.errors import ActionError
-from dropq.ledger import QUEUED, RUNNING, SUCCEEDED, Ledger, file_pk, iso
+from dropq.ledger import QUEUED, SUCCEEDED, Ledger, file_pk, iso, unheld
 from dropq.objects import ObjectRef
 from dropq.settings import Settings
 from dropq.signals import StopRequest
@@ -402,8 +402,7 @@ def _message_gone(entry: dict[str, Any], topology: Topology, resend_open: bool) 
     """Whether a queued file's message (or a running one's, its lease run out) may be gone: updated longer ago than its
     queue keeps a message, or, with `resend_open`, at all (a local cloud put back, whose delayed messages were not
     saved). A file whose message still waits is claimed once, whichever message comes first."""
-    state = entry.get("state")
-    if state not in (QUEUED, RUNNING) or (state == RUNNING and float(entry.get("lease_until") or 0) >= time.time()):
+    if not unheld(entry):
         return False
     if resend_open:
         return True

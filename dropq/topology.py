@@ -614,10 +614,11 @@ class Topology:
                 return schedule if schedule.queue else dataclasses.replace(schedule, queue=self.default_queue)
         raise KeyError(f"no schedule {name!r} in the topology; known: {sorted(s.name for s in self.schedules)}")
 
-    def is_inbox_key(self, key: str, size: int = 0) -> bool:
+    def is_inbox_key(self, key: str, size: int | None = 0) -> bool:
         """Whether an object of `size` bytes at `key` is an input the producer should handle: below the inbox, and not a
         folder marker (an empty object whose key ends in '/', as S3's console makes). One whose key ends in '/' but
-        that holds bytes is an input: it fails with a reason a person can act on, instead of passing unseen."""
+        that holds bytes is an input: it fails with a reason a person can act on, instead of passing unseen. A size
+        not known yet (None) rules out the key only."""
         folder_marker = key.endswith("/") and size == 0
         return key.startswith(self.inbox_prefix) and key != self.inbox_prefix and not folder_marker
 

@@ -265,7 +265,7 @@ def waiting_version(s3: Any, topology: Topology, bucket: str, key: str, known: s
     """The inbox object `key` as S3 has it now (one HeadObject), as `summary` gives an entry, when the ledger has no
     entry for it (its ETag not in `known`): `waiting` in the queue it was routed to, or `unrecorded` once it was uploaded
     longer ago than that queue keeps a message."""
-    if not topology.is_inbox_key(key, size=1):  # its size is not known yet: a folder marker is dropped below
+    if not topology.is_inbox_key(key, size=None):  # a folder marker is ruled out once its size is known, below
         return None
     try:
         head = s3.head_object(Bucket=bucket, Key=key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from typing import Any
 
 from dropq.enqueue import Enqueued, plan, send_all
 from dropq.errors import ActionError, ProducerError
-from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Ledger, entry_ref
+from dropq.ledger import FAILED, QUEUED, RUNNING, SUCCEEDED, Ledger, entry_ref, unheld
 from dropq.settings import Settings
 from dropq.signing import Signer
 
@@ -36,8 +35,7 @@ def retry_file(
         )
     if state == SUCCEEDED and not force:
         raise ActionError(f"{key} is succeeded, not failed: `dropq retry --force {key}` processes it again")
-    orphan = state == QUEUED or (state == RUNNING and float(entry.get("lease_until") or 0) < time.time())
-    if state not in (FAILED, SUCCEEDED) and not (orphan and resend_queued):
+    if state not in (FAILED, SUCCEEDED) and not (unheld(entry) and resend_queued):
         lease = " and its lease is live: it runs now" if state == RUNNING else ""
         raise ActionError(f"{key} is {state}{lease}, not failed: only a failed file is retried (or a succeeded one, with --force)")
     ref = entry_ref(entry)

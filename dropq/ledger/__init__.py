@@ -48,6 +48,7 @@ from dropq.ledger.states import (
     attempt_record,
     closed_history,
     last_recorded,
+    unheld,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "iso",
     "last_recorded",
     "ledger_for",
+    "unheld",
 ]
 
 

@@ -3,6 +3,7 @@ constant each), what a claim found, and the records of ended attempts an entry k
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,13 @@ def last_recorded(entry: dict[str, Any]) -> bool:
     """Whether the entry's own last attempt is in its history already (given back to be retried, and not claimed since)."""
     history = entry.get(HISTORY) or []
     return bool(history) and history[-1].get("started_at") == entry.get("started_at")
+
+
+def unheld(entry: dict[str, Any]) -> bool:
+    """Whether a file in flight is held by no live attempt: queued, or running with its lease run out (what CLAIMABLE
+    lets the next claim take, new files apart)."""
+    state = entry.get("state")
+    return state == QUEUED or (state == RUNNING and float(entry.get("lease_until") or 0) < time.time())
 
 
 def lost_record(entry: dict[str, Any]) -> tuple[dict[str, Any], ...]:
